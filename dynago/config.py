@@ -1,0 +1,158 @@
+"""Node configuration: one frozen object, every field with its unit and default.
+
+Presets:
+
+* ``Config.lan()`` — the default for a cluster on one local network.
+* ``Config.local()`` — faster timings for clusters on one machine and for tests.
+
+``validate()`` checks each field and the relations between fields and raises
+``ConfigError`` with a plain sentence; nothing else in the node re-checks them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+PROTOCOL_VERSION = 1
+"""Version of the wire protocol this code speaks."""
+
+MIN_COMPATIBLE_PROTOCOL_VERSION = 1
+"""Oldest peer protocol version this code still understands."""
+
+DEFAULT_CLUSTER = "dynago"
+
+
+class ConfigError(ValueError):
+    """A configuration value, or a combination of values, is not usable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Timing and size settings of one node.
+
+    Every ``*_s`` field is in seconds (floats allowed), every ``*_bytes`` in bytes.
+    """
+
+    cluster: str = DEFAULT_CLUSTER
+    """Cluster name. Nodes refuse streams from nodes with another name."""
+
+    tick_interval_s: float = 0.05
+    """How often the membership actor gets a timer tick (default 0.05 s). Every periodic
+    action below is rounded up to a multiple of it: lower it for finer timing, at the cost
+    of more wake-ups of an idle node."""
+
+    gossip_interval_s: float = 0.2
+    """Period of a gossip round (default 0.2 s). Each round sends the pending changes to
+    ``gossip_fanout`` random members. Lower spreads changes faster and sends more messages."""
+
+    gossip_fanout: int = 3
+    """Members a gossip round sends to (default 3). Higher spreads faster, costs
+    proportionally more messages per round."""
+
+    retransmit_mult: int = 4
+    """A change is sent in ``retransmit_mult * ceil(log10(N + 1))`` rounds before it is
+    dropped from the gossip queue (default 4, as memberlist). Higher makes a change more
+    likely to reach everyone under loss; lower saves bytes."""
+
+    max_updates_per_message: int = 64
+    """Most member records in one gossip message (default 64). Bounds message size."""
+
+    anti_entropy_interval_s: float = 10.0
+    """Period of the full-state exchange with one random member (default 10 s). It repairs
+    whatever gossip missed. Lower repairs faster; each exchange costs O(N) bytes."""
+
+    max_members_per_sync_message: int = 256
+    """Most member records in one chunk of a full-state exchange (default 256)."""
+
+    max_message_bytes: int = 1 << 20
+    """Largest message accepted or sent on a stream (default 1 MiB). Larger ones are refused."""
+
+    connect_timeout_s: float = 3.0
+    """How long a dial may take, handshake included, before it counts as failed (default 3 s)."""
+
+    reconnect_initial_backoff_s: float = 0.1
+    """First delay before redialling a lost stream (default 0.1 s); it doubles per failure."""
+
+    reconnect_max_backoff_s: float = 5.0
+    """Cap on the redial delay (default 5 s). Each delay is jittered to between half and
+    all of its value, so peers do not redial in step."""
+
+    outbound_buffer_size: int = 256
+    """Messages a peer actor holds while its stream is down (default 256); the oldest is
+    dropped (and counted) beyond that."""
+
+    leave_timeout_s: float = 1.0
+    """How long a leaving node waits for its leave notice to be written to its peers
+    (default 1 s) before it stops anyway."""
+
+    keepalive_interval_s: float = 10.0
+    """HTTP/2 keepalive ping period on node-to-node connections (default 10 s). A hint about
+    the connection only; it never decides that a member failed."""
+
+    @classmethod
+    def lan(cls, **overrides: object) -> Config:
+        """The default preset for nodes on one local network."""
+        return dataclasses.replace(cls(), **overrides)  # type: ignore[arg-type]
+
+    @classmethod
+    def local(cls, **overrides: object) -> Config:
+        """Faster timings for nodes on one machine and for tests."""
+        base = cls(
+            gossip_interval_s=0.1,
+            anti_entropy_interval_s=2.0,
+            reconnect_max_backoff_s=1.0,
+            connect_timeout_s=2.0,
+        )
+        return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+    def validate(self) -> Config:
+        """Return self if usable, else raise ConfigError saying what is wrong."""
+        if not self.cluster or len(self.cluster) > 128:
+            raise ConfigError("cluster name must be 1 to 128 characters long")
+        positive = {
+            "tick_interval_s": self.tick_interval_s,
+            "gossip_interval_s": self.gossip_interval_s,
+            "anti_entropy_interval_s": self.anti_entropy_interval_s,
+            "connect_timeout_s": self.connect_timeout_s,
+            "reconnect_initial_backoff_s": self.reconnect_initial_backoff_s,
+            "reconnect_max_backoff_s": self.reconnect_max_backoff_s,
+            "leave_timeout_s": self.leave_timeout_s,
+            "keepalive_interval_s": self.keepalive_interval_s,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"{name} must be greater than 0, got {value}")
+        counts = {
+            "gossip_fanout": self.gossip_fanout,
+            "retransmit_mult": self.retransmit_mult,
+            "max_updates_per_message": self.max_updates_per_message,
+            "max_members_per_sync_message": self.max_members_per_sync_message,
+            "outbound_buffer_size": self.outbound_buffer_size,
+        }
+        for name, count in counts.items():
+            if count < 1:
+                raise ConfigError(f"{name} must be at least 1, got {count}")
+        if self.gossip_interval_s < self.tick_interval_s:
+            raise ConfigError(
+                "gossip_interval_s must be at least tick_interval_s: "
+                "gossip rounds run on ticks"
+            )
+        if self.anti_entropy_interval_s < self.gossip_interval_s:
+            raise ConfigError(
+                "anti_entropy_interval_s must be at least gossip_interval_s: the full-state "
+                "exchange repairs what gossip missed and should be the rarer of the two"
+            )
+        if self.reconnect_max_backoff_s < self.reconnect_initial_backoff_s:
+            raise ConfigError(
+                "reconnect_max_backoff_s must be at least reconnect_initial_backoff_s"
+            )
+        # A member record is at most ~600 bytes on the wire (name and address are capped).
+        worst = 600 * max(self.max_updates_per_message, self.max_members_per_sync_message)
+        if self.max_message_bytes < worst:
+            raise ConfigError(
+                f"max_message_bytes ({self.max_message_bytes}) is too small for "
+                f"{max(self.max_updates_per_message, self.max_members_per_sync_message)} "
+                f"members per message; it must be at least {worst}"
+            )
+        return self
