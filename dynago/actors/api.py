@@ -1,0 +1,87 @@
+"""Small functions for talking to a MembershipActor from outside any actor.
+
+They block the calling thread (with a timeout), so call them from the CLI, the admin API
+or tests, never from inside an actor.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+import pykka
+
+from dynago.actors.messages import (
+    Add,
+    GetStats,
+    Leave,
+    MemberView,
+    Merge,
+    Remove,
+    Snapshot,
+    Subscribe,
+    Unsubscribe,
+)
+from dynago.core.member import Member
+from dynago.core.messages import MemberEvent
+
+Ref = pykka.ActorRef[Any]
+
+
+def snapshot(
+    ref: Ref, *, live_only: bool = False, timeout_s: float = 5.0
+) -> tuple[MemberView, ...]:
+    """The member map, sorted by name; ``live_only`` keeps alive and suspect members."""
+    return cast(tuple[MemberView, ...],
+                ref.ask(Snapshot(include_dead=not live_only), timeout=timeout_s))
+
+
+def add(ref: Ref, member: Member, *, timeout_s: float = 5.0) -> None:
+    """Merge one record. Raises ValueError if it is invalid (and nothing changes)."""
+    ref.ask(Add(member), timeout=timeout_s)
+
+
+def merge(ref: Ref, members: Iterable[Member], *, timeout_s: float = 5.0) -> None:
+    """Merge records, all or nothing. Raises ValueError if any is invalid."""
+    ref.ask(Merge(tuple(members)), timeout=timeout_s)
+
+
+def remove(ref: Ref, name: str, *, timeout_s: float = 5.0) -> None:
+    """Declare ``name`` failed (it refutes if alive). Raises KeyError if unknown."""
+    ref.ask(Remove(name), timeout=timeout_s)
+
+
+def subscribe(
+    ref: Ref, subscriber: Callable[[MemberEvent], None] | Ref, *, timeout_s: float = 5.0
+) -> int:
+    """Receive every later membership event. Returns a token for ``unsubscribe``."""
+    return cast(int, ref.ask(Subscribe(subscriber), timeout=timeout_s))
+
+
+def unsubscribe(ref: Ref, token: int, *, timeout_s: float = 5.0) -> None:
+    ref.ask(Unsubscribe(token), timeout=timeout_s)
+
+
+def stats(ref: Ref, *, timeout_s: float = 5.0) -> dict[str, int]:
+    return cast(dict[str, int], ref.ask(GetStats(), timeout=timeout_s))
+
+
+def leave(ref: Ref, *, timeout_s: float = 1.0) -> bool:
+    """Announce the leave and wait, at most ``timeout_s``, until it was written to every
+    connected peer. Returns True if it was, False if the time ran out first."""
+    deadline = time.monotonic() + timeout_s
+    peer_futures = cast(list[pykka.Future[Any]], ref.ask(Leave(), timeout=timeout_s))
+    flushes: list[concurrent.futures.Future[None]] = []
+    for future in peer_futures:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            flushes.append(future.get(timeout=remaining))
+        except (pykka.Timeout, pykka.ActorDeadError):
+            return False
+    remaining = max(0.0, deadline - time.monotonic())
+    _done, pending = concurrent.futures.wait(flushes, timeout=remaining)
+    return not pending

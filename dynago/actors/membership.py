@@ -1,0 +1,260 @@
+"""MembershipActor: owns the node's member map (a MembershipCore) and nothing else does.
+
+Each message is dispatched to a named method that calls the pure core and carries out
+the effects it returns: ``Send`` goes to the PeerActor of that member (started on first
+use), ``Publish`` goes to the subscribers, ``DialSeed`` goes to the transport. The actor
+never waits on another actor or on the network.
+
+Message protocol: see dynago.actors.messages (Add, Remove, Merge, Snapshot, Subscribe,
+Unsubscribe, Leave, GetStats; and the private Tick, StreamOpened, PeerMessage,
+DialSeedFailed, PeerConnectivity).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from dynago.actors.messages import (
+    Add,
+    Attach,
+    Deliver,
+    DialSeedFailed,
+    Flush,
+    GetStats,
+    Leave,
+    MemberView,
+    Merge,
+    PeerConnectivity,
+    PeerMessage,
+    Remove,
+    SetAddress,
+    Snapshot,
+    StreamOpened,
+    Subscribe,
+    Tick,
+    Unsubscribe,
+)
+from dynago.actors.peer import PeerActor
+from dynago.actors.timers import Scheduler
+from dynago.clock import Clock
+from dynago.config import Config
+from dynago.core.member import Status
+from dynago.core.membership import MembershipCore
+from dynago.core.messages import DialSeed, Effect, MemberEvent, Publish, Send
+from dynago.transport.base import Stream, Transport
+
+log = logging.getLogger(__name__)
+
+
+class MembershipActor(pykka.ThreadingActor):
+    """The single owner of this node's member map."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        address: str,
+        config: Config,
+        transport: Transport,
+        clock: Clock,
+        scheduler: Scheduler,
+        seeds: tuple[str, ...] = (),
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        self._config = config
+        self._transport = transport
+        self._clock = clock
+        self._scheduler = scheduler
+        self._rng = random.Random(seed)
+        self.core = MembershipCore(
+            name, address, config, random.Random(self._rng.getrandbits(64)),
+            clock.monotonic(), seeds=seeds,
+        )
+        self.name = name
+        self._peers: dict[str, pykka.ActorRef[Any]] = {}
+        self._subscribers: dict[int, Callable[[MemberEvent], None] | Any] = {}
+        self._tokens = itertools.count(1)
+        self._handler_errors = 0
+        self._seed_dial_failures = 0
+
+    # ------------------------------------------------------------------ pykka
+
+    def on_start(self) -> None:
+        log.info("node %s (%s) started; cluster %r",
+                 self.name, self.core.local_member.address, self._config.cluster)
+
+    def on_stop(self) -> None:
+        # Stopping is the one time this actor waits on others: peers never ask it anything,
+        # so this cannot deadlock, and a node must not leave peer threads behind.
+        stopping = [peer.stop(block=False) for peer in self._peers.values()]
+        self._peers.clear()
+        for future in stopping:
+            try:
+                future.get(timeout=2.0)
+            except (pykka.Timeout, pykka.ActorDeadError):
+                log.warning("a peer actor did not stop within 2 s")
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Add | Merge | Remove | Snapshot | Subscribe | Leave | GetStats):
+            # Asked by a user: errors go back to the caller.
+            return self._dispatch(message)
+        try:
+            return self._dispatch(message)
+        except Exception:
+            # A bug while handling a tell would otherwise stop the actor silently.
+            self._handler_errors += 1
+            log.exception("membership: failed to handle %r", message)
+            return None
+
+    def _dispatch(self, message: Any) -> Any:
+        now = self._clock.monotonic()
+        match message:
+            case Tick():
+                self._run(self.core.tick(now))
+            case PeerMessage(sender, address, payload):
+                self._run(self.core.handle(sender, payload, now))
+            case StreamOpened(stream):
+                self._stream_opened(stream, now)
+            case Add(member):
+                self._run(self.core.add(member, now))
+            case Merge(members):
+                self._run(self.core.merge(members, now))
+            case Remove(name):
+                self._run(self.core.remove(name, now))
+            case Snapshot(include_dead):
+                return self._snapshot(include_dead, now)
+            case Subscribe(subscriber):
+                token = next(self._tokens)
+                self._subscribers[token] = subscriber
+                return token
+            case Unsubscribe(token):
+                self._subscribers.pop(token, None)
+            case Leave():
+                return self._leave(now)
+            case GetStats():
+                return self._stats()
+            case DialSeedFailed(address, reason):
+                self._seed_dial_failures += 1
+                log.debug("seed %s unreachable: %s", address, reason)
+            case PeerConnectivity(name, connected):
+                log.debug("stream to %s %s", name, "up" if connected else "down")
+            case _:
+                raise TypeError(f"MembershipActor got an unknown message {message!r}")
+        return None
+
+    # ------------------------------------------------------------------ handlers
+
+    def _stream_opened(self, stream: Stream, now: float) -> None:
+        peer = self._peer(stream.remote_name, stream.remote_address)
+        peer.tell(Attach(stream))
+        self._run(self.core.stream_opened(stream.remote_name, stream.remote_address, now))
+
+    def _leave(self, now: float) -> list[pykka.Future[Any]]:
+        log.info("node %s is leaving the cluster", self.name)
+        self._run(self.core.leave(now))
+        # Non-blocking asks: the caller (never an actor) waits on them, bounded.
+        return [peer.ask(Flush(), block=False) for peer in self._peers.values()]
+
+    def _snapshot(self, include_dead: bool, now: float) -> tuple[MemberView, ...]:
+        wall_now = self._clock.wall()
+        views = []
+        for record in self.core.records():
+            member = record.member
+            if not include_dead and not member.status.is_live:
+                continue
+            views.append(MemberView(
+                name=member.name,
+                address=member.address,
+                status=member.status.label,
+                incarnation=member.incarnation,
+                since=wall_now - (now - record.since),
+            ))
+        return tuple(views)
+
+    def _stats(self) -> dict[str, int]:
+        counters = self.core.counters
+        return {
+            "members_alive": sum(
+                1 for r in self.core.records() if r.member.status is Status.ALIVE
+            ),
+            "peer_actors": len(self._peers),
+            "invalid_records": counters.invalid_records,
+            "refutations": counters.refutations,
+            "gossip_messages_sent": counters.gossip_messages_sent,
+            "sync_exchanges_started": counters.sync_exchanges_started,
+            "handler_errors": self._handler_errors,
+            "seed_dial_failures": self._seed_dial_failures,
+        }
+
+    # ------------------------------------------------------------------ effects
+
+    def _run(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case Send(to, address, message):
+                    if to == self.name:
+                        continue
+                    self._peer(to, address).tell(Deliver(message))
+                case Publish(event):
+                    self._publish(event)
+                case DialSeed(address):
+                    self._dial_seed(address)
+
+    def _dial_seed(self, address: str) -> None:
+        me = self.actor_ref
+        self._transport.dial(
+            address, None, lambda reason: me.tell(DialSeedFailed(address, reason))
+        )
+
+    def _peer(self, name: str, address: str) -> pykka.ActorRef[Any]:
+        """The PeerActor for ``name``, started on first use."""
+        peer = self._peers.get(name)
+        if peer is not None and not peer.is_alive():
+            peer = None
+        if peer is None:
+            if not address:
+                record = self.core.get(name)
+                address = record.member.address if record else ""
+            peer = PeerActor.start(
+                local_name=self.name,
+                peer_name=name,
+                address=address,
+                transport=self._transport,
+                membership=self.actor_ref,
+                scheduler=self._scheduler,
+                config=self._config,
+                seed=self._rng.getrandbits(64),
+            )
+            self._peers[name] = peer
+        return peer
+
+    def _publish(self, event: MemberEvent) -> None:
+        member = event.member
+        log.info("member %s (%s) is now %s, incarnation %d [%s]",
+                 member.name, member.address, member.status.label,
+                 member.incarnation, event.kind.value)
+        previous = event.previous
+        if member.name != self.name:
+            peer = self._peers.get(member.name)
+            if peer is not None and previous is not None and previous.address != member.address:
+                peer.tell(SetAddress(member.address))
+            if member.status is Status.LEFT and peer is not None:
+                # It said goodbye: stop redialling it. A new life gets a new actor.
+                peer.stop(block=False)
+                del self._peers[member.name]
+        for token, subscriber in list(self._subscribers.items()):
+            try:
+                if hasattr(subscriber, "tell"):
+                    subscriber.tell(event)
+                else:
+                    subscriber(event)
+            except Exception:
+                log.exception("membership subscriber %d failed; unsubscribed", token)
+                self._subscribers.pop(token, None)

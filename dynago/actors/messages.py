@@ -1,0 +1,202 @@
+"""Messages of the two actors. One union per actor; commands in the imperative, events in
+the past tense; private messages (timer ticks, transport callbacks) start with nothing
+special but are only sent by dynago itself.
+
+Callers normally use the small functions in dynago.actors.api rather than these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dynago.core.member import Member
+from dynago.core.messages import CoreMessage, MemberEvent
+from dynago.transport.base import Stream
+
+# ---------------------------------------------------------------- MembershipActor
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    """Merge one member record as if gossip had brought it. Ask: raises if invalid."""
+
+    member: Member
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """Declare a member failed at its current incarnation (Serf's force-leave)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """Merge a batch of member records, all or nothing. Ask: raises if any is invalid."""
+
+    members: tuple[Member, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Ask for the current member map as a tuple of MemberView, sorted by name."""
+
+    include_dead: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Publish every later MemberEvent to ``subscriber`` (a callable or an ActorRef).
+
+    A callable runs on the membership actor's thread and must not block. Ask: returns a
+    token for Unsubscribe.
+    """
+
+    subscriber: Callable[[MemberEvent], None] | Any
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """Stop publishing to the subscriber registered under ``token``."""
+
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """Announce that this node leaves. Ask: returns futures to wait on (see api.leave)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetStats:
+    """Ask for counters (dict of name -> int)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Private: a timer tick; the core runs what is due."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOpened:
+    """Private: the transport has a new handshaken stream (either direction)."""
+
+    stream: Stream
+
+
+@dataclass(frozen=True, slots=True)
+class PeerMessage:
+    """Private: a peer actor forwards what its stream delivered."""
+
+    sender: str
+    address: str
+    message: CoreMessage
+
+
+@dataclass(frozen=True, slots=True)
+class DialSeedFailed:
+    """Private: a dial to a seed failed (seed retries are the core's business)."""
+
+    address: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConnectivity:
+    """Private: a peer's stream came up or went down. A hint, never a verdict."""
+
+    name: str
+    connected: bool
+
+
+MembershipMessage = (
+    Add
+    | Remove
+    | Merge
+    | Snapshot
+    | Subscribe
+    | Unsubscribe
+    | Leave
+    | GetStats
+    | Tick
+    | StreamOpened
+    | PeerMessage
+    | DialSeedFailed
+    | PeerConnectivity
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """A member as the admin API and the CLI show it."""
+
+    name: str
+    address: str
+    status: str
+    incarnation: int
+    since: float
+    """Wall-clock time (Unix seconds, this node's clock) at which this node saw the change."""
+
+
+# ---------------------------------------------------------------- PeerActor
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Send ``message`` to the peer: written now if the stream is up, else buffered."""
+
+    message: CoreMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Attach:
+    """A handshaken stream to this peer exists; keep it unless a better one is kept."""
+
+    stream: Stream
+
+
+@dataclass(frozen=True, slots=True)
+class SetAddress:
+    """The peer is now reached at ``address`` (it restarted elsewhere)."""
+
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Ask: returns a concurrent future done when what was queued so far is written."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReceived:
+    """Private: the stream ``stream_id`` delivered ``message``."""
+
+    stream_id: int
+    message: CoreMessage
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClosed:
+    """Private: the stream ``stream_id`` closed."""
+
+    stream_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialFailed:
+    """Private: this actor's dial failed."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Redial:
+    """Private: the backoff delay before redialling is over."""
+
+
+PeerMessageType = (
+    Deliver | Attach | SetAddress | Flush | StreamReceived | StreamClosed | DialFailed | Redial
+)

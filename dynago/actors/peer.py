@@ -1,0 +1,214 @@
+"""PeerActor: one actor per remote node, owning that node's stream.
+
+What the stream delivers arrives in this actor's mailbox (StreamReceived) and is
+forwarded to the MembershipActor; what must go out (Deliver) is queued to the stream's
+writer, or buffered (bounded, oldest dropped first) while there is no stream.
+
+One stream per node pair: when two streams to the same peer exist (both nodes dialled at
+once), both nodes keep the one dialled by the node with the smaller name and close the
+other; of two streams dialled by the same node the newer wins. A lost stream is redialled
+with capped exponential backoff and full jitter; losing it is only a hint to the
+membership layer. Nothing here blocks on the network: dial and send only queue work.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import random
+from typing import Any
+
+import pykka
+
+from dynago.actors.messages import (
+    Attach,
+    Deliver,
+    DialFailed,
+    Flush,
+    PeerConnectivity,
+    PeerMessage,
+    Redial,
+    SetAddress,
+    StreamClosed,
+    StreamReceived,
+)
+from dynago.actors.timers import Scheduler
+from dynago.config import Config
+from dynago.core.messages import CoreMessage
+from dynago.transport.base import Stream, Transport
+
+log = logging.getLogger(__name__)
+
+
+class PeerActor(pykka.ThreadingActor):
+    """Owns the stream to the remote node ``peer_name``."""
+
+    def __init__(
+        self,
+        *,
+        local_name: str,
+        peer_name: str,
+        address: str,
+        transport: Transport,
+        membership: pykka.ActorRef[Any],
+        scheduler: Scheduler,
+        config: Config,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.local_name = local_name
+        self.peer_name = peer_name
+        self.address = address
+        self._transport = transport
+        self._membership = membership
+        self._scheduler = scheduler
+        self._config = config
+        self._rng = random.Random(seed)
+        self._stream: Stream | None = None
+        self._pending: collections.deque[CoreMessage] = collections.deque(
+            maxlen=config.outbound_buffer_size
+        )
+        self._dialing = False
+        self._redial_timer: Any = None
+        self._failures = 0
+        self.dropped = 0
+        self.dials = 0
+
+    # ------------------------------------------------------------------ pykka
+
+    def on_start(self) -> None:
+        log.debug("peer actor for %s (%s) started", self.peer_name, self.address)
+
+    def on_stop(self) -> None:
+        if self._redial_timer is not None:
+            self._redial_timer.cancel()
+        if self._stream is not None:
+            self._stream.close()
+        self._stream = None
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            return self._dispatch(message)
+        except Exception:
+            # A bug in handling one message must not kill the peer's actor (a tell would).
+            log.exception("peer %s: failed to handle %r", self.peer_name, message)
+            return None
+
+    def _dispatch(self, message: Any) -> Any:
+        match message:
+            case Deliver(payload):
+                self._deliver(payload)
+            case StreamReceived(stream_id, payload):
+                self._membership.tell(PeerMessage(self.peer_name, self.address, payload))
+            case Attach(stream):
+                self._attach(stream)
+            case StreamClosed(stream_id, reason):
+                self._closed(stream_id, reason)
+            case DialFailed(reason):
+                self._dial_failed(reason)
+            case Redial():
+                self._redial_timer = None
+                self._ensure_connecting()
+            case SetAddress(address):
+                self.address = address
+            case Flush():
+                return self._flush()
+            case _:
+                raise TypeError(f"PeerActor got an unknown message {message!r}")
+        return None
+
+    # ------------------------------------------------------------------ handlers
+
+    def _deliver(self, payload: CoreMessage) -> None:
+        if self._stream is not None:
+            self._stream.send(payload)
+            return
+        if len(self._pending) == self._pending.maxlen:
+            self.dropped += 1
+        self._pending.append(payload)
+        self._ensure_connecting()
+
+    def _attach(self, stream: Stream) -> None:
+        if stream.outbound:
+            self._dialing = False
+        current = self._stream
+        if current is not None and not self._prefer(stream, current):
+            log.debug("peer %s: keeping stream %d, closing duplicate %d",
+                      self.peer_name, current.stream_id, stream.stream_id)
+            stream.close()
+            return
+        me = self.actor_ref
+        sid = stream.stream_id
+        stream.bind(
+            lambda payload: me.tell(StreamReceived(sid, payload)),
+            lambda reason: me.tell(StreamClosed(sid, reason)),
+        )
+        if current is not None:
+            log.debug("peer %s: stream %d replaces %d", self.peer_name, sid, current.stream_id)
+            current.close()
+        self._stream = stream
+        self._failures = 0
+        if self._redial_timer is not None:
+            self._redial_timer.cancel()
+            self._redial_timer = None
+        if stream.remote_address and stream.outbound:
+            self.address = stream.remote_address
+        while self._pending:
+            stream.send(self._pending.popleft())
+        self._membership.tell(PeerConnectivity(self.peer_name, True))
+
+    def _prefer(self, new: Stream, current: Stream) -> bool:
+        """Whether ``new`` should replace ``current``; both nodes decide alike."""
+        if new.outbound == current.outbound:
+            return True  # the same node dialled both: the newer one is the live one
+        preferred_dialler = min(self.local_name, self.peer_name)
+        new_dialler = self.local_name if new.outbound else self.peer_name
+        return new_dialler == preferred_dialler
+
+    def _closed(self, stream_id: int, reason: str) -> None:
+        if self._stream is None or self._stream.stream_id != stream_id:
+            return
+        log.debug("peer %s: stream %d closed: %s", self.peer_name, stream_id, reason)
+        self._stream = None
+        self._membership.tell(PeerConnectivity(self.peer_name, False))
+        self._schedule_redial()
+
+    def _dial_failed(self, reason: str) -> None:
+        self._dialing = False
+        log.debug("peer %s: dial to %s failed: %s", self.peer_name, self.address, reason)
+        if self._stream is None:
+            self._schedule_redial()
+
+    def _flush(self) -> concurrent.futures.Future[None]:
+        if self._stream is not None:
+            return self._stream.flush()
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        done.set_result(None)
+        return done
+
+    # ------------------------------------------------------------------ dialling
+
+    def _ensure_connecting(self) -> None:
+        if self._stream is not None or self._dialing or self._redial_timer is not None:
+            return
+        self._dialing = True
+        self.dials += 1
+        me = self.actor_ref
+        self._transport.dial(
+            self.address, self.peer_name, lambda reason: me.tell(DialFailed(reason))
+        )
+
+    def _schedule_redial(self) -> None:
+        if self._redial_timer is not None or self._dialing:
+            return
+        delay = self.backoff_delay(self._failures)
+        self._failures += 1
+        me = self.actor_ref
+        self._redial_timer = self._scheduler.call_later(delay, lambda: me.tell(Redial()))
+
+    def backoff_delay(self, failures: int) -> float:
+        """Capped exponential backoff with jitter: in [d/2, d], d = initial * 2**failures."""
+        cap = self._config.reconnect_max_backoff_s
+        delay = min(cap, self._config.reconnect_initial_backoff_s * (2 ** min(failures, 32)))
+        return float(delay * (0.5 + self._rng.random() / 2))

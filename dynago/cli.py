@@ -1,0 +1,261 @@
+"""Command line: ``dynago node | members | leave | demo``. Parses, wires, waits for a signal.
+
+Bad flags, bad addresses and ports in use end with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from dynago.config import DEFAULT_CLUSTER, Config, ConfigError
+from dynago.core.address import AddressError, parse_address
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"dynago: error: {message}\n")
+
+
+def _address(text: str) -> str:
+    try:
+        parse_address(text)
+    except AddressError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _bind_address(text: str) -> str:
+    try:
+        parse_address(text, allow_port_zero=True)
+    except AddressError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dynago", description="A leaderless cluster membership node.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    node = commands.add_parser("node", help="run a cluster node")
+    node.add_argument("--bind", required=True, type=_bind_address, metavar="HOST:PORT",
+                      help="address for node-to-node gRPC (port 0: any free port)")
+    node.add_argument("--seed", action="append", default=[], type=_address,
+                      metavar="HOST:PORT", help="a running member to join through (repeatable)")
+    node.add_argument("--name", help="node name (default: the bound address)")
+    node.add_argument("--http", type=_bind_address, metavar="HOST:PORT",
+                      help="address of the HTTP admin API (default: none)")
+    node.add_argument("--cluster", default=DEFAULT_CLUSTER,
+                      help=f"cluster name; nodes of other clusters are refused "
+                           f"(default {DEFAULT_CLUSTER!r})")
+    node.add_argument("--preset", choices=("lan", "local"), default="lan",
+                      help="timing preset (default lan; local is faster, for one machine)")
+    node.add_argument("--log-level", default="info",
+                      choices=("debug", "info", "warning", "error"))
+
+    members = commands.add_parser("members", help="list the members a node knows")
+    members.add_argument("--http", type=_address, default="127.0.0.1:8001",
+                         metavar="HOST:PORT", help="admin API of the node to ask")
+    members.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    leave = commands.add_parser("leave", help="make a node leave the cluster and stop")
+    leave.add_argument("--http", type=_address, default="127.0.0.1:8001", metavar="HOST:PORT")
+
+    demo = commands.add_parser("demo", help="run a local 3-node cluster and show its members")
+    demo.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    demo.add_argument("--keep", action="store_true",
+                      help="keep the cluster running until Ctrl-C")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"node": run_node, "members": run_members, "leave": run_leave,
+               "demo": run_demo}[args.command]
+    return handler(args)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"dynago: error: {message}", file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------- node
+
+
+def run_node(args: argparse.Namespace) -> int:
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    import pykka
+
+    from dynago.node import Node
+    from dynago.transport.base import TransportError
+
+    preset = Config.local if args.preset == "local" else Config.lan
+    try:
+        config = preset(cluster=args.cluster).validate()
+        node = Node(bind=args.bind, name=args.name, seeds=tuple(args.seed), config=config,
+                    http_bind=args.http)
+    except (ConfigError, AddressError, ValueError) as error:
+        return _fail(str(error))
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        try:
+            node.start()
+        except TransportError as error:
+            return _fail(str(error))
+        except OSError as error:
+            return _fail(f"cannot bind the admin API on {args.http}: {error.strerror or error}")
+        except ValueError as error:
+            return _fail(str(error))
+        if node.http is not None:
+            node.http.set_on_leave(stop.set)
+        print(f"ready name={node.name} address={node.address} http={node.http_address or ''}",
+              flush=True)
+        while not stop.wait(1.0):
+            pass
+        logging.getLogger("dynago").info("stopping: announcing the leave")
+    finally:
+        node.stop(leave=True)
+        pykka.ActorRegistry.stop_all(timeout=1.0)
+    return 0
+
+
+# ---------------------------------------------------------------- members / leave
+
+
+def _fetch(address: str, path: str, method: str = "GET") -> Any:
+    from dynago.launch import http_json
+
+    return http_json(address, path, method=method, timeout_s=5.0)
+
+
+def format_table(members: list[dict[str, Any]]) -> str:
+    """The ``dynago members`` table."""
+    header = ("NAME", "ADDRESS", "STATUS", "INCARNATION", "SINCE")
+    rows = [header]
+    for m in members:
+        rows.append((m["name"], m["address"], m["status"], str(m["incarnation"]),
+                     _since(m["since"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        for row in rows
+    )
+
+
+def _since(stamp: str) -> str:
+    try:
+        moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    age = (datetime.datetime.now(datetime.UTC) - moment).total_seconds()
+    return f"{stamp} ({_age(age)} ago)"
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.0f}h"
+
+
+def run_members(args: argparse.Namespace) -> int:
+    try:
+        members = _fetch(args.http, "/v1/members")
+    except (OSError, urllib.error.URLError, ValueError) as error:
+        return _fail(f"cannot reach the admin API at {args.http}: {_reason(error)}", 1)
+    if args.json:
+        print(json.dumps(members, indent=2))
+    else:
+        print(format_table(members))
+    return 0
+
+
+def run_leave(args: argparse.Namespace) -> int:
+    try:
+        _fetch(args.http, "/v1/leave", method="POST")
+    except (OSError, urllib.error.URLError, ValueError) as error:
+        return _fail(f"cannot reach the admin API at {args.http}: {_reason(error)}", 1)
+    print(f"node at {args.http} is leaving")
+    return 0
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
+        return str(error.reason)
+    return str(error)
+
+
+# ---------------------------------------------------------------- demo
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from dynago.launch import LaunchError, NodeProcess, wait_until
+
+    if not 1 <= args.nodes <= 20:
+        return _fail("--nodes must be between 1 and 20")
+    nodes: list[NodeProcess] = []
+    try:
+        print(f"starting {args.nodes} nodes on 127.0.0.1 (any free ports)...")
+        for i in range(args.nodes):
+            seed = ["--seed", nodes[0].address] if nodes else []
+            node = NodeProcess(["--bind", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                                "--preset", "local", "--cluster", "demo",
+                                "--name", f"node-{i + 1}", *seed])
+            nodes.append(node)
+            node.wait_ready()
+            print(f"  node-{i + 1}: gRPC {node.address}, admin http://{node.http}")
+        last_start = nodes[-1].started_at
+        expected = sorted(node.address for node in nodes)
+        wait_until(lambda: all(sorted(n.members()) == expected for n in nodes),
+                   timeout_s=20, what="every node to list every node")
+        took = time.monotonic() - last_start
+        print(f"all {args.nodes} nodes list all {args.nodes} members "
+              f"({took:.2f} s after the last node was started)\n")
+        print(f"$ dynago members --http {nodes[0].http}")
+        print(format_table(nodes[0].members_v1()))
+        print(f"\n$ curl {nodes[-1].http}/members\n{json.dumps(nodes[-1].members())}")
+        if args.keep:
+            print("\nthe cluster keeps running; press Ctrl-C to stop it")
+            stop = threading.Event()
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            while not stop.wait(1.0):
+                pass
+        print("\nstopping the nodes (each announces its leave)...")
+    except LaunchError as error:
+        return _fail(str(error), 1)
+    finally:
+        for node in reversed(nodes):
+            node.terminate()
+            node.close()
+    print("done")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

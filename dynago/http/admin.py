@@ -1,0 +1,127 @@
+"""HTTP admin API (stdlib ``http.server``; one thread per request, daemon threads).
+
+* ``GET /members``    — JSON array of ``"host:port"`` of live members (alive, suspect),
+  this node included: the shape Dynago's clients read.
+* ``GET /v1/members`` — JSON array of objects: name, address, status, incarnation, since
+  (RFC 3339 UTC time at which this node saw the change).
+* ``GET /healthz``    — 200 ``{"status": "ok", ...}`` while the membership actor answers,
+  503 otherwise.
+* ``POST /v1/leave``  — leave the cluster and stop the node (202).
+
+Handlers only ``ask`` the membership actor (with a timeout); they never touch its state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from dynago.core.address import format_address, parse_address
+
+if TYPE_CHECKING:
+    from dynago.node import Node
+
+log = logging.getLogger(__name__)
+
+
+def _rfc3339(seconds: float) -> str:
+    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    node: Node
+    on_leave: Any
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        log.debug("http %s - %s", self.address_string(), format % args)
+
+    def _send_json(self, status: int, body: Any) -> None:
+        data = (json.dumps(body, indent=None) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        node = self.server.node
+        try:
+            if path == "/members":
+                live = node.members(live_only=True)
+                self._send_json(200, sorted(view.address for view in live))
+            elif path == "/v1/members":
+                views = node.members()
+                self._send_json(200, [
+                    {
+                        "name": v.name,
+                        "address": v.address,
+                        "status": v.status,
+                        "incarnation": v.incarnation,
+                        "since": _rfc3339(v.since),
+                    }
+                    for v in views
+                ])
+            elif path == "/healthz":
+                live = node.members(live_only=True)
+                self._send_json(200, {"status": "ok", "name": node.name,
+                                      "address": node.address, "live_members": len(live)})
+            else:
+                self._send_json(404, {"error": f"no such resource {path}"})
+        except (pykka.ActorDeadError, pykka.Timeout, AssertionError):
+            self._send_json(503, {"status": "unavailable", "error": "membership not running"})
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        path = self.path.split("?", 1)[0].rstrip("/")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(min(length, 1 << 16))
+        if path == "/v1/leave":
+            callback = self.server.on_leave
+            if callback is None:
+                self._send_json(409, {"error": "this node cannot be stopped over HTTP"})
+                return
+            self._send_json(202, {"status": "leaving"})
+            threading.Thread(target=callback, name="dynago-leave", daemon=True).start()
+        else:
+            self._send_json(404, {"error": f"no such resource {path}"})
+
+
+class AdminServer:
+    """Serves the admin API of ``node`` on ``bind`` (port 0: any free port)."""
+
+    def __init__(self, bind: str, node: Node, on_leave: Any = None) -> None:
+        host, port = parse_address(bind, allow_port_zero=True)
+        self._server = _Server((host, port), _Handler)
+        self._server.node = node
+        self._server.on_leave = on_leave
+        bound_port = self._server.server_address[1]
+        self.address = format_address(host, int(bound_port))
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="dynago-http", daemon=True,
+            kwargs={"poll_interval": 0.5},
+        )
+
+    def set_on_leave(self, callback: Any) -> None:
+        """Called (on its own thread) when ``POST /v1/leave`` arrives."""
+        self._server.on_leave = callback
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,144 @@
+"""Node: wires a transport, a MembershipActor, a ticker and the admin API together.
+
+The CLI builds one; tests build them in-process too (with a MemoryNetwork transport and a
+ManualClock if they like). ``start`` binds everything or raises; ``stop`` takes it all
+down again: actors first, then the transport (the other order waits out gRPC's grace).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pykka
+
+from dynago.actors import api
+from dynago.actors.membership import MembershipActor
+from dynago.actors.messages import MemberView, StreamOpened, Tick
+from dynago.actors.timers import Scheduler, ThreadScheduler, Timer
+from dynago.clock import Clock, SystemClock
+from dynago.config import Config
+from dynago.core.address import parse_address
+from dynago.transport.base import Stream
+
+log = logging.getLogger(__name__)
+
+
+class Node:
+    """One cluster node."""
+
+    def __init__(
+        self,
+        *,
+        bind: str,
+        name: str | None = None,
+        seeds: tuple[str, ...] = (),
+        config: Config | None = None,
+        http_bind: str | None = None,
+        transport: Any = None,
+        clock: Clock | None = None,
+        scheduler: Scheduler | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.config = (config or Config.lan()).validate()
+        parse_address(bind, allow_port_zero=True)
+        for address in seeds:
+            parse_address(address)
+        if http_bind is not None:
+            parse_address(http_bind, allow_port_zero=True)
+        self._bind = bind
+        self._requested_name = name
+        self._seeds = tuple(seeds)
+        self._http_bind = http_bind
+        self._clock = clock or SystemClock()
+        self._own_scheduler = scheduler is None
+        self._scheduler: Scheduler | None = scheduler
+        self._rng_seed = seed
+        if transport is None:
+            from dynago.transport.grpc_transport import GrpcTransport
+
+            transport = GrpcTransport(self.config)
+        self.transport = transport
+        self.membership: pykka.ActorRef[Any] | None = None
+        self.address = ""
+        self.name = ""
+        self.http: Any = None
+        self._ticker: Timer | None = None
+        self._stopped = False
+
+    def start(self) -> Node:
+        """Bind, start the actors and begin joining. Raises TransportError or OSError."""
+        self.address = self.transport.bind(self._bind)
+        try:
+            self.name = self._requested_name or self.address
+            seeds = tuple(s for s in self._seeds if s != self.address)
+            if self._scheduler is None:
+                self._scheduler = ThreadScheduler()
+            self.membership = MembershipActor.start(
+                name=self.name,
+                address=self.address,
+                config=self.config,
+                transport=self.transport,
+                clock=self._clock,
+                scheduler=self._scheduler,
+                seeds=seeds,
+                seed=self._rng_seed,
+            )
+            membership = self.membership
+
+            def on_stream(stream: Stream) -> None:
+                membership.tell(StreamOpened(stream))
+
+            self.transport.serve(self.name, self.address, on_stream)
+            self._ticker = self._scheduler.call_every(
+                self.config.tick_interval_s, lambda: membership.tell(Tick())
+            )
+            if self._http_bind is not None:
+                from dynago.http.admin import AdminServer
+
+                self.http = AdminServer(self._http_bind, self)
+                self.http.start()
+        except BaseException:
+            self.stop(leave=False)
+            raise
+        return self
+
+    @property
+    def http_address(self) -> str | None:
+        return self.http.address if self.http is not None else None
+
+    def members(self, *, live_only: bool = False) -> tuple[MemberView, ...]:
+        """Snapshot of the member map (see api.snapshot)."""
+        assert self.membership is not None, "start() first"
+        return api.snapshot(self.membership, live_only=live_only)
+
+    def leave(self) -> bool:
+        """Announce the leave and wait (bounded by config.leave_timeout_s) until it is out."""
+        if self.membership is None or not self.membership.is_alive():
+            return False
+        try:
+            return api.leave(self.membership, timeout_s=self.config.leave_timeout_s)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return False
+
+    def stop(self, *, leave: bool = True) -> None:
+        """Leave (unless told not to), then stop actors, the transport and the admin API."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if leave:
+            self.leave()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self.http is not None:
+            self.http.stop()
+        if self.membership is not None:
+            try:
+                self.membership.stop(timeout=3.0)  # stops its peer actors too
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+        stop = getattr(self.transport, "stop", None)
+        if stop is not None:
+            stop()
+        if self._own_scheduler and isinstance(self._scheduler, ThreadScheduler):
+            self._scheduler.stop()

@@ -1,0 +1,1 @@
+"""Wire protocol of dynago (membership.proto) and its generated code; see scripts/gen_proto.py."""

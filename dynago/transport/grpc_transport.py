@@ -1,0 +1,493 @@
+"""gRPC transport: one grpc.aio event loop thread per process, one bidi stream per peer.
+
+Threads: every gRPC object lives on the loop thread ``dynago-transport``. Other threads
+reach it only through ``loop.call_soon_threadsafe`` / ``run_coroutine_threadsafe``; the
+loop reaches actors only through the callbacks of transport.base, which ``tell``. The
+loop never waits on an actor.
+
+Wire: the method ``/dynago.v1.Membership/Stream`` carries raw bytes, each an Envelope
+(dynago/proto/membership.proto) decoded by transport.codec, so malformed bytes are
+counted here and close only their own stream. The first message each way is a Hello;
+a refusal (other cluster, incompatible version) is logged on both sides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from dynago.config import MIN_COMPATIBLE_PROTOCOL_VERSION, PROTOCOL_VERSION, Config
+from dynago.core.address import AddressError, parse_address
+from dynago.core.messages import CoreMessage, Gossip, StateSync
+from dynago.transport import codec
+from dynago.transport.base import OnDialFailed, OnStream, TransportError
+
+log = logging.getLogger(__name__)
+
+SERVICE = "dynago.v1.Membership"
+METHOD = f"/{SERVICE}/Stream"
+
+
+@dataclass
+class TransportCounters:
+    """Traffic counters; written on the loop thread only."""
+
+    streams_opened: int = 0
+    streams_refused: int = 0
+    dials_failed: int = 0
+    malformed_messages: int = 0
+    oversized_dropped: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    by_kind_out: dict[str, int] = field(default_factory=dict)
+
+
+_FLUSH = object()
+
+
+class GrpcStream:
+    """A handshaken stream; implements transport.base.Stream."""
+
+    def __init__(
+        self,
+        transport: GrpcTransport,
+        *,
+        stream_id: int,
+        outbound: bool,
+        remote: codec.Hello,
+        read: Callable[[], Awaitable[Any]],
+        write: Callable[[bytes], Awaitable[None]],
+        cancel: Callable[[], None],
+    ) -> None:
+        self._transport = transport
+        self._loop = transport.loop
+        self._id = stream_id
+        self._outbound = outbound
+        self._remote = remote
+        self._read = read
+        self._write = write
+        self._cancel = cancel
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._early: list[CoreMessage] = []
+        self._on_message: Callable[[CoreMessage], None] | None = None
+        self._on_closed: Callable[[str], None] | None = None
+        self._closed_reason: str | None = None
+        self._flushes: list[concurrent.futures.Future[None]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    # -- transport.base.Stream (thread-safe) ---------------------------------
+
+    @property
+    def stream_id(self) -> int:
+        return self._id
+
+    @property
+    def outbound(self) -> bool:
+        return self._outbound
+
+    @property
+    def remote_name(self) -> str:
+        return self._remote.name
+
+    @property
+    def remote_address(self) -> str:
+        return self._remote.address
+
+    def bind(
+        self, on_message: Callable[[CoreMessage], None], on_closed: Callable[[str], None]
+    ) -> None:
+        self._threadsafe(self._bind, on_message, on_closed)
+
+    def send(self, message: CoreMessage) -> None:
+        data = codec.encode(message)
+        if len(data) > self._transport.config.max_message_bytes:
+            self._transport.counters.oversized_dropped += 1
+            log.error("not sending a %d-byte %s to %s: larger than max_message_bytes",
+                      len(data), type(message).__name__, self.remote_name)
+            return
+        self._threadsafe(self._enqueue, data, type(message).__name__)
+
+    def flush(self) -> concurrent.futures.Future[None]:
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._threadsafe(self._enqueue_flush, future)
+        return future
+
+    def close(self) -> None:
+        self._threadsafe(self._close_now)
+
+    # -- loop side ------------------------------------------------------------
+
+    def _threadsafe(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass  # the loop is closed: the transport stopped, so is the stream
+
+    def _bind(
+        self, on_message: Callable[[CoreMessage], None], on_closed: Callable[[str], None]
+    ) -> None:
+        self._on_message, self._on_closed = on_message, on_closed
+        early, self._early = self._early, []
+        for message in early:
+            on_message(message)
+        if self._closed_reason is not None:
+            on_closed(self._closed_reason)
+
+    def _enqueue(self, data: bytes, kind: str) -> None:
+        if self._closed_reason is None:
+            self._queue.put_nowait((data, kind))
+
+    def _enqueue_flush(self, future: concurrent.futures.Future[None]) -> None:
+        if self._closed_reason is not None:
+            future.set_result(None)
+        else:
+            self._flushes.append(future)
+            self._queue.put_nowait((_FLUSH, future))
+
+    def _close_now(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def run(self) -> None:
+        """Read until the stream ends; a writer task drains the send queue meanwhile."""
+        self._task = asyncio.current_task()
+        writer = asyncio.create_task(self._write_loop())
+        reason = "closed"
+        try:
+            reason = await self._read_loop()
+        except asyncio.CancelledError:
+            reason = "closed by this node"
+        except grpc.aio.AioRpcError as error:
+            reason = f"{error.code().name}: {error.details()}"
+        except Exception as error:  # noqa: BLE001 - any failure ends only this stream
+            reason = f"{type(error).__name__}: {error}"
+        finally:
+            writer.cancel()
+            self._cancel()
+            self._finish(reason)
+
+    async def _read_loop(self) -> str:
+        counters = self._transport.counters
+        max_bytes = self._transport.config.max_message_bytes
+        while True:
+            data = await self._read()
+            if data is grpc.aio.EOF or data is None:
+                return "closed by peer"
+            counters.messages_in += 1
+            counters.bytes_in += len(data)
+            try:
+                message = codec.decode(data, max_bytes)
+            except codec.DecodeError as error:
+                counters.malformed_messages += 1
+                log.warning("malformed message from %s (%s): %s; closing its stream",
+                            self.remote_name, self.remote_address, error)
+                return f"malformed message: {error}"
+            if not isinstance(message, Gossip | StateSync):
+                counters.malformed_messages += 1
+                log.warning("unexpected %s from %s after the handshake; closing its stream",
+                            type(message).__name__, self.remote_name)
+                return "protocol violation"
+            if self._on_message is None:
+                self._early.append(message)
+            else:
+                self._on_message(message)
+
+    async def _write_loop(self) -> None:
+        counters = self._transport.counters
+        while True:
+            data, extra = await self._queue.get()
+            if data is _FLUSH:
+                if extra in self._flushes:
+                    self._flushes.remove(extra)
+                extra.set_result(None)
+                continue
+            await self._write(data)
+            counters.messages_out += 1
+            counters.bytes_out += len(data)
+            counters.by_kind_out[extra] = counters.by_kind_out.get(extra, 0) + 1
+
+    def _finish(self, reason: str) -> None:
+        if self._closed_reason is not None:
+            return
+        self._closed_reason = reason
+        for future in self._flushes:
+            if not future.done():
+                future.set_result(None)
+        self._flushes.clear()
+        self._transport._streams.discard(self)
+        if self._on_closed is not None:
+            self._on_closed(reason)
+
+
+class GrpcTransport:
+    """Serves and dials node-to-node streams over gRPC (grpc.aio)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.counters = TransportCounters()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._run_loop, name="dynago-transport", daemon=True
+        )
+        self._server: grpc.aio.Server | None = None
+        self._hello: codec.Hello | None = None
+        self._on_stream: OnStream | None = None
+        self._serving: asyncio.Event | None = None
+        self._streams: set[GrpcStream] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._ids = itertools.count(1)
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def _submit(self, coro: Awaitable[Any]) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+
+    def bind(self, address: str) -> str:
+        """Bind ``address`` (port 0: any free port) and return the bound ``host:port``.
+
+        Raises TransportError if the address cannot be bound (in use, not local).
+        """
+        try:
+            host, _port = parse_address(address, allow_port_zero=True)
+        except AddressError as error:
+            raise TransportError(str(error)) from None
+        self._thread.start()
+        port = int(self._submit(self._bind(address)).result(timeout=10))
+        if ":" in host:
+            return f"[{host}]:{port}"
+        return f"{host}:{port}"
+
+    async def _bind(self, address: str) -> int:
+        self._serving = asyncio.Event()
+        server = grpc.aio.server(options=self._server_options())
+        handler = grpc.method_handlers_generic_handler(
+            SERVICE, {"Stream": grpc.stream_stream_rpc_method_handler(self._serve_stream)}
+        )
+        server.add_generic_rpc_handlers((handler,))
+        try:
+            port = int(server.add_insecure_port(address))
+        except RuntimeError as error:
+            raise TransportError(f"cannot bind {address}: {error}") from None
+        if port == 0:
+            raise TransportError(f"cannot bind {address}: address in use or not available")
+        await server.start()
+        self._server = server
+        return port
+
+    def serve(self, name: str, address: str, on_stream: OnStream) -> None:
+        """Start accepting streams as node ``name`` advertised at ``address``."""
+        self._hello = codec.Hello(
+            name=name,
+            address=address,
+            cluster=self.config.cluster,
+            protocol_version=PROTOCOL_VERSION,
+            min_protocol_version=MIN_COMPATIBLE_PROTOCOL_VERSION,
+        )
+        self._on_stream = on_stream
+        serving = self._serving
+        assert serving is not None, "bind() first"
+        self.loop.call_soon_threadsafe(serving.set)
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Close every stream, stop the server and the loop thread."""
+        if self._stopped or not self._thread.is_alive():
+            self._stopped = True
+            return
+        self._stopped = True
+        try:
+            self._submit(self._shutdown()).result(timeout=timeout_s)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            log.warning("transport did not shut down within %.1f s", timeout_s)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout_s)
+
+    async def _shutdown(self) -> None:
+        for task in list(self._handlers):
+            task.cancel()
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=0.5)
+        if self._server is not None:
+            await self._server.stop(grace=0.1)
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    # ------------------------------------------------------------------ options
+
+    def _message_options(self) -> list[tuple[str, Any]]:
+        limit = self.config.max_message_bytes + 1024  # envelope framing headroom
+        return [
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ]
+
+    def _server_options(self) -> list[tuple[str, Any]]:
+        keepalive_ms = int(self.config.keepalive_interval_s * 1000)
+        return [
+            *self._message_options(),
+            ("grpc.so_reuseport", 0),  # a port in use must fail, not be shared
+            ("grpc.keepalive_time_ms", keepalive_ms),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", keepalive_ms // 2),
+            ("grpc.http2.max_ping_strikes", 0),
+        ]
+
+    def _client_options(self) -> list[tuple[str, Any]]:
+        keepalive_ms = int(self.config.keepalive_interval_s * 1000)
+        return [
+            *self._message_options(),
+            ("grpc.keepalive_time_ms", keepalive_ms),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.enable_retries", 0),
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ]
+
+    # ------------------------------------------------------------------ accepting
+
+    async def _serve_stream(self, request_iterator: Any, context: Any) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._track(task)
+        assert self._serving is not None
+        await self._serving.wait()
+        hello = self._hello
+        assert hello is not None
+        try:
+            first = await asyncio.wait_for(context.read(), self.config.connect_timeout_s)
+        except (TimeoutError, grpc.aio.AioRpcError):
+            return
+        if first is grpc.aio.EOF:
+            return
+        remote = self._read_hello(first, context.peer())
+        if remote is None:
+            return
+        reason = codec.check_hello(hello, remote)
+        if reason is not None:
+            self.counters.streams_refused += 1
+            log.warning("refused stream from %s (%s): %s", remote.name, remote.address, reason)
+            await context.write(codec.encode(codec.Refusal(reason)))
+            return
+        await context.write(codec.encode(hello))
+        stream = GrpcStream(
+            self,
+            stream_id=next(self._ids),
+            outbound=False,
+            remote=remote,
+            read=context.read,
+            write=context.write,
+            cancel=lambda: None,
+        )
+        await self._run_stream(stream)
+
+    def _read_hello(self, data: bytes, origin: str) -> codec.Hello | None:
+        try:
+            message = codec.decode(data, self.config.max_message_bytes)
+        except codec.DecodeError as error:
+            self.counters.malformed_messages += 1
+            log.warning("malformed handshake from %s: %s", origin, error)
+            return None
+        if not isinstance(message, codec.Hello):
+            self.counters.malformed_messages += 1
+            log.warning("stream from %s did not start with a handshake", origin)
+            return None
+        return message
+
+    async def _run_stream(self, stream: GrpcStream) -> None:
+        self._streams.add(stream)
+        self.counters.streams_opened += 1
+        log.debug("stream %d %s %s (%s) open", stream.stream_id,
+                  "to" if stream.outbound else "from", stream.remote_name, stream.remote_address)
+        assert self._on_stream is not None
+        self._on_stream(stream)
+        await stream.run()
+
+    # ------------------------------------------------------------------ dialling
+
+    def dial(self, address: str, expected_name: str | None, on_failed: OnDialFailed) -> None:
+        """See transport.base.Transport.dial. Thread-safe, returns at once."""
+        if self._stopped:
+            return
+
+        def start() -> None:
+            self._track(self.loop.create_task(self._dial(address, expected_name, on_failed)))
+
+        try:
+            self.loop.call_soon_threadsafe(start)
+        except RuntimeError:
+            pass  # loop closed: stopping
+
+    async def _dial(
+        self, address: str, expected_name: str | None, on_failed: OnDialFailed
+    ) -> None:
+        hello = self._hello
+        assert hello is not None, "serve() before dial()"
+        channel = grpc.aio.insecure_channel(address, options=self._client_options())
+        call = channel.stream_stream(METHOD)()
+        reason = None
+        remote: codec.Hello | None = None
+        try:
+            await call.write(codec.encode(hello))
+            first = await asyncio.wait_for(call.read(), self.config.connect_timeout_s)
+            if first is grpc.aio.EOF:
+                reason = "stream closed during the handshake"
+            else:
+                message = codec.decode(first, self.config.max_message_bytes)
+                if isinstance(message, codec.Refusal):
+                    reason = f"refused by {address}: {message.reason}"
+                    log.warning("node at %s refused our stream: %s", address, message.reason)
+                elif not isinstance(message, codec.Hello):
+                    reason = "peer did not answer with a handshake"
+                else:
+                    remote = message
+                    reason = codec.check_hello(hello, remote)
+                    if reason is not None:
+                        log.warning("refused stream to %s (%s): %s",
+                                    remote.name, remote.address, reason)
+                    elif expected_name is not None and remote.name != expected_name:
+                        reason = f"{address} is now node {remote.name!r}, not {expected_name!r}"
+        except TimeoutError:
+            reason = "handshake timed out"
+        except asyncio.CancelledError:
+            reason = "transport stopping"
+        except grpc.aio.AioRpcError as error:
+            reason = f"{error.code().name}: {error.details()}"
+        except codec.DecodeError as error:
+            self.counters.malformed_messages += 1
+            reason = f"malformed handshake: {error}"
+        if reason is not None or remote is None:
+            self.counters.dials_failed += 1
+            call.cancel()
+            await channel.close()
+            on_failed(reason or "handshake failed")
+            return
+        stream = GrpcStream(
+            self,
+            stream_id=next(self._ids),
+            outbound=True,
+            remote=remote,
+            read=call.read,
+            write=call.write,
+            cancel=call.cancel,
+        )
+        try:
+            await self._run_stream(stream)
+        finally:
+            await channel.close()

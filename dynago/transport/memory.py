@@ -1,0 +1,190 @@
+"""In-memory transport: real streams between nodes of one process, no sockets.
+
+For actor-level tests and for running several nodes in one process. It keeps the
+contract of transport.base, with one difference in threads: callbacks run on the thread
+that caused them (the sender's thread for ``on_message``, the dialler's for
+``on_stream``). They still only ``tell``, so nothing blocks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import threading
+from collections.abc import Callable
+
+from dynago.core.messages import CoreMessage
+from dynago.transport.base import OnDialFailed, OnStream
+
+_ids = itertools.count(1)
+
+
+class MemoryStream:
+    """One end of an in-memory stream; implements transport.base.Stream."""
+
+    def __init__(self, *, outbound: bool, remote_name: str, remote_address: str) -> None:
+        self._id = next(_ids)
+        self._outbound = outbound
+        self._remote_name = remote_name
+        self._remote_address = remote_address
+        self._lock = threading.Lock()
+        self._peer: MemoryStream | None = None
+        self._early: list[CoreMessage] = []
+        self._on_message: Callable[[CoreMessage], None] | None = None
+        self._on_closed: Callable[[str], None] | None = None
+        self._closed: str | None = None
+        self.sent: list[CoreMessage] = []
+        """Everything sent on this end, for tests to inspect."""
+
+    @classmethod
+    def pair(
+        cls, dialler: tuple[str, str], acceptor: tuple[str, str]
+    ) -> tuple[MemoryStream, MemoryStream]:
+        """Two connected ends: (dialler's end, acceptor's end). Each tuple is (name, address)."""
+        near = cls(outbound=True, remote_name=acceptor[0], remote_address=acceptor[1])
+        far = cls(outbound=False, remote_name=dialler[0], remote_address=dialler[1])
+        near._peer, far._peer = far, near
+        return near, far
+
+    @property
+    def stream_id(self) -> int:
+        return self._id
+
+    @property
+    def outbound(self) -> bool:
+        return self._outbound
+
+    @property
+    def remote_name(self) -> str:
+        return self._remote_name
+
+    @property
+    def remote_address(self) -> str:
+        return self._remote_address
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    def bind(
+        self, on_message: Callable[[CoreMessage], None], on_closed: Callable[[str], None]
+    ) -> None:
+        with self._lock:
+            self._on_message, self._on_closed = on_message, on_closed
+            early, self._early = self._early, []
+            closed = self._closed
+        for message in early:
+            on_message(message)
+        if closed is not None:
+            on_closed(closed)
+
+    def send(self, message: CoreMessage) -> None:
+        with self._lock:
+            if self._closed is not None:
+                return
+            self.sent.append(message)
+            peer = self._peer
+        if peer is not None:
+            peer.receive(message)
+
+    def receive(self, message: CoreMessage) -> None:
+        """Deliver ``message`` to this end as if the remote node had sent it."""
+        with self._lock:
+            if self._closed is not None:
+                return
+            handler = self._on_message
+            if handler is None:
+                self._early.append(message)
+                return
+        handler(message)
+
+    def flush(self) -> concurrent.futures.Future[None]:
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        done.set_result(None)
+        return done
+
+    def close(self, reason: str = "closed by this node") -> None:
+        if self._mark_closed(reason):
+            peer = self._peer
+            if peer is not None:
+                peer._mark_closed("closed by peer")
+
+    def _mark_closed(self, reason: str) -> bool:
+        with self._lock:
+            if self._closed is not None:
+                return False
+            self._closed = reason
+            handler = self._on_closed
+        if handler is not None:
+            handler(reason)
+        return True
+
+
+class MemoryNetwork:
+    """A set of in-memory transports that can dial each other by address."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._nodes: dict[str, MemoryTransport] = {}
+
+    def transport(self) -> MemoryTransport:
+        return MemoryTransport(self)
+
+    def _register(self, address: str, transport: MemoryTransport) -> None:
+        with self._lock:
+            if address in self._nodes:
+                raise RuntimeError(f"{address} is in use")
+            self._nodes[address] = transport
+
+    def _unregister(self, address: str) -> None:
+        with self._lock:
+            self._nodes.pop(address, None)
+
+    def _lookup(self, address: str) -> MemoryTransport | None:
+        with self._lock:
+            return self._nodes.get(address)
+
+
+class MemoryTransport:
+    """A transport attached to a MemoryNetwork."""
+
+    def __init__(self, network: MemoryNetwork) -> None:
+        self._network = network
+        self._name = ""
+        self._address = ""
+        self._on_stream: OnStream | None = None
+        self._streams: list[MemoryStream] = []
+        self._lock = threading.Lock()
+
+    def bind(self, address: str) -> str:
+        self._network._register(address, self)
+        self._address = address
+        return address
+
+    def serve(self, name: str, address: str, on_stream: OnStream) -> None:
+        self._name = name
+        self._on_stream = on_stream
+
+    def dial(self, address: str, expected_name: str | None, on_failed: OnDialFailed) -> None:
+        remote = self._network._lookup(address)
+        if remote is None or remote._on_stream is None:
+            on_failed(f"UNAVAILABLE: nothing listens on {address}")
+            return
+        if expected_name is not None and remote._name != expected_name:
+            on_failed(f"{address} is now node {remote._name!r}, not {expected_name!r}")
+            return
+        near, far = MemoryStream.pair((self._name, self._address), (remote._name, address))
+        with self._lock:
+            self._streams.append(near)
+        with remote._lock:
+            remote._streams.append(far)
+        assert self._on_stream is not None
+        remote._on_stream(far)
+        self._on_stream(near)
+
+    def stop(self) -> None:
+        self._network._unregister(self._address)
+        with self._lock:
+            streams, self._streams = self._streams, []
+        for stream in streams:
+            stream.close()
