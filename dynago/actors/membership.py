@@ -154,7 +154,10 @@ class MembershipActor(pykka.ThreadingActor):
     def _stream_opened(self, stream: Stream, now: float) -> None:
         peer = self._peer(stream.remote_name, stream.remote_address)
         peer.tell(Attach(stream))
-        self._run(self.core.stream_opened(stream.remote_name, stream.remote_address, now))
+        via_seed = stream.dialed_address is not None and stream.dialed_address in self.core.seeds
+        self._run(self.core.stream_opened(
+            stream.remote_name, stream.remote_address, now, via_seed=via_seed
+        ))
 
     def _leave(self, now: float) -> list[pykka.Future[Any]]:
         log.info("node %s is leaving the cluster", self.name)

@@ -35,7 +35,7 @@ def parse_address(text: str, *, allow_port_zero: bool = False) -> tuple[str, int
         raise AddressError(f"{text!r} has no host; expected HOST:PORT")
     if any(ch.isspace() or ch in "/@?#" for ch in host):
         raise AddressError(f"{text!r}: host {host!r} contains characters a host cannot")
-    if not port_text.isdigit() or len(port_text) > 5:
+    if not (port_text.isascii() and port_text.isdigit()) or len(port_text) > 5:
         raise AddressError(f"{text!r}: port {port_text!r} is not a number")
     port = int(port_text)
     lowest = 0 if allow_port_zero else 1

@@ -1,6 +1,6 @@
 """Member records and the merge that every node applies to them.
 
-Laws (checked by property tests in tests/core/test_merge_laws.py):
+Laws (checked by property tests in tests/core/test_core_merge_laws.py):
 
 * A member is identified by its ``name``. Its record carries the ``address`` it is
   reached at, an ``incarnation`` that only the member itself increases, and a ``status``.

@@ -17,8 +17,10 @@ Rules (each tested in tests/core/):
 * Every ``anti_entropy_interval_s`` the node exchanges its full list with one random live
   member (push-pull), in chunks of ``max_members_per_sync_message`` records.
 * A node joins by push-pull: when a stream to a member it does not know yet opens (or it
-  has not completed any exchange yet), it sends its full list and asks for the other's.
-  Until one exchange completes it retries its seeds with capped backoff.
+  has not joined yet), it sends its full list and asks for the other's. It has joined
+  once an exchange with one of its seeds completed; until then it retries its seeds with
+  capped backoff. (An exchange with a node that dialled *us* does not count: in a chain
+  B→A, C→B, B may hear from C before it reached A, and must still go on to A.)
 * Records that break the rules of core.member (from a peer) are dropped and counted;
   the same records handed in by the local user raise ValueError and change nothing.
 """
@@ -122,6 +124,7 @@ class MembershipCore:
         self._broadcasts.enqueue(me)
         self._leaving = False
         self._seeds = tuple(seeds)
+        self._seed_peers: set[str] = set()
         self._synced = not self._seeds
         self._seed_backoff = config.reconnect_initial_backoff_s
         self._next_seed_attempt = now
@@ -137,12 +140,17 @@ class MembershipCore:
 
     @property
     def synced(self) -> bool:
-        """True once this node has completed a full-state exchange (or has no seeds)."""
+        """True once this node has completed a full-state exchange with a seed (or has
+        no seeds): it has joined."""
         return self._synced
 
     @property
     def leaving(self) -> bool:
         return self._leaving
+
+    @property
+    def seeds(self) -> tuple[str, ...]:
+        return self._seeds
 
     def get(self, name: str) -> MemberRecord | None:
         return self._records.get(name)
@@ -186,22 +194,28 @@ class MembershipCore:
             for member in message.members:
                 self._receive(member, now, effects)
             if message.last:
-                self._synced = True
+                if sender in self._seed_peers:
+                    self._synced = True
                 if message.reply_wanted:
                     effects.extend(self._full_state(sender, reply_wanted=False))
         else:  # pragma: no cover - the type union is closed
             raise TypeError(f"unknown core message {message!r}")
         return effects
 
-    def stream_opened(self, peer: str, address: str, now: float) -> list[Effect]:
-        """A stream to member ``peer`` (reached at ``address``) opened, in either direction.
+    def stream_opened(
+        self, peer: str, address: str, now: float, *, via_seed: bool = False
+    ) -> list[Effect]:
+        """A stream to member ``peer`` (reached at ``address``) opened, in either direction;
+        ``via_seed`` if this node dialled it at one of its seed addresses.
 
-        If we do not know ``peer`` yet, or have not completed any exchange, push our full
-        list and ask for theirs: this is how a node joins, and how a restarted node learns
-        of its previous life in time to outbid it.
+        If we do not know ``peer`` yet, or have not joined yet, push our full list and ask
+        for theirs: this is how a node joins, and how a restarted node learns of its
+        previous life in time to outbid it.
         """
         if peer == self.name:
             return []
+        if via_seed:
+            self._seed_peers.add(peer)
         if peer in self._records and self._synced:
             return []
         return self._full_state(peer, reply_wanted=True, address=address)
@@ -320,7 +334,11 @@ class MembershipCore:
             Send(
                 peer,
                 address,
-                StateSync(chunk, reply_wanted=reply_wanted, last=i == len(chunks) - 1),
+                StateSync(
+                    chunk,
+                    reply_wanted=reply_wanted and i == len(chunks) - 1,
+                    last=i == len(chunks) - 1,
+                ),
             )
             for i, chunk in enumerate(chunks)
         ]

@@ -112,7 +112,7 @@ class AdminServer:
         self.address = format_address(host, int(bound_port))
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="dynago-http", daemon=True,
-            kwargs={"poll_interval": 0.5},
+            kwargs={"poll_interval": 0.1},
         )
 
     def set_on_leave(self, callback: Any) -> None:

@@ -40,6 +40,11 @@ class Stream(Protocol):
         ...
 
     @property
+    def dialed_address(self) -> str | None:
+        """The address this node dialled (outbound streams), else None."""
+        ...
+
+    @property
     def remote_name(self) -> str: ...
 
     @property

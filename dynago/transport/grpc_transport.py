@@ -66,6 +66,7 @@ class GrpcStream:
         stream_id: int,
         outbound: bool,
         remote: codec.Hello,
+        dialed_address: str | None = None,
         read: Callable[[], Awaitable[Any]],
         write: Callable[[bytes], Awaitable[None]],
         cancel: Callable[[], None],
@@ -74,6 +75,7 @@ class GrpcStream:
         self._loop = transport.loop
         self._id = stream_id
         self._outbound = outbound
+        self._dialed_address = dialed_address
         self._remote = remote
         self._read = read
         self._write = write
@@ -95,6 +97,10 @@ class GrpcStream:
     @property
     def outbound(self) -> bool:
         return self._outbound
+
+    @property
+    def dialed_address(self) -> str | None:
+        return self._dialed_address
 
     @property
     def remote_name(self) -> str:
@@ -483,6 +489,7 @@ class GrpcTransport:
             stream_id=next(self._ids),
             outbound=True,
             remote=remote,
+            dialed_address=address,
             read=call.read,
             write=call.write,
             cancel=call.cancel,

@@ -22,8 +22,16 @@ _ids = itertools.count(1)
 class MemoryStream:
     """One end of an in-memory stream; implements transport.base.Stream."""
 
-    def __init__(self, *, outbound: bool, remote_name: str, remote_address: str) -> None:
+    def __init__(
+        self,
+        *,
+        outbound: bool,
+        remote_name: str,
+        remote_address: str,
+        dialed_address: str | None = None,
+    ) -> None:
         self._id = next(_ids)
+        self._dialed_address = dialed_address if outbound else None
         self._outbound = outbound
         self._remote_name = remote_name
         self._remote_address = remote_address
@@ -41,7 +49,8 @@ class MemoryStream:
         cls, dialler: tuple[str, str], acceptor: tuple[str, str]
     ) -> tuple[MemoryStream, MemoryStream]:
         """Two connected ends: (dialler's end, acceptor's end). Each tuple is (name, address)."""
-        near = cls(outbound=True, remote_name=acceptor[0], remote_address=acceptor[1])
+        near = cls(outbound=True, remote_name=acceptor[0], remote_address=acceptor[1],
+                   dialed_address=acceptor[1])
         far = cls(outbound=False, remote_name=dialler[0], remote_address=dialler[1])
         near._peer, far._peer = far, near
         return near, far
@@ -53,6 +62,10 @@ class MemoryStream:
     @property
     def outbound(self) -> bool:
         return self._outbound
+
+    @property
+    def dialed_address(self) -> str | None:
+        return self._dialed_address
 
     @property
     def remote_name(self) -> str:

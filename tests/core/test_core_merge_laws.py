@@ -171,7 +171,8 @@ def test_view_of_order_and_repetition_independent(
 @given(st.lists(members, max_size=12))
 def test_view_of_equals_fold_of_merge_views(records: list[Member]) -> None:
     """member.py: folding records one by one equals merging their singleton views."""
-    folded = functools.reduce(merge_views, ({m.name: m} for m in records), {})
+    empty: dict[str, Member] = {}
+    folded = functools.reduce(merge_views, ({m.name: m} for m in records), empty)
     assert view_of(records) == folded
 
 

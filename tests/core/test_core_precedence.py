@@ -41,9 +41,7 @@ def _rec(incarnation: int, status: Status, address: str = ADDRESS) -> Member:
 # ---------------------------------------------------------------------- precedence
 
 
-@pytest.mark.parametrize(
-    ("old_status", "new_status"), list(itertools.product(RANKED, RANKED))
-)
+@pytest.mark.parametrize(("old_status", "new_status"), list(itertools.product(RANKED, RANKED)))
 def test_precedence_higher_incarnation_wins_regardless_of_status(
     old_status: Status, new_status: Status
 ) -> None:
@@ -55,9 +53,7 @@ def test_precedence_higher_incarnation_wins_regardless_of_status(
     assert merge_member(new, old) == new
 
 
-@pytest.mark.parametrize(
-    ("lower", "higher"), list(itertools.combinations(RANKED, 2))
-)
+@pytest.mark.parametrize(("lower", "higher"), list(itertools.combinations(RANKED, 2)))
 def test_precedence_equal_incarnation_status_rank(lower: Status, higher: Status) -> None:
     """member.py / SWIM §4.2: at equal incarnation ALIVE < SUSPECT < FAILED < LEFT."""
     weak, strong = _rec(3, lower), _rec(3, higher)
