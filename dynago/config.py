@@ -86,6 +86,43 @@ class Config:
     """How long a leaving node waits for its leave notice to be written to its peers
     (default 1 s) before it stops anyway."""
 
+    probe_interval_s: float = 0.5
+    """SWIM protocol period (default 0.5 s): each period this node probes one member,
+    round-robin over a shuffled list. Lower detects failures sooner and sends more probes
+    (one ping and one ack per node per period, whatever N)."""
+
+    probe_timeout_s: float = 0.2
+    """How long a direct probe waits for its ack before asking ``indirect_checks`` other
+    members to probe (default 0.2 s; must be below ``probe_interval_s``). Raise it on slow
+    or loaded networks; too low sends needless indirect probes."""
+
+    indirect_checks: int = 3
+    """Members asked to probe a target that did not answer directly (default 3). More
+    helpers make a false suspicion through one bad link less likely."""
+
+    suspicion_mult: int = 3
+    """Lifeguard minimum suspicion timeout is ``suspicion_mult * max(1, log10(N)) *
+    probe_interval_s`` (default 3: 1.5 s for N < 10 in this preset). Higher tolerates
+    longer pauses of a member before it is declared failed, and detects crashes later."""
+
+    suspicion_max_timeout_mult: int = 4
+    """A suspicion starts at ``suspicion_max_timeout_mult`` times the minimum and shrinks
+    to the minimum as independent members confirm it (default 4)."""
+
+    awareness_max_multiplier: int = 8
+    """Lifeguard local health: probe interval and timeout stretch up to this factor while
+    this node sees signs that it is itself slow (default 8)."""
+
+    reconnect_interval_s: float = 2.0
+    """How often this node tries one failed member, and any seed that is not a live member,
+    again with a full-state exchange (default 2 s). This heals partitions with no operator
+    action; lower heals faster, each try costs one O(N) exchange."""
+
+    tombstone_retention_s: float = 3600.0
+    """How long failed and left members are kept, with their incarnation, before they are
+    forgotten (default 3600 s). They are tried again (failed) and shown in /v1/members
+    meanwhile. Too low lets a stale record of a dead member come back as news."""
+
     keepalive_interval_s: float = 10.0
     """HTTP/2 keepalive ping period on node-to-node connections (default 10 s). A hint about
     the connection only; it never decides that a member failed."""
@@ -103,6 +140,11 @@ class Config:
             anti_entropy_interval_s=2.0,
             reconnect_max_backoff_s=1.0,
             connect_timeout_s=2.0,
+            probe_interval_s=0.2,
+            probe_timeout_s=0.1,
+            suspicion_mult=4,
+            reconnect_interval_s=1.0,
+            tombstone_retention_s=60.0,
         )
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
@@ -119,6 +161,10 @@ class Config:
             "reconnect_max_backoff_s": self.reconnect_max_backoff_s,
             "leave_timeout_s": self.leave_timeout_s,
             "keepalive_interval_s": self.keepalive_interval_s,
+            "probe_interval_s": self.probe_interval_s,
+            "probe_timeout_s": self.probe_timeout_s,
+            "reconnect_interval_s": self.reconnect_interval_s,
+            "tombstone_retention_s": self.tombstone_retention_s,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -129,6 +175,10 @@ class Config:
             "max_updates_per_message": self.max_updates_per_message,
             "max_members_per_sync_message": self.max_members_per_sync_message,
             "outbound_buffer_size": self.outbound_buffer_size,
+            "indirect_checks": self.indirect_checks,
+            "suspicion_mult": self.suspicion_mult,
+            "suspicion_max_timeout_mult": self.suspicion_max_timeout_mult,
+            "awareness_max_multiplier": self.awareness_max_multiplier,
         }
         for name, count in counts.items():
             if count < 1:
@@ -137,6 +187,21 @@ class Config:
             raise ConfigError(
                 "gossip_interval_s must be at least tick_interval_s: "
                 "gossip rounds run on ticks"
+            )
+        if self.probe_timeout_s >= self.probe_interval_s:
+            raise ConfigError(
+                "probe_timeout_s must be below probe_interval_s: the indirect probes that "
+                "follow a timeout must fit in the same protocol period"
+            )
+        if self.probe_timeout_s < self.tick_interval_s:
+            raise ConfigError(
+                "probe_timeout_s must be at least tick_interval_s: probe deadlines are "
+                "checked on ticks"
+            )
+        if self.tombstone_retention_s <= self.reconnect_interval_s:
+            raise ConfigError(
+                "tombstone_retention_s must be longer than reconnect_interval_s, or failed "
+                "members are forgotten before they are ever tried again"
             )
         if self.anti_entropy_interval_s < self.gossip_interval_s:
             raise ConfigError(

@@ -145,6 +145,8 @@ class MembershipActor(pykka.ThreadingActor):
                 log.debug("seed %s unreachable: %s", address, reason)
             case PeerConnectivity(name, connected):
                 log.debug("stream to %s %s", name, "up" if connected else "down")
+                if not connected:
+                    self._run(self.core.peer_unreachable(name, now))
             case _:
                 raise TypeError(f"MembershipActor got an unknown message {message!r}")
         return None
@@ -192,6 +194,16 @@ class MembershipActor(pykka.ThreadingActor):
             "refutations": counters.refutations,
             "gossip_messages_sent": counters.gossip_messages_sent,
             "sync_exchanges_started": counters.sync_exchanges_started,
+            "probes_sent": counters.probes_sent,
+            "indirect_probes_sent": counters.indirect_probes_sent,
+            "acks_received": counters.acks_received,
+            "nacks_received": counters.nacks_received,
+            "nacks_sent": counters.nacks_sent,
+            "probes_failed": counters.probes_failed,
+            "suspicions_raised": counters.suspicions_raised,
+            "failures_declared": counters.failures_declared,
+            "tombstones_reaped": counters.tombstones_reaped,
+            "local_health_score": self.core.awareness.score,
             "handler_errors": self._handler_errors,
             "seed_dial_failures": self._seed_dial_failures,
         }

@@ -4,10 +4,11 @@ Laws (checked by property tests in tests/core/test_core_merge_laws.py):
 
 * A member is identified by its ``name``. Its record carries the ``address`` it is
   reached at, an ``incarnation`` that only the member itself increases, and a ``status``.
-* Records of one member are totally ordered by ``(incarnation, status rank, address)``:
-  a higher incarnation wins; at equal incarnation SUSPECT beats ALIVE, FAILED beats
-  SUSPECT and LEFT beats everything (so LEFT is final for that incarnation); the address
-  only breaks ties between records that should never both exist.
+* Records of one member are totally ordered by ``(incarnation, status rank, address,
+  origin)``: a higher incarnation wins; at equal incarnation SUSPECT beats ALIVE, FAILED
+  beats SUSPECT and LEFT beats everything (so LEFT is final for that incarnation); the
+  address and the origin (who suspected or declared the failure) only break ties between
+  records that carry the same news.
 * ``merge_member`` keeps the greater record, so merging is commutative, associative and
   idempotent: every node that has seen the same records holds the same view, whatever the
   order or repetition of messages. No wall clock of any node takes part in it.
@@ -55,10 +56,14 @@ class Member:
     address: str
     incarnation: int = 0
     status: Status = Status.ALIVE
+    origin: str = ""
+    """Who suspected (SUSPECT) or declared (FAILED) this member; empty for ALIVE and LEFT,
+    which only the member itself announces. Lifeguard counts distinct origins as
+    independent confirmations of a suspicion."""
 
-    def precedence(self) -> tuple[int, int, str]:
+    def precedence(self) -> tuple[int, int, str, str]:
         """The key that decides which of two records of one member wins."""
-        return (self.incarnation, int(self.status), self.address)
+        return (self.incarnation, int(self.status), self.address, self.origin)
 
     def supersedes(self, other: Member) -> bool:
         """True if this record wins over ``other`` (a record of the same member)."""
@@ -76,6 +81,13 @@ class Member:
             return f"member {self.name!r} has incarnation {self.incarnation} out of range"
         if not isinstance(self.status, Status):
             return f"member {self.name!r} has unknown status {self.status!r}"
+        if self.origin:
+            if self.status in (Status.ALIVE, Status.LEFT):
+                return f"member {self.name!r}: an {self.status.label} record has no origin"
+            if len(self.origin) > MAX_NAME_LENGTH or not self.origin.isprintable() or any(
+                ch.isspace() for ch in self.origin
+            ):
+                return f"member {self.name!r} has an invalid origin {self.origin!r}"
         return None
 
 

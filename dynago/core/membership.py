@@ -21,6 +21,18 @@ Rules (each tested in tests/core/):
   once an exchange with one of its seeds completed; until then it retries its seeds with
   capped backoff. (An exchange with a node that dialled *us* does not count: in a chain
   B→A, C→B, B may hear from C before it reached A, and must still go on to A.)
+* Failure detection is SWIM with Lifeguard (core.probe, core.suspicion, core.awareness):
+  each protocol period one member, round-robin, gets a Ping; no Ack within the probe
+  timeout → PingReq to ``indirect_checks`` others, who relay the Ack or answer Nack; no
+  Ack by the end of the period → the member is SUSPECT (origin: this node) and that is
+  gossiped. A suspicion becomes FAILED after its Lifeguard timeout unless the member
+  refutes; independent confirmations shrink the timeout. A lost stream is only a hint:
+  it makes this node probe that member now.
+* A message from a member this node holds as failed or left is answered with that
+  record, so a paused or cut-off member learns of its fate at once and refutes.
+* Every ``reconnect_interval_s`` the node tries one failed member, and a seed that is not
+  a live member, with a push-pull: partitions heal with no operator action. Failed and
+  left records are reaped after ``tombstone_retention_s``.
 * Records that break the rules of core.member (from a peer) are dropped and counted;
   the same records handed in by the local user raise ValueError and change nothing.
 """
@@ -32,19 +44,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dynago.config import Config
+from dynago.core.awareness import Awareness
 from dynago.core.broadcast import BroadcastQueue, retransmit_limit
 from dynago.core.member import MAX_INCARNATION, Member, MemberRecord, Status
 from dynago.core.messages import (
+    Ack,
     CoreMessage,
     DialSeed,
     Effect,
     EventKind,
     Gossip,
     MemberEvent,
+    Nack,
+    Ping,
+    PingReq,
     Publish,
     Send,
     StateSync,
 )
+from dynago.core.probe import ActiveProbe, Prober
+from dynago.core.suspicion import Suspicion, expected_confirmations, suspicion_bounds
 
 
 @dataclass(slots=True)
@@ -59,6 +78,20 @@ class CoreCounters:
     """Records of this node it could not refute (incarnation at its maximum)."""
     gossip_messages_sent: int = 0
     sync_exchanges_started: int = 0
+    probes_sent: int = 0
+    """Direct probes (Pings) this node started."""
+    indirect_probes_sent: int = 0
+    """PingReqs this node sent because a direct probe timed out."""
+    acks_received: int = 0
+    nacks_received: int = 0
+    nacks_sent: int = 0
+    probes_failed: int = 0
+    """Probes that ended with no ack: the target became suspect."""
+    suspicions_raised: int = 0
+    """Members this node itself suspected."""
+    failures_declared: int = 0
+    """Suspects whose timeout ran out on this node."""
+    tombstones_reaped: int = 0
 
 
 class _LivePeers:
@@ -69,6 +102,11 @@ class _LivePeers:
     def __init__(self) -> None:
         self._names: list[str] = []
         self._index: dict[str, int] = {}
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Name -> position; use for membership tests only."""
+        return self._index
 
     def __len__(self) -> int:
         return len(self._names)
@@ -130,6 +168,11 @@ class MembershipCore:
         self._next_seed_attempt = now
         self._next_gossip = now + config.gossip_interval_s
         self._next_anti_entropy = now + config.anti_entropy_interval_s * (0.5 + rng.random())
+        self._prober = Prober(rng)
+        self.awareness = Awareness(config.awareness_max_multiplier)
+        self._suspicions: dict[str, Suspicion] = {}
+        self._next_probe = now + config.probe_interval_s * rng.random()
+        self._next_reconnect = now + config.reconnect_interval_s
 
     # ------------------------------------------------------------------ queries
 
@@ -166,6 +209,15 @@ class MembershipCore:
     def pending_broadcasts(self) -> tuple[Member, ...]:
         return self._broadcasts.pending()
 
+    def suspicion_deadline(self, name: str) -> float | None:
+        """When the running suspicion of ``name`` runs out, or None if there is none."""
+        suspicion = self._suspicions.get(name)
+        return suspicion.deadline() if suspicion is not None else None
+
+    def probing(self, name: str) -> bool:
+        """True while a probe of ``name`` is in flight."""
+        return name in self._prober.by_target
+
     # ------------------------------------------------------------------ inputs
 
     def tick(self, now: float) -> list[Effect]:
@@ -182,6 +234,24 @@ class MembershipCore:
             self._next_anti_entropy = now + self.config.anti_entropy_interval_s
             for target in self._live.sample(self._rng, 1):
                 effects.extend(self._full_state(target, reply_wanted=True))
+        if not self._leaving:
+            if now >= self._next_probe:
+                self._next_probe = now + self.awareness.scale(self.config.probe_interval_s)
+                next_target = self._prober.next_target(self._live.names(), self._live.index)
+                if next_target is not None:
+                    self._start_probe(next_target, now, effects)
+            self._run_probe_deadlines(now, effects)
+            self._run_suspicion_deadlines(now, effects)
+            if now >= self._next_reconnect:
+                self._next_reconnect = now + self.config.reconnect_interval_s
+                self._reconnect(now, effects)
+        return effects
+
+    def peer_unreachable(self, name: str, now: float) -> list[Effect]:
+        """Hint: the stream to ``name`` was lost. Not a verdict: probe it now."""
+        effects: list[Effect] = []
+        if not self._leaving and name in self._live.index and not self.probing(name):
+            self._start_probe(name, now, effects)
         return effects
 
     def handle(self, sender: str, message: CoreMessage, now: float) -> list[Effect]:
@@ -198,8 +268,23 @@ class MembershipCore:
                     self._synced = True
                 if message.reply_wanted:
                     effects.extend(self._full_state(sender, reply_wanted=False))
+        elif isinstance(message, Ping):
+            self._on_ping(sender, message, now, effects)
+        elif isinstance(message, Ack):
+            self._on_ack(message, now, effects)
+        elif isinstance(message, PingReq):
+            self._on_ping_req(sender, message, now, effects)
+        elif isinstance(message, Nack):
+            probe = self._prober.active.get(message.seq)
+            if probe is not None:
+                probe.nacks += 1
+                self.counters.nacks_received += 1
         else:  # pragma: no cover - the type union is closed
             raise TypeError(f"unknown core message {message!r}")
+        held = self._records.get(sender)
+        if held is not None and not held.member.status.is_live and sender != self.name:
+            # It talks, so it runs: tell it how we hold it, so that it can refute.
+            effects.append(Send(sender, held.member.address, Gossip((held.member,))))
         return effects
 
     def stream_opened(
@@ -216,7 +301,7 @@ class MembershipCore:
             return []
         if via_seed:
             self._seed_peers.add(peer)
-        if peer in self._records and self._synced:
+        elif peer in self._records and self._synced:
             return []
         return self._full_state(peer, reply_wanted=True, address=address)
 
@@ -279,6 +364,10 @@ class MembershipCore:
         if member.name == self.name:
             self._consider_self(member, now, effects)
             return
+        if member.status is Status.SUSPECT:
+            suspicion = self._suspicions.get(member.name)
+            if suspicion is not None and suspicion.incarnation == member.incarnation:
+                suspicion.confirm(member.origin)  # Lifeguard: an independent confirmation
         held = self._records.get(member.name)
         if held is None or member.supersedes(held.member):
             self._apply(member, now, effects)
@@ -293,6 +382,8 @@ class MembershipCore:
             return
         status = Status.LEFT if self._leaving else Status.ALIVE
         self.counters.refutations += 1
+        if member.status in (Status.SUSPECT, Status.FAILED):
+            self.awareness.apply(+1)  # Lifeguard: being suspected hints that we are slow
         self._apply(Member(me.name, me.address, member.incarnation + 1, status), now, effects)
 
     def _apply(self, member: Member, now: float, effects: list[Effect]) -> None:
@@ -305,10 +396,159 @@ class MembershipCore:
                 self._live.add(member.name)
             else:
                 self._live.discard(member.name)
+                self._prober.forget_target(member.name)
+            self._track_suspicion(member, now)
         self._broadcasts.enqueue(member)
         kind = _event_kind(previous, member)
         if kind is not None:
             effects.append(Publish(MemberEvent(kind, member, previous)))
+
+    def _track_suspicion(self, member: Member, now: float) -> None:
+        """Start, keep or end the Lifeguard timer of ``member`` as its record changes."""
+        if member.status is not Status.SUSPECT:
+            self._suspicions.pop(member.name, None)
+            return
+        running = self._suspicions.get(member.name)
+        if running is not None and running.incarnation >= member.incarnation:
+            running.confirm(member.origin)
+            return
+        size = len(self._live) + 1
+        minimum, maximum = suspicion_bounds(
+            self.config.suspicion_mult,
+            self.config.suspicion_max_timeout_mult,
+            self.config.probe_interval_s,
+            size,
+        )
+        suspicion = Suspicion(
+            member.incarnation, now, minimum, maximum,
+            expected_confirmations(self.config.suspicion_mult, size),
+        )
+        suspicion.confirm(member.origin or "?")
+        self._suspicions[member.name] = suspicion
+
+    # ------------------------------------------------------------------ SWIM probing
+
+    def _start_probe(self, target: str, now: float, effects: list[Effect]) -> None:
+        record = self._records[target].member
+        probe = self._prober.start(
+            target, record.incarnation, now,
+            self.awareness.scale(self.config.probe_timeout_s),
+            self.awareness.scale(self.config.probe_interval_s),
+        )
+        self.counters.probes_sent += 1
+        effects.append(Send(target, record.address, Ping(probe.seq, record)))
+
+    def _run_probe_deadlines(self, now: float, effects: list[Effect]) -> None:
+        for probe in list(self._prober.active.values()):
+            if now >= probe.ends_at:
+                self._prober.finish(probe.seq)
+                self._probe_failed(probe, now, effects)
+            elif now >= probe.timeout_at and not probe.indirect:
+                probe.indirect = True
+                record = self._records.get(probe.target)
+                if record is None:
+                    continue
+                helpers = [n for n in self._live.sample(
+                    self._rng, self.config.indirect_checks + 1) if n != probe.target]
+                helpers = helpers[: self.config.indirect_checks]
+                probe.helpers = len(helpers)
+                self.counters.indirect_probes_sent += len(helpers)
+                for helper in helpers:
+                    effects.append(Send(helper, self._records[helper].member.address,
+                                        PingReq(probe.seq, record.member)))
+        for seq, relay in list(self._prober.relays.items()):
+            if now >= relay.deadline:
+                del self._prober.relays[seq]
+                self.counters.nacks_sent += 1
+                effects.append(Send(relay.origin, relay.origin_address, Nack(relay.origin_seq)))
+
+    def _probe_failed(self, probe: ActiveProbe, now: float, effects: list[Effect]) -> None:
+        self.counters.probes_failed += 1
+        if probe.helpers == 0 or probe.nacks < probe.helpers:
+            # Lifeguard: helpers that did not even nack suggest that we are the slow one.
+            self.awareness.apply(+1)
+        record = self._records.get(probe.target)
+        if record is None or record.member.status is not Status.ALIVE:
+            return
+        if record.member.incarnation != probe.incarnation:
+            return  # it refuted meanwhile
+        member = record.member
+        self.counters.suspicions_raised += 1
+        suspect = Member(member.name, member.address, member.incarnation, Status.SUSPECT,
+                         self.name)
+        self._apply(suspect, now, effects)
+
+    def _run_suspicion_deadlines(self, now: float, effects: list[Effect]) -> None:
+        for name, suspicion in list(self._suspicions.items()):
+            if now < suspicion.deadline():
+                continue
+            del self._suspicions[name]
+            record = self._records.get(name)
+            if record is None:
+                continue
+            member = record.member
+            if member.status is Status.SUSPECT and member.incarnation == suspicion.incarnation:
+                self.counters.failures_declared += 1
+                failed = Member(name, member.address, member.incarnation, Status.FAILED,
+                                self.name)
+                self._apply(failed, now, effects)
+
+    def _on_ping(self, sender: str, ping: Ping, now: float, effects: list[Effect]) -> None:
+        if ping.target.name == self.name:
+            self._receive(ping.target, now, effects)  # a suspect refutes at once
+        held = self._records.get(sender)
+        address = held.member.address if held is not None else ""
+        effects.append(Send(sender, address, Ack(ping.seq, self.local_member)))
+
+    def _on_ack(self, ack: Ack, now: float, effects: list[Effect]) -> None:
+        self.counters.acks_received += 1
+        relay = self._prober.relays.pop(ack.seq, None)
+        if relay is not None:
+            if ack.member.name == relay.target:
+                effects.append(Send(relay.origin, relay.origin_address,
+                                    Ack(relay.origin_seq, ack.member)))
+        else:
+            probe = self._prober.active.get(ack.seq)
+            if probe is not None and ack.member.name == probe.target:
+                self._prober.finish(ack.seq)
+                self.awareness.apply(-1)
+        self._receive(ack.member, now, effects)
+
+    def _on_ping_req(self, sender: str, req: PingReq, now: float, effects: list[Effect]) -> None:
+        target = req.target
+        if target.name == self.name or target.problem() is not None:
+            return
+        held = self._records.get(sender)
+        origin_address = held.member.address if held is not None else ""
+        timeout = self.awareness.scale(self.config.probe_timeout_s)
+        seq = self._prober.relay(sender, origin_address, req.seq, target.name, now + timeout)
+        record = self._records.get(target.name)
+        known = record.member if record is not None else target
+        effects.append(Send(target.name, known.address, Ping(seq, known)))
+
+    def _reconnect(self, now: float, effects: list[Effect]) -> None:
+        """Try one failed member and the seeds that are not live members; reap tombstones."""
+        failed: list[str] = []
+        live_addresses = {self.local_member.address}
+        horizon = now - self.config.tombstone_retention_s
+        for name, record in list(self._records.items()):
+            status = record.member.status
+            if status.is_live:
+                live_addresses.add(record.member.address)
+            elif record.since <= horizon and name != self.name:
+                del self._records[name]
+                self._suspicions.pop(name, None)
+                self.counters.tombstones_reaped += 1
+            elif status is Status.FAILED:
+                failed.append(name)
+        if failed:
+            target = failed[self._rng.randrange(len(failed))]
+            effects.extend(self._full_state(target, reply_wanted=True))
+        missing = [seed for seed in self._seeds if seed not in live_addresses]
+        if missing and self._synced:
+            effects.append(DialSeed(missing[self._rng.randrange(len(missing))]))
+
+    # ------------------------------------------------------------------ dissemination
 
     def _gossip_round(self) -> list[Effect]:
         if not len(self._broadcasts) or not len(self._live):

@@ -32,7 +32,40 @@ class StateSync:
     last: bool
 
 
-CoreMessage = Gossip | StateSync
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """SWIM probe. ``target`` is the target's record as the prober holds it, so a suspect
+    learns of the suspicion from the probe itself and can refute at once (Lifeguard)."""
+
+    seq: int
+    target: Member
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Answer to a Ping (or relayed answer to a PingReq): ``member`` is the probed member's
+    own current record, so a refutation travels back with the ack."""
+
+    seq: int
+    member: Member
+
+
+@dataclass(frozen=True, slots=True)
+class PingReq:
+    """SWIM indirect probe: please probe ``target`` for me and relay its ack (or a Nack)."""
+
+    seq: int
+    target: Member
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """Lifeguard: the helper of PingReq ``seq`` got no ack from the target in time."""
+
+    seq: int
+
+
+CoreMessage = Gossip | StateSync | Ping | Ack | PingReq | Nack
 
 
 class EventKind(Enum):

@@ -112,10 +112,13 @@ class Member(_message.Message):
     ADDRESS_FIELD_NUMBER: _builtins.int
     INCARNATION_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     address: _builtins.str
     incarnation: _builtins.int
     status: Global___MemberStatus.ValueType
+    origin: _builtins.str
+    """Who suspected (SUSPECT) or declared (FAILED) the member; empty for ALIVE and LEFT."""
     def __init__(
         self,
         *,
@@ -123,10 +126,11 @@ class Member(_message.Message):
         address: _builtins.str = ...,
         incarnation: _builtins.int = ...,
         status: Global___MemberStatus.ValueType = ...,
+        origin: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "incarnation", b"incarnation", "name", b"name", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "incarnation", b"incarnation", "name", b"name", "origin", b"origin", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -183,6 +187,102 @@ class StateSync(_message.Message):
 Global___StateSync: _TypeAlias = StateSync  # noqa: Y015
 
 @_typing.final
+class Ping(_message.Message):
+    """SWIM probe; target is the target's record as the prober holds it (carries a suspicion)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    @_builtins.property
+    def target(self) -> Global___Member: ...
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        target: Global___Member | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seq", b"seq", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Ping: _TypeAlias = Ping  # noqa: Y015
+
+@_typing.final
+class Ack(_message.Message):
+    """Answer to a Ping, or a relayed answer to a PingReq; member is the probed member's own record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    MEMBER_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    @_builtins.property
+    def member(self) -> Global___Member: ...
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        member: Global___Member | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Ack: _TypeAlias = Ack  # noqa: Y015
+
+@_typing.final
+class PingReq(_message.Message):
+    """SWIM indirect probe: probe target for the sender and relay the Ack, or a Nack."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    @_builtins.property
+    def target(self) -> Global___Member: ...
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        target: Global___Member | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seq", b"seq", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PingReq: _TypeAlias = PingReq  # noqa: Y015
+
+@_typing.final
+class Nack(_message.Message):
+    """Lifeguard: the helper of PingReq seq got no ack from the target in time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Nack: _TypeAlias = Nack  # noqa: Y015
+
+@_typing.final
 class Envelope(_message.Message):
     """Every message on a stream is exactly one of these kinds."""
 
@@ -192,6 +292,10 @@ class Envelope(_message.Message):
     REFUSAL_FIELD_NUMBER: _builtins.int
     GOSSIP_FIELD_NUMBER: _builtins.int
     STATE_SYNC_FIELD_NUMBER: _builtins.int
+    PING_FIELD_NUMBER: _builtins.int
+    ACK_FIELD_NUMBER: _builtins.int
+    PING_REQ_FIELD_NUMBER: _builtins.int
+    NACK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello: ...
     @_builtins.property
@@ -200,6 +304,14 @@ class Envelope(_message.Message):
     def gossip(self) -> Global___Gossip: ...
     @_builtins.property
     def state_sync(self) -> Global___StateSync: ...
+    @_builtins.property
+    def ping(self) -> Global___Ping: ...
+    @_builtins.property
+    def ack(self) -> Global___Ack: ...
+    @_builtins.property
+    def ping_req(self) -> Global___PingReq: ...
+    @_builtins.property
+    def nack(self) -> Global___Nack: ...
     def __init__(
         self,
         *,
@@ -207,12 +319,16 @@ class Envelope(_message.Message):
         refusal: Global___Refusal | None = ...,
         gossip: Global___Gossip | None = ...,
         state_sync: Global___StateSync | None = ...,
+        ping: Global___Ping | None = ...,
+        ack: Global___Ack | None = ...,
+        ping_req: Global___PingReq | None = ...,
+        nack: Global___Nack | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["gossip", b"gossip", "hello", b"hello", "kind", b"kind", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gossip", b"gossip", "hello", b"hello", "kind", b"kind", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

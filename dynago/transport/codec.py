@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, assert_never
 from google.protobuf import message as _protobuf_message
 
 from dynago.core.member import Member, Status
-from dynago.core.messages import Gossip, StateSync
+from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.proto import membership_pb2 as pb
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class DecodeError(ValueError):
     """The peer broke the protocol: its bytes are not a message we accept."""
 
 
-_WireMessage = Hello | Refusal | Gossip | StateSync
+_WireMessage = Hello | Refusal | Gossip | StateSync | Ping | Ack | PingReq | Nack
 
 _STATUS_TO_WIRE: dict[Status, pb.MemberStatus.ValueType] = {
     Status.ALIVE: pb.MEMBER_STATUS_ALIVE,
@@ -118,23 +118,48 @@ def encode(message: _WireMessage) -> bytes:
             _encode_members(sync.members, message.members)
             sync.reply_wanted = message.reply_wanted
             sync.last = message.last
+        case Ping():
+            envelope.ping.seq = message.seq
+            _encode_member(envelope.ping.target, message.target)
+        case Ack():
+            envelope.ack.seq = message.seq
+            _encode_member(envelope.ack.member, message.member)
+        case PingReq():
+            envelope.ping_req.seq = message.seq
+            _encode_member(envelope.ping_req.target, message.target)
+        case Nack():
+            envelope.nack.SetInParent()
+            envelope.nack.seq = message.seq
         case _:
             raise TypeError(f"not a wire message: {type(message).__name__}")
     return envelope.SerializeToString()
 
 
+def _wire_status(member: Member) -> pb.MemberStatus.ValueType:
+    status = _STATUS_TO_WIRE.get(member.status)
+    if status is None:
+        raise ValueError(f"member {member.name!r} has status {member.status!r}, not a Status")
+    return status
+
+
 def _encode_members(target: _MemberRecords, members: Iterable[Member]) -> None:
     for member in members:
-        status = _STATUS_TO_WIRE.get(member.status)
-        if status is None:
-            raise ValueError(f"member {member.name!r} has status {member.status!r}, not a Status")
         # protobuf itself raises ValueError for an incarnation outside 0..2**64-1.
         target.add(
             name=member.name,
             address=member.address,
             incarnation=member.incarnation,
-            status=status,
+            status=_wire_status(member),
+            origin=member.origin,
         )
+
+
+def _encode_member(target: pb.Member, member: Member) -> None:
+    target.name = member.name
+    target.address = member.address
+    target.incarnation = member.incarnation
+    target.status = _wire_status(member)
+    target.origin = member.origin
 
 
 def decode(data: bytes, max_bytes: int) -> _WireMessage:
@@ -174,6 +199,15 @@ def decode(data: bytes, max_bytes: int) -> _WireMessage:
             reply_wanted=sync.reply_wanted,
             last=sync.last,
         )
+    if kind == "ping":
+        return Ping(seq=envelope.ping.seq, target=_decode_member(envelope.ping.target, 0))
+    if kind == "ack":
+        return Ack(seq=envelope.ack.seq, member=_decode_member(envelope.ack.member, 0))
+    if kind == "ping_req":
+        ping_req = envelope.ping_req
+        return PingReq(seq=ping_req.seq, target=_decode_member(ping_req.target, 0))
+    if kind == "nack":
+        return Nack(seq=envelope.nack.seq)
     assert_never(kind)
 
 
@@ -182,13 +216,14 @@ def _decode_members(records: _MemberRecords) -> tuple[Member, ...]:
         raise DecodeError(
             f"{len(records)} member records in one message, more than {MAX_MEMBERS_PER_MESSAGE}"
         )
-    members = []
-    for index, record in enumerate(records):
-        status = _STATUS_FROM_WIRE.get(record.status)
-        if status is None:
-            raise DecodeError(f"member record {index} has unknown status {int(record.status)}")
-        members.append(Member(record.name, record.address, record.incarnation, status))
-    return tuple(members)
+    return tuple(_decode_member(record, index) for index, record in enumerate(records))
+
+
+def _decode_member(record: pb.Member, index: int) -> Member:
+    status = _STATUS_FROM_WIRE.get(record.status)
+    if status is None:
+        raise DecodeError(f"member record {index} has unknown status {int(record.status)}")
+    return Member(record.name, record.address, record.incarnation, status, record.origin)
 
 
 def check_hello(local: Hello, remote: Hello) -> str | None:

@@ -27,7 +27,7 @@ import grpc.aio
 
 from dynago.config import MIN_COMPATIBLE_PROTOCOL_VERSION, PROTOCOL_VERSION, Config
 from dynago.core.address import AddressError, parse_address
-from dynago.core.messages import CoreMessage, Gossip, StateSync
+from dynago.core.messages import Ack, CoreMessage, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.transport import codec
 from dynago.transport.base import OnDialFailed, OnStream, TransportError
 
@@ -46,6 +46,7 @@ class TransportCounters:
     dials_failed: int = 0
     malformed_messages: int = 0
     oversized_dropped: int = 0
+    outbound_dropped: int = 0
     messages_in: int = 0
     messages_out: int = 0
     bytes_in: int = 0
@@ -151,8 +152,13 @@ class GrpcStream:
             on_closed(self._closed_reason)
 
     def _enqueue(self, data: bytes, kind: str) -> None:
-        if self._closed_reason is None:
-            self._queue.put_nowait((data, kind))
+        if self._closed_reason is not None:
+            return
+        if self._queue.qsize() >= self._transport.config.outbound_buffer_size:
+            # The peer does not read (paused, or a hung connection): drop, do not hoard.
+            self._transport.counters.outbound_dropped += 1
+            return
+        self._queue.put_nowait((data, kind))
 
     def _enqueue_flush(self, future: concurrent.futures.Future[None]) -> None:
         if self._closed_reason is not None:
@@ -199,7 +205,7 @@ class GrpcStream:
                 log.warning("malformed message from %s (%s): %s; closing its stream",
                             self.remote_name, self.remote_address, error)
                 return f"malformed message: {error}"
-            if not isinstance(message, Gossip | StateSync):
+            if not isinstance(message, Gossip | StateSync | Ping | Ack | PingReq | Nack):
                 counters.malformed_messages += 1
                 log.warning("unexpected %s from %s after the handshake; closing its stream",
                             type(message).__name__, self.remote_name)

@@ -7,6 +7,7 @@ dynago/core/member.py (``member.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections import Counter, deque
@@ -28,9 +29,12 @@ from dynago.core import (
 )
 from dynago.core.broadcast import retransmit_limit
 from dynago.core.member import MAX_INCARNATION
-from dynago.core.messages import DialSeed, Effect
+from dynago.core.messages import Ack, DialSeed, Effect, Ping
 
 CONFIG = Config.local()
+QUIET = Config.local(probe_interval_s=1e9, reconnect_interval_s=1e9, tombstone_retention_s=2e9)
+"""No probes (the first is due at a random time up to 1e9 s away) and no reconnects: for
+tests of dissemination, where peers that never answer must not turn suspect."""
 TICK = CONFIG.tick_interval_s
 
 
@@ -111,6 +115,24 @@ def tick_range(core: MembershipCore, start: float, stop: float) -> list[tuple[fl
     return out
 
 
+def tick_range_answering(
+    core: MembershipCore, start: float, stop: float, responders: dict[str, Member]
+) -> list[tuple[float, Effect]]:
+    """Like tick_range, but every Ping to a name in ``responders`` is acked at once with
+    that member's record (a healthy peer), so failure detection leaves it alive."""
+    out: list[tuple[float, Effect]] = []
+    step = core.config.tick_interval_s
+    k = 0
+    while (now := start + k * step) < stop:
+        for effect in core.tick(now):
+            out.append((now, effect))
+            if (isinstance(effect, Send) and isinstance(effect.message, Ping)
+                    and effect.to in responders):
+                core.handle(effect.to, Ack(effect.message.seq, responders[effect.to]), now)
+        k += 1
+    return out
+
+
 # ====================================================================== join
 
 
@@ -157,11 +179,13 @@ def test_join_stops_dialing_after_last_state_sync() -> None:
     b.stream_opened("a", A_ADDR, 0.01, via_seed=True)
     b.handle("a", sync(a_self, last=False), 0.01)
     assert not b.synced
-    assert [e for _, e in tick_range(b, 0.05, 2.0) if isinstance(e, DialSeed)]
+    retries = tick_range_answering(b, 0.05, 2.0, {"a": a_self})
+    assert [e for _, e in retries if isinstance(e, DialSeed)]
 
     b.handle("a", sync(a_self, last=True), 2.0)
     assert b.synced
-    assert [e for _, e in tick_range(b, 2.0, 10.0) if isinstance(e, DialSeed)] == []
+    answered = tick_range_answering(b, 2.0, 10.0, {"a": a_self})
+    assert [e for _, e in answered if isinstance(e, DialSeed)] == []
 
 
 def test_join_stream_opened_unknown_peer_sends_full_state_in_chunks() -> None:
@@ -731,7 +755,7 @@ def _gossip_rounds(
 
 
 def _fifty() -> tuple[MembershipCore, list[Member]]:
-    a = make_core()
+    a = make_core(config=QUIET)
     members = peers(50)
     a.merge(members, 0.0)
     assert len(a.live_peer_names()) == 50
@@ -764,7 +788,7 @@ def test_dissemination_round_sends_to_fanout_peers() -> None:
 def test_dissemination_each_record_sent_in_limit_rounds() -> None:
     """broadcast.py: each changed record is sent in retransmit_mult * ceil(log10(N + 1))
     rounds, fewest-sent first, at most max_updates_per_message per message, then dropped."""
-    config = Config.local(max_updates_per_message=8)
+    config = dataclasses.replace(QUIET, max_updates_per_message=8)
     a = make_core(config=config)
     a.merge(peers(50), 0.0)
     limit = retransmit_limit(config.retransmit_mult, 51)
@@ -818,7 +842,7 @@ def test_dissemination_newer_record_restarts_count() -> None:
 
 def test_dissemination_no_gossip_without_live_peers() -> None:
     """membership.py: gossip goes to live members only; dead ones get nothing."""
-    a = make_core()
+    a = make_core(config=QUIET)
     a.merge(
         [Member("d", addr(7004), 0, Status.FAILED), Member("e", addr(7005), 0, Status.LEFT)], 0.0
     )
@@ -844,7 +868,7 @@ def test_anti_entropy_one_exchange_per_interval(seed: int) -> None:
 
 def test_anti_entropy_skips_dead_members() -> None:
     """membership.py: the full-state exchange partner is a random *live* member."""
-    a = make_core()
+    a = make_core(config=QUIET)
     a.merge([Member("d", addr(7004), 0, Status.FAILED), Member("b", addr(7002))], 0.0)
     syncs = sends((e for _, e in tick_range(a, 0.0, 10.0)), StateSync)
     assert syncs and {s.to for s in syncs} == {"b"}

@@ -1,0 +1,105 @@
+"""SWIM probe bookkeeping (Das, Gupta, Motivala, "SWIM", DSN 2002, §3 and §4.3).
+
+Which member to probe next (round-robin over a list shuffled anew each round, so every
+member is probed within one round and first detection takes ~1.58 periods on average),
+the probes in flight with their deadlines, and the indirect probes this node relays for
+others. Pure data: MembershipCore decides what to send.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Container
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class ActiveProbe:
+    """A probe this node started: direct until ``timeout_at``, indirect until ``ends_at``."""
+
+    seq: int
+    target: str
+    incarnation: int
+    started: float
+    timeout_at: float
+    ends_at: float
+    indirect: bool = False
+    helpers: int = 0
+    nacks: int = 0
+
+
+@dataclass(slots=True)
+class Relay:
+    """An indirect probe this node runs for ``origin`` (a PingReq it received)."""
+
+    origin: str
+    origin_address: str
+    origin_seq: int
+    target: str
+    deadline: float
+
+
+class Prober:
+    """Round-robin target order, probes in flight and relays, keyed by sequence number."""
+
+    __slots__ = ("_rng", "_order", "_seq", "active", "by_target", "relays")
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._order: list[str] = []
+        self._seq = 0
+        self.active: dict[int, ActiveProbe] = {}
+        self.by_target: dict[str, int] = {}
+        self.relays: dict[int, Relay] = {}
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def next_target(self, live: list[str], is_live: Container[str]) -> str | None:
+        """The next member to probe, or None if there is nobody (or all are in flight)."""
+        for _refill in range(2):
+            while self._order:
+                name = self._order.pop()
+                if name in is_live and name not in self.by_target:
+                    return name
+            if not live:
+                return None
+            self._order = list(live)
+            self._rng.shuffle(self._order)
+        return None
+
+    def start(
+        self, target: str, incarnation: int, now: float, timeout_s: float, period_s: float
+    ) -> ActiveProbe:
+        probe = ActiveProbe(
+            seq=self.next_seq(),
+            target=target,
+            incarnation=incarnation,
+            started=now,
+            timeout_at=now + timeout_s,
+            ends_at=now + period_s,
+        )
+        self.active[probe.seq] = probe
+        self.by_target[target] = probe.seq
+        return probe
+
+    def finish(self, seq: int) -> ActiveProbe | None:
+        """Remove and return probe ``seq`` (None if it is not in flight)."""
+        probe = self.active.pop(seq, None)
+        if probe is not None and self.by_target.get(probe.target) == seq:
+            del self.by_target[probe.target]
+        return probe
+
+    def forget_target(self, target: str) -> None:
+        """Drop a probe of ``target`` (it left, failed or was reaped meanwhile)."""
+        seq = self.by_target.pop(target, None)
+        if seq is not None:
+            self.active.pop(seq, None)
+
+    def relay(
+        self, origin: str, origin_address: str, origin_seq: int, target: str, deadline: float
+    ) -> int:
+        seq = self.next_seq()
+        self.relays[seq] = Relay(origin, origin_address, origin_seq, target, deadline)
+        return seq
