@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                            f"(default {DEFAULT_CLUSTER!r})")
     node.add_argument("--preset", choices=("lan", "local"), default="lan",
                       help="timing preset (default lan; local is faster, for one machine)")
+    node.add_argument("--enable-fault-injection", action="store_true",
+                      help="serve /v1/faults on the admin API to drop, delay and cut traffic "
+                           "(for tests; never in production)")
     node.add_argument("--log-level", default="info",
                       choices=("debug", "info", "warning", "error"))
 
@@ -113,8 +116,13 @@ def run_node(args: argparse.Namespace) -> int:
     preset = Config.local if args.preset == "local" else Config.lan
     try:
         config = preset(cluster=args.cluster).validate()
+        faults = None
+        if args.enable_fault_injection:
+            from dynago.transport.faults import Faults
+
+            faults = Faults()
         node = Node(bind=args.bind, name=args.name, seeds=tuple(args.seed), config=config,
-                    http_bind=args.http)
+                    http_bind=args.http, faults=faults)
     except (ConfigError, AddressError, ValueError) as error:
         return _fail(str(error))
 

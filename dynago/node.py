@@ -20,6 +20,7 @@ from dynago.clock import Clock, SystemClock
 from dynago.config import Config
 from dynago.core.address import parse_address
 from dynago.transport.base import Stream
+from dynago.transport.faults import Faults
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Node:
         clock: Clock | None = None,
         scheduler: Scheduler | None = None,
         seed: int | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.config = (config or Config.lan()).validate()
         parse_address(bind, allow_port_zero=True)
@@ -54,10 +56,13 @@ class Node:
         self._own_scheduler = scheduler is None
         self._scheduler: Scheduler | None = scheduler
         self._rng_seed = seed
+        self.faults = faults
+        """Fault injection rules of this node (None: disabled). Also served on the admin
+        API at /v1/faults when set."""
         if transport is None:
             from dynago.transport.grpc_transport import GrpcTransport
 
-            transport = GrpcTransport(self.config)
+            transport = GrpcTransport(self.config, faults)
         self.transport = transport
         self.membership: pykka.ActorRef[Any] | None = None
         self.address = ""

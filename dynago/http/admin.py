@@ -7,6 +7,11 @@
 * ``GET /healthz``    — 200 ``{"status": "ok", ...}`` while the membership actor answers,
   503 otherwise.
 * ``POST /v1/leave``  — leave the cluster and stop the node (202).
+* ``GET|POST /v1/faults`` — fault injection (only on a node started with it enabled,
+  404 otherwise). POST a JSON object with any of ``drop_rate`` (0..1), ``delay_s``,
+  ``cut`` (``{"node": NAME, "direction": "both"|"out"|"in"}``), ``heal`` (a node name,
+  or ``true`` for everything); the answer is the rules now in force. Bad input: 400 and
+  nothing changes.
 
 Handlers only ``ask`` the membership actor (with a timeout); they never touch its state.
 """
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from dynago.core.address import format_address, parse_address
+from dynago.transport.faults import FaultError, Faults
 
 if TYPE_CHECKING:
     from dynago.node import Node
@@ -75,6 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
                     }
                     for v in views
                 ])
+            elif path == "/v1/faults" and node.faults is not None:
+                self._send_json(200, node.faults.rules.as_dict())
             elif path == "/healthz":
                 live = node.members(live_only=True)
                 self._send_json(200, {"status": "ok", "name": node.name,
@@ -86,10 +94,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         path = self.path.split("?", 1)[0].rstrip("/")
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(min(length, 1 << 16))
-        if path == "/v1/leave":
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if length > 1 << 16:
+            self._send_json(413, {"error": "request body larger than 64 KiB"})
+            return
+        body = self.rfile.read(length) if length > 0 else b""
+        faults = self.server.node.faults
+        if path == "/v1/faults" and faults is not None:
+            try:
+                _apply_faults(faults, json.loads(body or b"{}"))
+            except (ValueError, TypeError, KeyError) as error:
+                self._send_json(400, {"error": str(error)})
+                return
+            self._send_json(200, faults.rules.as_dict())
+        elif path == "/v1/leave":
             callback = self.server.on_leave
             if callback is None:
                 self._send_json(409, {"error": "this node cannot be stopped over HTTP"})
@@ -98,6 +119,34 @@ class _Handler(BaseHTTPRequestHandler):
             threading.Thread(target=callback, name="dynago-leave", daemon=True).start()
         else:
             self._send_json(404, {"error": f"no such resource {path}"})
+
+
+def _apply_faults(faults: Faults, request: object) -> None:
+    """Check the whole request first, then apply it: bad input changes nothing."""
+    if not isinstance(request, dict):
+        raise FaultError("expected a JSON object")
+    unknown = set(request) - {"drop_rate", "delay_s", "cut", "heal"}
+    if unknown:
+        raise FaultError(f"unknown fields: {', '.join(sorted(unknown))}")
+    drop_rate, delay_s = request.get("drop_rate"), request.get("delay_s")
+    for label, value in (("drop_rate", drop_rate), ("delay_s", delay_s)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise FaultError(f"{label} must be a number")
+    cut = request.get("cut")
+    if cut is not None and not (isinstance(cut, dict) and isinstance(cut.get("node"), str)):
+        raise FaultError('cut must be {"node": NAME, "direction": "both"|"out"|"in"}')
+    heal = request.get("heal")
+    if heal is not None and not (heal is True or isinstance(heal, str)):
+        raise FaultError("heal must be a node name or true")
+    trial = Faults()  # validate on a scratch copy so that a bad field changes nothing
+    trial.set_loss(drop_rate, delay_s)
+    if cut is not None:
+        trial.cut(cut["node"], cut.get("direction", "both"))
+    if heal is not None:
+        faults.heal(None if heal is True else heal)
+    faults.set_loss(drop_rate, delay_s)
+    if cut is not None:
+        faults.cut(cut["node"], cut.get("direction", "both"))
 
 
 class AdminServer:

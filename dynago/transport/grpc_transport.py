@@ -30,6 +30,7 @@ from dynago.core.address import AddressError, parse_address
 from dynago.core.messages import Ack, CoreMessage, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.transport import codec
 from dynago.transport.base import OnDialFailed, OnStream, TransportError
+from dynago.transport.faults import DROP, Faults
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,14 @@ class GrpcStream:
             log.error("not sending a %d-byte %s to %s: larger than max_message_bytes",
                       len(data), type(message).__name__, self.remote_name)
             return
+        faults = self._transport.faults
+        if faults is not None:
+            verdict = faults.outbound(self.remote_name)
+            if verdict == DROP:
+                return
+            if verdict > 0:
+                self._threadsafe(self._enqueue_later, verdict, data, type(message).__name__)
+                return
         self._threadsafe(self._enqueue, data, type(message).__name__)
 
     def flush(self) -> concurrent.futures.Future[None]:
@@ -150,6 +159,9 @@ class GrpcStream:
             on_message(message)
         if self._closed_reason is not None:
             on_closed(self._closed_reason)
+
+    def _enqueue_later(self, delay_s: float, data: bytes, kind: str) -> None:
+        self._loop.call_later(delay_s, self._enqueue, data, kind)
 
     def _enqueue(self, data: bytes, kind: str) -> None:
         if self._closed_reason is not None:
@@ -210,6 +222,9 @@ class GrpcStream:
                 log.warning("unexpected %s from %s after the handshake; closing its stream",
                             type(message).__name__, self.remote_name)
                 return "protocol violation"
+            faults = self._transport.faults
+            if faults is not None and faults.inbound(self.remote_name):
+                continue
             if self._on_message is None:
                 self._early.append(message)
             else:
@@ -245,8 +260,10 @@ class GrpcStream:
 class GrpcTransport:
     """Serves and dials node-to-node streams over gRPC (grpc.aio)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, faults: Faults | None = None) -> None:
         self.config = config
+        self.faults = faults
+        """Fault injection rules, or None (the default: no faults, no checks)."""
         self.counters = TransportCounters()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

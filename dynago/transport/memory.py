@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from dynago.core.messages import CoreMessage
 from dynago.transport.base import OnDialFailed, OnStream
+from dynago.transport.faults import DROP, Faults
 
 _ids = itertools.count(1)
 
@@ -29,8 +30,11 @@ class MemoryStream:
         remote_name: str,
         remote_address: str,
         dialed_address: str | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self._id = next(_ids)
+        self.faults = faults
+        """The owning node's fault rules (applied to what this end sends and receives)."""
         self._dialed_address = dialed_address if outbound else None
         self._outbound = outbound
         self._remote_name = remote_name
@@ -97,11 +101,23 @@ class MemoryStream:
                 return
             self.sent.append(message)
             peer = self._peer
-        if peer is not None:
-            peer.receive(message)
+        if peer is None:
+            return
+        if self.faults is not None:
+            verdict = self.faults.outbound(self._remote_name)
+            if verdict == DROP:
+                return
+            if verdict > 0:
+                timer = threading.Timer(verdict, peer.receive, args=(message,))
+                timer.daemon = True
+                timer.start()
+                return
+        peer.receive(message)
 
     def receive(self, message: CoreMessage) -> None:
         """Deliver ``message`` to this end as if the remote node had sent it."""
+        if self.faults is not None and self.faults.inbound(self._remote_name):
+            return
         with self._lock:
             if self._closed is not None:
                 return
@@ -140,8 +156,8 @@ class MemoryNetwork:
         self._lock = threading.Lock()
         self._nodes: dict[str, MemoryTransport] = {}
 
-    def transport(self) -> MemoryTransport:
-        return MemoryTransport(self)
+    def transport(self, faults: Faults | None = None) -> MemoryTransport:
+        return MemoryTransport(self, faults)
 
     def _register(self, address: str, transport: MemoryTransport) -> None:
         with self._lock:
@@ -161,8 +177,9 @@ class MemoryNetwork:
 class MemoryTransport:
     """A transport attached to a MemoryNetwork."""
 
-    def __init__(self, network: MemoryNetwork) -> None:
+    def __init__(self, network: MemoryNetwork, faults: Faults | None = None) -> None:
         self._network = network
+        self.faults = faults
         self._name = ""
         self._address = ""
         self._on_stream: OnStream | None = None
@@ -187,6 +204,7 @@ class MemoryTransport:
             on_failed(f"{address} is now node {remote._name!r}, not {expected_name!r}")
             return
         near, far = MemoryStream.pair((self._name, self._address), (remote._name, address))
+        near.faults, far.faults = self.faults, remote.faults
         with self._lock:
             self._streams.append(near)
         with remote._lock:
