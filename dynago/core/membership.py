@@ -28,6 +28,8 @@ Rules (each tested in tests/core/):
   gossiped. A suspicion becomes FAILED after its Lifeguard timeout unless the member
   refutes; independent confirmations shrink the timeout. A lost stream is only a hint:
   it makes this node probe that member now.
+* Time this node did not run (a gap between ticks longer than the probe timeout) does
+  not count against others: probe and suspicion deadlines move by the gap.
 * A message from a member this node holds as failed or left is answered with that
   record, so a paused or cut-off member learns of its fate at once and refutes.
 * Every ``reconnect_interval_s`` the node tries one failed member, and a seed that is not
@@ -173,6 +175,7 @@ class MembershipCore:
         self._suspicions: dict[str, Suspicion] = {}
         self._next_probe = now + config.probe_interval_s * rng.random()
         self._next_reconnect = now + config.reconnect_interval_s
+        self._last_tick = now
 
     # ------------------------------------------------------------------ queries
 
@@ -223,6 +226,12 @@ class MembershipCore:
     def tick(self, now: float) -> list[Effect]:
         """Advance time: run the gossip round, anti-entropy and seed retries that are due."""
         effects: list[Effect] = []
+        gap = now - self._last_tick
+        self._last_tick = now
+        if gap > max(3 * self.config.tick_interval_s, self.config.probe_timeout_s):
+            # This node did not run for a while (paused, starved of CPU). What it waited
+            # for may be sitting unread in its mailbox: judge nobody on time it slept.
+            self._postpone_deadlines(gap - self.config.tick_interval_s)
         if not self._synced and self._seeds and now >= self._next_seed_attempt:
             effects.extend(DialSeed(address) for address in self._seeds)
             self._next_seed_attempt = now + self._seed_backoff * (0.5 + self._rng.random() / 2)
@@ -246,6 +255,15 @@ class MembershipCore:
                 self._next_reconnect = now + self.config.reconnect_interval_s
                 self._reconnect(now, effects)
         return effects
+
+    def _postpone_deadlines(self, delay: float) -> None:
+        for probe in self._prober.active.values():
+            probe.timeout_at += delay
+            probe.ends_at += delay
+        for relay in self._prober.relays.values():
+            relay.deadline += delay
+        for suspicion in self._suspicions.values():
+            suspicion.started += delay
 
     def peer_unreachable(self, name: str, now: float) -> list[Effect]:
         """Hint: the stream to ``name`` was lost. Not a verdict: probe it now."""
