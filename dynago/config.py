@@ -93,8 +93,9 @@ class Config:
 
     probe_timeout_s: float = 0.2
     """How long a direct probe waits for its ack before asking ``indirect_checks`` other
-    members to probe (default 0.2 s; must be below ``probe_interval_s``). Raise it on slow
-    or loaded networks; too low sends needless indirect probes."""
+    members to probe, and how long those helpers wait before they nack (default 0.2 s;
+    ``probe_interval_s`` must hold two of it plus two ticks). Raise it on slow or loaded
+    networks; too low sends needless indirect probes."""
 
     indirect_checks: int = 3
     """Members asked to probe a target that did not answer directly (default 3). More
@@ -140,7 +141,7 @@ class Config:
             anti_entropy_interval_s=2.0,
             reconnect_max_backoff_s=1.0,
             connect_timeout_s=2.0,
-            probe_interval_s=0.2,
+            probe_interval_s=0.3,
             probe_timeout_s=0.1,
             suspicion_mult=4,
             reconnect_interval_s=1.0,
@@ -188,10 +189,11 @@ class Config:
                 "gossip_interval_s must be at least tick_interval_s: "
                 "gossip rounds run on ticks"
             )
-        if self.probe_timeout_s >= self.probe_interval_s:
+        if self.probe_interval_s < 2 * self.probe_timeout_s + 2 * self.tick_interval_s - 1e-9:
             raise ConfigError(
-                "probe_timeout_s must be below probe_interval_s: the indirect probes that "
-                "follow a timeout must fit in the same protocol period"
+                "probe_interval_s must be at least 2 * probe_timeout_s + 2 * tick_interval_s: "
+                "the indirect probes that follow a timeout, and the helpers' nacks, must "
+                "come back within the same protocol period"
             )
         if self.probe_timeout_s < self.tick_interval_s:
             raise ConfigError(

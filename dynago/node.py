@@ -15,6 +15,7 @@ import pykka
 from dynago.actors import api
 from dynago.actors.membership import MembershipActor
 from dynago.actors.messages import MemberView, StreamOpened, Tick
+from dynago.actors.refs import tell_quietly
 from dynago.actors.timers import Scheduler, ThreadScheduler, Timer
 from dynago.clock import Clock, SystemClock
 from dynago.config import Config
@@ -76,6 +77,11 @@ class Node:
         self.address = self.transport.bind(self._bind)
         try:
             self.name = self._requested_name or self.address
+            if self._http_bind is not None:
+                # Bound before any actor starts, so that a port in use fails cleanly.
+                from dynago.http.admin import AdminServer
+
+                self.http = AdminServer(self._http_bind, self)
             seeds = tuple(s for s in self._seeds if s != self.address)
             if self._scheduler is None:
                 self._scheduler = ThreadScheduler()
@@ -92,16 +98,13 @@ class Node:
             membership = self.membership
 
             def on_stream(stream: Stream) -> None:
-                membership.tell(StreamOpened(stream))
+                tell_quietly(membership, StreamOpened(stream))
 
             self.transport.serve(self.name, self.address, on_stream)
             self._ticker = self._scheduler.call_every(
-                self.config.tick_interval_s, lambda: membership.tell(Tick())
+                self.config.tick_interval_s, lambda: tell_quietly(membership, Tick())
             )
-            if self._http_bind is not None:
-                from dynago.http.admin import AdminServer
-
-                self.http = AdminServer(self._http_bind, self)
+            if self.http is not None:
                 self.http.start()
         except BaseException:
             self.stop(leave=False)

@@ -19,6 +19,7 @@ from dynago.actors.messages import (
     Leave,
     MemberView,
     Merge,
+    Rejected,
     Remove,
     Snapshot,
     Subscribe,
@@ -35,29 +36,36 @@ def snapshot(
 ) -> tuple[MemberView, ...]:
     """The member map, sorted by name; ``live_only`` keeps alive and suspect members."""
     return cast(tuple[MemberView, ...],
-                ref.ask(Snapshot(include_dead=not live_only), timeout=timeout_s))
+                _checked(ref.ask(Snapshot(include_dead=not live_only), timeout=timeout_s)))
+
+
+def _checked(answer: Any) -> Any:
+    if isinstance(answer, Rejected):
+        raise answer.error
+    return answer
 
 
 def add(ref: Ref, member: Member, *, timeout_s: float = 5.0) -> None:
     """Merge one record. Raises ValueError if it is invalid (and nothing changes)."""
-    ref.ask(Add(member), timeout=timeout_s)
+    _checked(ref.ask(Add(member), timeout=timeout_s))
 
 
 def merge(ref: Ref, members: Iterable[Member], *, timeout_s: float = 5.0) -> None:
     """Merge records, all or nothing. Raises ValueError if any is invalid."""
-    ref.ask(Merge(tuple(members)), timeout=timeout_s)
+    _checked(ref.ask(Merge(tuple(members)), timeout=timeout_s))
 
 
 def remove(ref: Ref, name: str, *, timeout_s: float = 5.0) -> None:
-    """Declare ``name`` failed (it refutes if alive). Raises KeyError if unknown."""
-    ref.ask(Remove(name), timeout=timeout_s)
+    """Declare ``name`` failed (it refutes if alive). Raises KeyError if unknown,
+    ValueError for this node itself."""
+    _checked(ref.ask(Remove(name), timeout=timeout_s))
 
 
 def subscribe(
     ref: Ref, subscriber: Callable[[MemberEvent], None] | Ref, *, timeout_s: float = 5.0
 ) -> int:
     """Receive every later membership event. Returns a token for ``unsubscribe``."""
-    return cast(int, ref.ask(Subscribe(subscriber), timeout=timeout_s))
+    return cast(int, _checked(ref.ask(Subscribe(subscriber), timeout=timeout_s)))
 
 
 def unsubscribe(ref: Ref, token: int, *, timeout_s: float = 5.0) -> None:
@@ -65,14 +73,15 @@ def unsubscribe(ref: Ref, token: int, *, timeout_s: float = 5.0) -> None:
 
 
 def stats(ref: Ref, *, timeout_s: float = 5.0) -> dict[str, int]:
-    return cast(dict[str, int], ref.ask(GetStats(), timeout=timeout_s))
+    return cast(dict[str, int], _checked(ref.ask(GetStats(), timeout=timeout_s)))
 
 
 def leave(ref: Ref, *, timeout_s: float = 1.0) -> bool:
     """Announce the leave and wait, at most ``timeout_s``, until it was written to every
     connected peer. Returns True if it was, False if the time ran out first."""
     deadline = time.monotonic() + timeout_s
-    peer_futures = cast(list[pykka.Future[Any]], ref.ask(Leave(), timeout=timeout_s))
+    peer_futures = cast(list[pykka.Future[Any]],
+                        _checked(ref.ask(Leave(), timeout=timeout_s)))
     flushes: list[concurrent.futures.Future[None]] = []
     for future in peer_futures:
         remaining = deadline - time.monotonic()

@@ -32,6 +32,7 @@ from dynago.actors.messages import (
     Merge,
     PeerConnectivity,
     PeerMessage,
+    Rejected,
     Remove,
     SetAddress,
     Snapshot,
@@ -41,6 +42,7 @@ from dynago.actors.messages import (
     Unsubscribe,
 )
 from dynago.actors.peer import PeerActor
+from dynago.actors.refs import tell_quietly
 from dynago.actors.timers import Scheduler
 from dynago.clock import Clock
 from dynago.config import Config
@@ -102,16 +104,19 @@ class MembershipActor(pykka.ThreadingActor):
                 log.warning("a peer actor did not stop within 2 s")
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Add | Merge | Remove | Snapshot | Subscribe | Leave | GetStats):
-            # Asked by a user: errors go back to the caller.
-            return self._dispatch(message)
+        # Nothing may escape: pykka stops an actor whose *told* message raised, and this
+        # actor cannot know whether it was asked or told.
+        if isinstance(message, Add | Merge | Remove):
+            try:
+                return self._dispatch(message)
+            except (ValueError, KeyError) as error:
+                return Rejected(error)  # the caller's mistake: api.* raises it
         try:
             return self._dispatch(message)
-        except Exception:
-            # A bug while handling a tell would otherwise stop the actor silently.
+        except Exception as error:
             self._handler_errors += 1
             log.exception("membership: failed to handle %r", message)
-            return None
+            return Rejected(error)
 
     def _dispatch(self, message: Any) -> Any:
         now = self._clock.monotonic()
@@ -216,7 +221,13 @@ class MembershipActor(pykka.ThreadingActor):
                 case Send(to, address, message):
                     if to == self.name:
                         continue
-                    self._peer(to, address).tell(Deliver(message))
+                    peer = self._peers.get(to)
+                    if peer is None or not peer.is_alive():
+                        record = self.core.get(to)
+                        if record is not None and record.member.status is Status.LEFT:
+                            continue  # it said goodbye; a new life will dial us
+                        peer = self._peer(to, address)
+                    peer.tell(Deliver(message))
                 case Publish(event):
                     self._publish(event)
                 case DialSeed(address):
@@ -225,7 +236,7 @@ class MembershipActor(pykka.ThreadingActor):
     def _dial_seed(self, address: str) -> None:
         me = self.actor_ref
         self._transport.dial(
-            address, None, lambda reason: me.tell(DialSeedFailed(address, reason))
+            address, None, lambda reason: tell_quietly(me, DialSeedFailed(address, reason))
         )
 
     def _peer(self, name: str, address: str) -> pykka.ActorRef[Any]:

@@ -129,6 +129,17 @@ MembershipMessage = (
 
 
 @dataclass(frozen=True, slots=True)
+class Rejected:
+    """The answer to a command that failed: ``error`` says why. Nothing was changed.
+
+    The actor answers instead of raising, because an exception while handling a *told*
+    message would stop it. The functions in dynago.actors.api raise ``error``.
+    """
+
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
 class MemberView:
     """A member as the admin API and the CLI show it."""
 

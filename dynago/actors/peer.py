@@ -33,6 +33,7 @@ from dynago.actors.messages import (
     StreamClosed,
     StreamReceived,
 )
+from dynago.actors.refs import tell_quietly
 from dynago.actors.timers import Scheduler
 from dynago.config import Config
 from dynago.core.messages import CoreMessage
@@ -100,7 +101,7 @@ class PeerActor(pykka.ThreadingActor):
             case Deliver(payload):
                 self._deliver(payload)
             case StreamReceived(stream_id, payload):
-                self._membership.tell(PeerMessage(self.peer_name, self.address, payload))
+                tell_quietly(self._membership, PeerMessage(self.peer_name, self.address, payload))
             case Attach(stream):
                 self._attach(stream)
             case StreamClosed(stream_id, reason):
@@ -141,8 +142,8 @@ class PeerActor(pykka.ThreadingActor):
         me = self.actor_ref
         sid = stream.stream_id
         stream.bind(
-            lambda payload: me.tell(StreamReceived(sid, payload)),
-            lambda reason: me.tell(StreamClosed(sid, reason)),
+            lambda payload: tell_quietly(me, StreamReceived(sid, payload)),
+            lambda reason: tell_quietly(me, StreamClosed(sid, reason)),
         )
         if current is not None:
             log.debug("peer %s: stream %d replaces %d", self.peer_name, sid, current.stream_id)
@@ -156,7 +157,7 @@ class PeerActor(pykka.ThreadingActor):
             self.address = stream.remote_address
         while self._pending:
             stream.send(self._pending.popleft())
-        self._membership.tell(PeerConnectivity(self.peer_name, True))
+        tell_quietly(self._membership, PeerConnectivity(self.peer_name, True))
 
     def _prefer(self, new: Stream, current: Stream) -> bool:
         """Whether ``new`` should replace ``current``; both nodes decide alike."""
@@ -171,7 +172,7 @@ class PeerActor(pykka.ThreadingActor):
             return
         log.debug("peer %s: stream %d closed: %s", self.peer_name, stream_id, reason)
         self._stream = None
-        self._membership.tell(PeerConnectivity(self.peer_name, False))
+        tell_quietly(self._membership, PeerConnectivity(self.peer_name, False))
         self._schedule_redial()
 
     def _dial_failed(self, reason: str) -> None:
@@ -196,7 +197,7 @@ class PeerActor(pykka.ThreadingActor):
         self.dials += 1
         me = self.actor_ref
         self._transport.dial(
-            self.address, self.peer_name, lambda reason: me.tell(DialFailed(reason))
+            self.address, self.peer_name, lambda reason: tell_quietly(me, DialFailed(reason))
         )
 
     def _schedule_redial(self) -> None:
@@ -205,7 +206,9 @@ class PeerActor(pykka.ThreadingActor):
         delay = self.backoff_delay(self._failures)
         self._failures += 1
         me = self.actor_ref
-        self._redial_timer = self._scheduler.call_later(delay, lambda: me.tell(Redial()))
+        self._redial_timer = self._scheduler.call_later(
+            delay, lambda: tell_quietly(me, Redial())
+        )
 
     def backoff_delay(self, failures: int) -> float:
         """Capped exponential backoff with jitter: in [d/2, d], d = initial * 2**failures."""

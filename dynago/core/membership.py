@@ -30,8 +30,9 @@ Rules (each tested in tests/core/):
   it makes this node probe that member now.
 * Time this node did not run (a gap between ticks longer than the probe timeout) does
   not count against others: probe and suspicion deadlines move by the gap.
-* A message from a member this node holds as failed or left is answered with that
-  record, so a paused or cut-off member learns of its fate at once and refutes.
+* A message from a member this node holds as failed is answered with that record, so a
+  paused or cut-off member learns of its fate at once and refutes. (Not for left: a
+  member that left says so itself, and a new life of it learns by joining.)
 * Every ``reconnect_interval_s`` the node tries one failed member, and a seed that is not
   a live member, with a push-pull: partitions heal with no operator action. Failed and
   left records are reaped after ``tombstone_retention_s``.
@@ -176,6 +177,7 @@ class MembershipCore:
         self._next_probe = now + config.probe_interval_s * rng.random()
         self._next_reconnect = now + config.reconnect_interval_s
         self._last_tick = now
+        self._notified: dict[str, float] = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -237,22 +239,25 @@ class MembershipCore:
             self._next_seed_attempt = now + self._seed_backoff * (0.5 + self._rng.random() / 2)
             self._seed_backoff = min(self._seed_backoff * 2, self.config.reconnect_max_backoff_s)
         if now >= self._next_gossip:
-            self._next_gossip = max(self._next_gossip + self.config.gossip_interval_s, now)
+            self._next_gossip = _next_due(self._next_gossip, self.config.gossip_interval_s, now)
             effects.extend(self._gossip_round())
         if now >= self._next_anti_entropy:
-            self._next_anti_entropy = now + self.config.anti_entropy_interval_s
+            self._next_anti_entropy = _next_due(
+                self._next_anti_entropy, self.config.anti_entropy_interval_s, now)
             for target in self._live.sample(self._rng, 1):
                 effects.extend(self._full_state(target, reply_wanted=True))
         if not self._leaving:
             if now >= self._next_probe:
-                self._next_probe = now + self.awareness.scale(self.config.probe_interval_s)
+                self._next_probe = _next_due(
+                    self._next_probe, self.awareness.scale(self.config.probe_interval_s), now)
                 next_target = self._prober.next_target(self._live.names(), self._live.index)
                 if next_target is not None:
                     self._start_probe(next_target, now, effects)
             self._run_probe_deadlines(now, effects)
             self._run_suspicion_deadlines(now, effects)
             if now >= self._next_reconnect:
-                self._next_reconnect = now + self.config.reconnect_interval_s
+                self._next_reconnect = _next_due(
+                    self._next_reconnect, self.config.reconnect_interval_s, now)
                 self._reconnect(now, effects)
         return effects
 
@@ -275,6 +280,7 @@ class MembershipCore:
     def handle(self, sender: str, message: CoreMessage, now: float) -> list[Effect]:
         """A message from member ``sender`` arrived."""
         effects: list[Effect] = []
+        incarnation_before = self.local_member.incarnation
         if isinstance(message, Gossip):
             for member in message.updates:
                 self._receive(member, now, effects)
@@ -300,9 +306,20 @@ class MembershipCore:
         else:  # pragma: no cover - the type union is closed
             raise TypeError(f"unknown core message {message!r}")
         held = self._records.get(sender)
-        if held is not None and not held.member.status.is_live and sender != self.name:
-            # It talks, so it runs: tell it how we hold it, so that it can refute.
-            effects.append(Send(sender, held.member.address, Gossip((held.member,))))
+        if sender == self.name or held is None:
+            return effects
+        me = self.local_member
+        if me.incarnation != incarnation_before and not isinstance(message, Ping):
+            # We refuted something the sender told us: it is the first who must know.
+            effects.append(Send(sender, held.member.address, Gossip((me,))))
+        if held.member.status is Status.FAILED:
+            # It talks, so it runs: tell it how we hold it, so that it can refute. At most
+            # once per protocol period: two nodes that hold each other failed must not
+            # bounce notices forever.
+            last = self._notified.get(sender)
+            if last is None or now - last >= self.config.probe_interval_s:
+                self._notified[sender] = now
+                effects.append(Send(sender, held.member.address, Gossip((held.member,))))
         return effects
 
     def stream_opened(
@@ -536,6 +553,7 @@ class MembershipCore:
         target = req.target
         if target.name == self.name or target.problem() is not None:
             return
+        self._receive(target, now, effects)  # carries a suspicion on to the target
         held = self._records.get(sender)
         origin_address = held.member.address if held is not None else ""
         timeout = self.awareness.scale(self.config.probe_timeout_s)
@@ -555,6 +573,7 @@ class MembershipCore:
                 live_addresses.add(record.member.address)
             elif record.since <= horizon and name != self.name:
                 del self._records[name]
+                self._notified.pop(name, None)
                 self._suspicions.pop(name, None)
                 self.counters.tombstones_reaped += 1
             elif status is Status.FAILED:
@@ -602,8 +621,20 @@ class MembershipCore:
         ]
 
 
+def _next_due(due: float, interval: float, now: float) -> float:
+    """The next deadline of a periodic action that was due at ``due``: on the same grid
+    (no drift from late ticks), but never in the past (beats missed while paused are
+    skipped, not run in a burst)."""
+    following = due + interval
+    return following if following > now else now + interval
+
+
 def _event_kind(previous: Member | None, current: Member) -> EventKind | None:
     """Which event a change from ``previous`` to ``current`` is, if any."""
+    if (previous is not None and previous.status == current.status
+            and previous.incarnation == current.incarnation
+            and previous.address == current.address):
+        return None  # only the origin changed: the same news from someone else
     was_live = previous is not None and previous.status.is_live
     if current.status is Status.ALIVE:
         return EventKind.CHANGED if was_live else EventKind.JOINED

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import itertools
 import logging
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -257,6 +259,28 @@ class GrpcStream:
             self._on_closed(reason)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Raise TransportError if ``host:port`` cannot be bound for listening.
+
+    gRPC would say so too, but only through its own log line on stderr; this check gives
+    the one clear error. SO_REUSEADDR as gRPC sets it: a port held only by connections in
+    TIME_WAIT (a node restarted on its old port) is free.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise TransportError(f"cannot bind {host}:{port}: {error.strerror or error}") from None
+    for family, kind, proto, _name, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as error:
+                reason = "address in use" if error.errno == errno.EADDRINUSE else (
+                    error.strerror or str(error))
+                raise TransportError(f"cannot bind {host}:{port}: {reason}") from None
+
+
 class GrpcTransport:
     """Serves and dials node-to-node streams over gRPC (grpc.aio)."""
 
@@ -293,9 +317,11 @@ class GrpcTransport:
         Raises TransportError if the address cannot be bound (in use, not local).
         """
         try:
-            host, _port = parse_address(address, allow_port_zero=True)
+            host, port = parse_address(address, allow_port_zero=True)
         except AddressError as error:
             raise TransportError(str(error)) from None
+        if port:
+            _check_port_free(host, port)
         self._thread.start()
         port = int(self._submit(self._bind(address)).result(timeout=10))
         if ":" in host:
@@ -480,8 +506,9 @@ class GrpcTransport:
             else:
                 message = codec.decode(first, self.config.max_message_bytes)
                 if isinstance(message, codec.Refusal):
-                    reason = f"refused by {address}: {message.reason}"
-                    log.warning("node at %s refused our stream: %s", address, message.reason)
+                    reason = f"refused by {address}, which says: {message.reason}"
+                    log.warning("node at %s refused our stream; in its words: %r",
+                                address, message.reason)
                 elif not isinstance(message, codec.Hello):
                     reason = "peer did not answer with a handshake"
                 else:

@@ -133,8 +133,10 @@ class MemoryStream:
         return done
 
     def close(self, reason: str = "closed by this node") -> None:
-        if self._mark_closed(reason):
-            peer = self._peer
+        peer = self._peer
+        try:
+            self._mark_closed(reason)
+        finally:
             if peer is not None:
                 peer._mark_closed("closed by peer")
 
