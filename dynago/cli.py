@@ -47,6 +47,25 @@ def _bind_address(text: str) -> str:
     return text
 
 
+def _http_bind(text: str) -> str:
+    """``--http``: HOST:PORT, or a bare PORT meaning 127.0.0.1:PORT (loopback by default)."""
+    if text.isascii() and text.isdigit():
+        text = f"127.0.0.1:{text}"
+    return _bind_address(text)
+
+
+def _read_secret(path: str, what: str) -> str:
+    try:
+        with open(path) as handle:
+            secret = handle.read().strip()
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"cannot read {what} file {path}: {error.strerror}") from None
+    if not secret:
+        raise argparse.ArgumentTypeError(f"{what} file {path} is empty")
+    return secret
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dynago", description="A leaderless cluster membership node.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -57,8 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--seed", action="append", default=[], type=_address,
                       metavar="HOST:PORT", help="a running member to join through (repeatable)")
     node.add_argument("--name", help="node name (default: the bound address)")
-    node.add_argument("--http", type=_bind_address, metavar="HOST:PORT",
-                      help="address of the HTTP admin API (default: none)")
+    node.add_argument("--http", type=_http_bind, metavar="[HOST:]PORT",
+                      help="address of the HTTP admin API; a bare port means 127.0.0.1 "
+                           "(default: no admin API)")
+    node.add_argument("--admin-token-file", metavar="PATH",
+                      help="requests that change the node (POST) need 'Authorization: "
+                           "Bearer <token in this file>'")
+    node.add_argument("--cluster-key-file", metavar="PATH",
+                      help="shared cluster keys, base64, one per line, first is used: "
+                           "peers that cannot prove they hold one are refused")
+    node.add_argument("--tls-cert", metavar="PEM", help="this node's certificate (mutual TLS)")
+    node.add_argument("--tls-key", metavar="PEM", help="this node's private key")
+    node.add_argument("--tls-ca", metavar="PEM", help="the cluster's CA certificate")
+    node.add_argument("--tls-server-name", default="dynago", metavar="NAME",
+                      help="DNS name every node certificate carries (default 'dynago')")
     node.add_argument("--cluster", default=DEFAULT_CLUSTER,
                       help=f"cluster name; nodes of other clusters are refused "
                            f"(default {DEFAULT_CLUSTER!r})")
@@ -77,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     leave = commands.add_parser("leave", help="make a node leave the cluster and stop")
     leave.add_argument("--http", type=_address, default="127.0.0.1:8001", metavar="HOST:PORT")
+    leave.add_argument("--admin-token-file", metavar="PATH",
+                       help="file holding the node's admin token (or set DYNAGO_ADMIN_TOKEN)")
 
     demo = commands.add_parser("demo", help="run a local 3-node cluster and show its members")
     demo.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
@@ -112,18 +145,32 @@ def run_node(args: argparse.Namespace) -> int:
 
     from dynago.node import Node
     from dynago.transport.base import TransportError
+    from dynago.transport.grpc_transport import TlsFiles
+    from dynago.transport.handshake import Keyring, KeyringError
 
     preset = Config.local if args.preset == "local" else Config.lan
     try:
         config = preset(cluster=args.cluster).validate()
+        keyring = Keyring.from_file(args.cluster_key_file) if args.cluster_key_file else None
+        tls_args = (args.tls_cert, args.tls_key, args.tls_ca)
+        tls = None
+        if any(tls_args):
+            if not all(tls_args):
+                return _fail("mutual TLS needs all of --tls-cert, --tls-key and --tls-ca")
+            tls = TlsFiles.load(args.tls_cert, args.tls_key, args.tls_ca,
+                                args.tls_server_name)
+        token = (_read_secret(args.admin_token_file, "admin token")
+                 if args.admin_token_file else None)
         faults = None
         if args.enable_fault_injection:
             from dynago.transport.faults import Faults
 
             faults = Faults()
         node = Node(bind=args.bind, name=args.name, seeds=tuple(args.seed), config=config,
-                    http_bind=args.http, faults=faults)
-    except (ConfigError, AddressError, ValueError) as error:
+                    http_bind=args.http, faults=faults, keyring=keyring, tls=tls,
+                    admin_token=token)
+    except (ConfigError, AddressError, KeyringError, TransportError, ValueError,
+            argparse.ArgumentTypeError) as error:
         return _fail(str(error))
 
     stop = threading.Event()
@@ -154,10 +201,10 @@ def run_node(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- members / leave
 
 
-def _fetch(address: str, path: str, method: str = "GET") -> Any:
+def _fetch(address: str, path: str, method: str = "GET", token: str | None = None) -> Any:
     from dynago.launch import http_json
 
-    return http_json(address, path, method=method, timeout_s=5.0)
+    return http_json(address, path, method=method, timeout_s=5.0, token=token)
 
 
 def format_table(members: list[dict[str, Any]]) -> str:
@@ -206,7 +253,12 @@ def run_members(args: argparse.Namespace) -> int:
 
 def run_leave(args: argparse.Namespace) -> int:
     try:
-        _fetch(args.http, "/v1/leave", method="POST")
+        token = (_read_secret(args.admin_token_file, "admin token")
+                 if args.admin_token_file else os.environ.get("DYNAGO_ADMIN_TOKEN"))
+    except argparse.ArgumentTypeError as error:
+        return _fail(str(error))
+    try:
+        _fetch(args.http, "/v1/leave", method="POST", token=token)
     except (OSError, urllib.error.URLError, ValueError) as error:
         return _fail(f"cannot reach the admin API at {args.http}: {_reason(error)}", 1)
     print(f"node at {args.http} is leaving")

@@ -124,6 +124,20 @@ class Config:
     forgotten (default 3600 s). They are tried again (failed) and shown in /v1/members
     meanwhile. Too low lets a stale record of a dead member come back as news."""
 
+    max_members: int = 10_000
+    """Most members (tombstones included) this node holds (default 10,000). Records of
+    further new members are dropped and counted; members already held are never pushed
+    out. Raise it for larger clusters: memory is about 1 KB per member."""
+
+    new_members_per_peer_per_s: float = 100.0
+    """How many members not yet known one peer may introduce per second, after its burst
+    (default 100/s). Bounds what a misbehaving peer can make up."""
+
+    new_members_burst: int = 2048
+    """How many new members one peer may introduce at once (default 2048): a joiner learns
+    a cluster up to this size from its seed in one exchange; beyond it, the rest arrives
+    through other members' gossip and anti-entropy, at the rate above per peer."""
+
     keepalive_interval_s: float = 10.0
     """HTTP/2 keepalive ping period on node-to-node connections (default 10 s). A hint about
     the connection only; it never decides that a member failed."""
@@ -166,6 +180,7 @@ class Config:
             "probe_timeout_s": self.probe_timeout_s,
             "reconnect_interval_s": self.reconnect_interval_s,
             "tombstone_retention_s": self.tombstone_retention_s,
+            "new_members_per_peer_per_s": self.new_members_per_peer_per_s,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -180,6 +195,8 @@ class Config:
             "suspicion_mult": self.suspicion_mult,
             "suspicion_max_timeout_mult": self.suspicion_max_timeout_mult,
             "awareness_max_multiplier": self.awareness_max_multiplier,
+            "max_members": self.max_members,
+            "new_members_burst": self.new_members_burst,
         }
         for name, count in counts.items():
             if count < 1:

@@ -27,10 +27,16 @@ class LaunchError(RuntimeError):
     """A node process did not start or did not answer in time."""
 
 
-def http_json(address: str, path: str, *, method: str = "GET", timeout_s: float = 2.0) -> Any:
-    """GET (or POST) ``path`` on the admin API at ``address`` and decode its JSON."""
+def http_json(address: str, path: str, *, method: str = "GET", timeout_s: float = 2.0,
+              token: str | None = None, body: Any = None) -> Any:
+    """GET (or POST) ``path`` on the admin API at ``address`` and decode its JSON.
+
+    ``token`` is sent as a bearer token; ``body`` (POST only) as JSON."""
+    data = json.dumps(body).encode() if body is not None else b""
     request = urllib.request.Request(f"http://{address}{path}", method=method,
-                                     data=b"" if method == "POST" else None)
+                                     data=data if method == "POST" else None)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
         return json.loads(response.read().decode())
 

@@ -8,7 +8,7 @@ down again: actors first, then the transport (the other order waits out gRPC's g
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -22,6 +22,10 @@ from dynago.config import Config
 from dynago.core.address import parse_address
 from dynago.transport.base import Stream
 from dynago.transport.faults import Faults
+
+if TYPE_CHECKING:
+    from dynago.transport.grpc_transport import TlsFiles
+    from dynago.transport.handshake import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,9 @@ class Node:
         scheduler: Scheduler | None = None,
         seed: int | None = None,
         faults: Faults | None = None,
+        keyring: Keyring | None = None,
+        tls: TlsFiles | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.config = (config or Config.lan()).validate()
         parse_address(bind, allow_port_zero=True)
@@ -53,6 +60,7 @@ class Node:
         self._requested_name = name
         self._seeds = tuple(seeds)
         self._http_bind = http_bind
+        self._admin_token = admin_token
         self._clock = clock or SystemClock()
         self._own_scheduler = scheduler is None
         self._scheduler: Scheduler | None = scheduler
@@ -63,7 +71,7 @@ class Node:
         if transport is None:
             from dynago.transport.grpc_transport import GrpcTransport
 
-            transport = GrpcTransport(self.config, faults)
+            transport = GrpcTransport(self.config, faults, keyring=keyring, tls=tls)
         self.transport = transport
         self.membership: pykka.ActorRef[Any] | None = None
         self.address = ""
@@ -81,7 +89,7 @@ class Node:
                 # Bound before any actor starts, so that a port in use fails cleanly.
                 from dynago.http.admin import AdminServer
 
-                self.http = AdminServer(self._http_bind, self)
+                self.http = AdminServer(self._http_bind, self, token=self._admin_token)
             seeds = tuple(s for s in self._seeds if s != self.address)
             if self._scheduler is None:
                 self._scheduler = ThreadScheduler()
@@ -119,6 +127,18 @@ class Node:
         """Snapshot of the member map (see api.snapshot)."""
         assert self.membership is not None, "start() first"
         return api.snapshot(self.membership, live_only=live_only)
+
+    def stats(self) -> dict[str, int]:
+        """Counters of the membership actor and of the transport (if it keeps any)."""
+        assert self.membership is not None, "start() first"
+        result = api.stats(self.membership)
+        counters = getattr(self.transport, "counters", None)
+        if counters is not None and hasattr(counters, "as_dict"):
+            result.update(counters.as_dict())
+        if self.faults is not None:
+            result["faults_dropped_out"] = self.faults.dropped_out
+            result["faults_dropped_in"] = self.faults.dropped_in
+        return result
 
     def leave(self) -> bool:
         """Announce the leave and wait (bounded by config.leave_timeout_s) until it is out."""

@@ -95,6 +95,10 @@ class CoreCounters:
     failures_declared: int = 0
     """Suspects whose timeout ran out on this node."""
     tombstones_reaped: int = 0
+    members_refused_cap: int = 0
+    """New members dropped because the map held max_members already."""
+    members_refused_rate: int = 0
+    """New members dropped because their sender exceeded its allowance of new members."""
 
 
 class _LivePeers:
@@ -178,6 +182,7 @@ class MembershipCore:
         self._next_reconnect = now + config.reconnect_interval_s
         self._last_tick = now
         self._notified: dict[str, float] = {}
+        self._allowances: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -283,10 +288,10 @@ class MembershipCore:
         incarnation_before = self.local_member.incarnation
         if isinstance(message, Gossip):
             for member in message.updates:
-                self._receive(member, now, effects)
+                self._receive(member, now, effects, sender)
         elif isinstance(message, StateSync):
             for member in message.members:
-                self._receive(member, now, effects)
+                self._receive(member, now, effects, sender)
             if message.last:
                 if sender in self._seed_peers:
                     self._synced = True
@@ -295,7 +300,7 @@ class MembershipCore:
         elif isinstance(message, Ping):
             self._on_ping(sender, message, now, effects)
         elif isinstance(message, Ack):
-            self._on_ack(message, now, effects)
+            self._on_ack(sender, message, now, effects)
         elif isinstance(message, PingReq):
             self._on_ping_req(sender, message, now, effects)
         elif isinstance(message, Nack):
@@ -341,10 +346,13 @@ class MembershipCore:
         return self._full_state(peer, reply_wanted=True, address=address)
 
     def add(self, member: Member, now: float) -> list[Effect]:
-        """Merge one record handed in locally. Raises ValueError if it is invalid."""
+        """Merge one record handed in locally. Raises ValueError if it is invalid or the
+        map is full."""
         problem = member.problem()
         if problem:
             raise ValueError(problem)
+        if member.name not in self._records and len(self._records) >= self.config.max_members:
+            raise ValueError(f"the member map is full ({self.config.max_members} members)")
         effects: list[Effect] = []
         self._receive(member, now, effects)
         return effects
@@ -356,6 +364,9 @@ class MembershipCore:
             problem = member.problem()
             if problem:
                 raise ValueError(problem)
+        new = {m.name for m in batch if m.name not in self._records}
+        if len(self._records) + len(new) > self.config.max_members:
+            raise ValueError(f"the member map would exceed {self.config.max_members} members")
         effects: list[Effect] = []
         for member in batch:
             self._receive(member, now, effects)
@@ -391,13 +402,24 @@ class MembershipCore:
 
     # ------------------------------------------------------------------ rules
 
-    def _receive(self, member: Member, now: float, effects: list[Effect]) -> None:
-        """Take in one record from outside: validate, refute if it is about us, merge."""
+    def _receive(
+        self, member: Member, now: float, effects: list[Effect], sender: str | None = None
+    ) -> None:
+        """Take in one record from outside: validate, refute if it is about us, merge.
+
+        A record of a member not held yet must fit under ``max_members``, and, from a peer,
+        within that peer's allowance of new members (a token bucket of
+        ``new_members_burst`` refilled at ``new_members_per_peer_per_s``): a peer that
+        makes up members by the million fills neither memory nor the map, and no real
+        member is ever pushed out for them.
+        """
         if member.problem() is not None:
             self.counters.invalid_records += 1
             return
         if member.name == self.name:
             self._consider_self(member, now, effects)
+            return
+        if member.name not in self._records and not self._admit_new(sender, now):
             return
         if member.status is Status.SUSPECT:
             suspicion = self._suspicions.get(member.name)
@@ -406,6 +428,25 @@ class MembershipCore:
         held = self._records.get(member.name)
         if held is None or member.supersedes(held.member):
             self._apply(member, now, effects)
+
+    def _admit_new(self, sender: str | None, now: float) -> bool:
+        """Whether one more member may enter the map (see _receive)."""
+        if len(self._records) >= self.config.max_members:
+            self.counters.members_refused_cap += 1
+            return False
+        if sender is None:
+            return True
+        burst = float(self.config.new_members_burst)
+        tokens, since = self._allowances.get(sender, (burst, now))
+        tokens = min(burst, tokens + (now - since) * self.config.new_members_per_peer_per_s)
+        if tokens < 1.0:
+            self._allowances[sender] = (tokens, now)
+            self.counters.members_refused_rate += 1
+            return False
+        if len(self._allowances) >= self.config.max_members and sender not in self._allowances:
+            self._allowances.clear()  # bounded: forget allowances rather than grow
+        self._allowances[sender] = (tokens - 1.0, now)
+        return True
 
     def _consider_self(self, member: Member, now: float, effects: list[Effect]) -> None:
         """Someone says something about us. If it would win over our own record, outbid it."""
@@ -535,7 +576,7 @@ class MembershipCore:
         address = held.member.address if held is not None else ""
         effects.append(Send(sender, address, Ack(ping.seq, self.local_member)))
 
-    def _on_ack(self, ack: Ack, now: float, effects: list[Effect]) -> None:
+    def _on_ack(self, sender: str, ack: Ack, now: float, effects: list[Effect]) -> None:
         self.counters.acks_received += 1
         relay = self._prober.relays.pop(ack.seq, None)
         if relay is not None:
@@ -547,13 +588,13 @@ class MembershipCore:
             if probe is not None and ack.member.name == probe.target:
                 self._prober.finish(ack.seq)
                 self.awareness.apply(-1)
-        self._receive(ack.member, now, effects)
+        self._receive(ack.member, now, effects, sender)
 
     def _on_ping_req(self, sender: str, req: PingReq, now: float, effects: list[Effect]) -> None:
         target = req.target
         if target.name == self.name or target.problem() is not None:
             return
-        self._receive(target, now, effects)  # carries a suspicion on to the target
+        self._receive(target, now, effects, sender)  # carries a suspicion on to the target
         held = self._records.get(sender)
         origin_address = held.member.address if held is not None else ""
         timeout = self.awareness.scale(self.config.probe_timeout_s)

@@ -4,6 +4,8 @@
   this node included: the shape Dynago's clients read.
 * ``GET /v1/members`` — JSON array of objects: name, address, status, incarnation, since
   (RFC 3339 UTC time at which this node saw the change).
+* ``GET /v1/stats``   — counters: membership (probes, suspicions, invalid records, ...)
+  and transport (streams refused, malformed messages, bytes in and out, ...).
 * ``GET /healthz``    — 200 ``{"status": "ok", ...}`` while the membership actor answers,
   503 otherwise.
 * ``POST /v1/leave``  — leave the cluster and stop the node (202).
@@ -13,12 +15,15 @@
   or ``true`` for everything); the answer is the rules now in force. Bad input: 400 and
   nothing changes.
 
+Requests that change the node (every POST) need ``Authorization: Bearer TOKEN`` when the
+node has an admin token; without it they get 401 and nothing changes. Reads stay open.
 Handlers only ``ask`` the membership actor (with a timeout); they never touch its state.
 """
 
 from __future__ import annotations
 
 import datetime
+import hmac
 import json
 import logging
 import threading
@@ -45,6 +50,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     node: Node
     on_leave: Any
+    token: bytes | None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -81,6 +87,8 @@ class _Handler(BaseHTTPRequestHandler):
                     }
                     for v in views
                 ])
+            elif path == "/v1/stats":
+                self._send_json(200, node.stats())
             elif path == "/v1/faults" and node.faults is not None:
                 self._send_json(200, node.faults.rules.as_dict())
             elif path == "/healthz":
@@ -92,8 +100,28 @@ class _Handler(BaseHTTPRequestHandler):
         except (pykka.ActorDeadError, pykka.Timeout, AssertionError):
             self._send_json(503, {"status": "unavailable", "error": "membership not running"})
 
+    def _authorized(self) -> bool:
+        """Requests that change the node need the bearer token, when one is set."""
+        token = self.server.token
+        if token is None:
+            return True
+        header = self.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            presented.strip().encode(), token)
+
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         path = self.path.split("?", 1)[0].rstrip("/")
+        if not self._authorized():
+            self.close_connection = True
+            data = b'{"error": "missing or wrong bearer token"}\n'
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Bearer realm="dynago"')
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -152,11 +180,14 @@ def _apply_faults(faults: Faults, request: object) -> None:
 class AdminServer:
     """Serves the admin API of ``node`` on ``bind`` (port 0: any free port)."""
 
-    def __init__(self, bind: str, node: Node, on_leave: Any = None) -> None:
+    def __init__(
+        self, bind: str, node: Node, on_leave: Any = None, token: str | None = None
+    ) -> None:
         host, port = parse_address(bind, allow_port_zero=True)
         self._server = _Server((host, port), _Handler)
         self._server.node = node
         self._server.on_leave = on_leave
+        self._server.token = token.encode() if token else None
         bound_port = self._server.server_address[1]
         self.address = format_address(host, int(bound_port))
         self._thread = threading.Thread(

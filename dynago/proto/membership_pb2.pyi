@@ -59,11 +59,17 @@ class Hello(_message.Message):
     CLUSTER_FIELD_NUMBER: _builtins.int
     PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
     MIN_PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     address: _builtins.str
     cluster: _builtins.str
     protocol_version: _builtins.int
     min_protocol_version: _builtins.int
+    nonce: _builtins.bytes
+    """Fresh random bytes for the cluster-key proof (dynago/transport/handshake.py)."""
+    proof: _builtins.bytes
+    """The acceptor's proof of the cluster key; empty from the dialler and without a key."""
     def __init__(
         self,
         *,
@@ -72,14 +78,37 @@ class Hello(_message.Message):
         cluster: _builtins.str = ...,
         protocol_version: _builtins.int = ...,
         min_protocol_version: _builtins.int = ...,
+        nonce: _builtins.bytes = ...,
+        proof: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "cluster", b"cluster", "min_protocol_version", b"min_protocol_version", "name", b"name", "protocol_version", b"protocol_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "cluster", b"cluster", "min_protocol_version", b"min_protocol_version", "name", b"name", "nonce", b"nonce", "proof", b"proof", "protocol_version", b"protocol_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Hello: _TypeAlias = Hello  # noqa: Y015
+
+@_typing.final
+class Auth(_message.Message):
+    """The dialler's proof of the cluster key, sent after the acceptor's Hello (empty without a key)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROOF_FIELD_NUMBER: _builtins.int
+    proof: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        proof: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["proof", b"proof"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Auth: _TypeAlias = Auth  # noqa: Y015
 
 @_typing.final
 class Refusal(_message.Message):
@@ -296,6 +325,7 @@ class Envelope(_message.Message):
     ACK_FIELD_NUMBER: _builtins.int
     PING_REQ_FIELD_NUMBER: _builtins.int
     NACK_FIELD_NUMBER: _builtins.int
+    AUTH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello: ...
     @_builtins.property
@@ -312,6 +342,8 @@ class Envelope(_message.Message):
     def ping_req(self) -> Global___PingReq: ...
     @_builtins.property
     def nack(self) -> Global___Nack: ...
+    @_builtins.property
+    def auth(self) -> Global___Auth: ...
     def __init__(
         self,
         *,
@@ -323,12 +355,13 @@ class Envelope(_message.Message):
         ack: Global___Ack | None = ...,
         ping_req: Global___PingReq | None = ...,
         nack: Global___Nack | None = ...,
+        auth: Global___Auth | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack", "auth"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

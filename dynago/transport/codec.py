@@ -64,6 +64,15 @@ class Hello:
     cluster: str
     protocol_version: int
     min_protocol_version: int
+    nonce: bytes = b""
+    proof: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """The dialler's proof of the cluster key (transport.handshake), after both Hellos."""
+
+    proof: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +86,7 @@ class DecodeError(ValueError):
     """The peer broke the protocol: its bytes are not a message we accept."""
 
 
-_WireMessage = Hello | Refusal | Gossip | StateSync | Ping | Ack | PingReq | Nack
+_WireMessage = Hello | Refusal | Auth | Gossip | StateSync | Ping | Ack | PingReq | Nack
 
 _STATUS_TO_WIRE: dict[Status, pb.MemberStatus.ValueType] = {
     Status.ALIVE: pb.MEMBER_STATUS_ALIVE,
@@ -106,6 +115,11 @@ def encode(message: _WireMessage) -> bytes:
             hello.cluster = message.cluster
             hello.protocol_version = message.protocol_version
             hello.min_protocol_version = message.min_protocol_version
+            hello.nonce = message.nonce
+            hello.proof = message.proof
+        case Auth():
+            envelope.auth.SetInParent()
+            envelope.auth.proof = message.proof
         case Refusal():
             envelope.refusal.SetInParent()
             envelope.refusal.reason = message.reason
@@ -187,7 +201,11 @@ def decode(data: bytes, max_bytes: int) -> _WireMessage:
             cluster=hello.cluster,
             protocol_version=hello.protocol_version,
             min_protocol_version=hello.min_protocol_version,
+            nonce=hello.nonce,
+            proof=hello.proof,
         )
+    if kind == "auth":
+        return Auth(proof=envelope.auth.proof)
     if kind == "refusal":
         return Refusal(reason=envelope.refusal.reason)
     if kind == "gossip":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import errno
 import itertools
 import logging
@@ -30,7 +31,7 @@ import grpc.aio
 from dynago.config import MIN_COMPATIBLE_PROTOCOL_VERSION, PROTOCOL_VERSION, Config
 from dynago.core.address import AddressError, parse_address
 from dynago.core.messages import Ack, CoreMessage, Gossip, Nack, Ping, PingReq, StateSync
-from dynago.transport import codec
+from dynago.transport import codec, handshake
 from dynago.transport.base import OnDialFailed, OnStream, TransportError
 from dynago.transport.faults import DROP, Faults
 
@@ -46,6 +47,9 @@ class TransportCounters:
 
     streams_opened: int = 0
     streams_refused: int = 0
+    """Streams this node refused (other cluster, version, key)."""
+    refused_by_peers: int = 0
+    """Dials of this node that the peer refused."""
     dials_failed: int = 0
     malformed_messages: int = 0
     oversized_dropped: int = 0
@@ -56,8 +60,45 @@ class TransportCounters:
     bytes_out: int = 0
     by_kind_out: dict[str, int] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, int]:
+        """Flat counters, names prefixed ``transport_``."""
+        flat = {f"transport_{k}": v for k, v in vars(self).items() if isinstance(v, int)}
+        for kind, count in self.by_kind_out.items():
+            flat[f"transport_messages_out_{kind}"] = count
+        return flat
+
 
 _FLUSH = object()
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Mutual TLS: this node's certificate chain and key, and the cluster's CA (PEM bytes).
+
+    Both sides verify each other against ``ca``. The certificate a node presents must
+    name ``server_name`` (a DNS subject alternative name; default ``dynago``), which
+    every node checks instead of the address it dialled, so one name serves a cluster.
+    """
+
+    cert: bytes
+    key: bytes
+    ca: bytes
+    server_name: str = "dynago"
+
+    @classmethod
+    def load(cls, cert: str, key: str, ca: str, server_name: str = "dynago") -> TlsFiles:
+        """Read the three PEM files; raise TransportError naming one that cannot be read."""
+        contents = []
+        for label, path in (("certificate", cert), ("key", key), ("CA", ca)):
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except OSError as error:
+                raise TransportError(f"cannot read TLS {label} {path}: {error.strerror}") from None
+            if b"-----BEGIN" not in data:
+                raise TransportError(f"TLS {label} {path} is not a PEM file")
+            contents.append(data)
+        return cls(contents[0], contents[1], contents[2], server_name)
 
 
 class GrpcStream:
@@ -284,8 +325,20 @@ def _check_port_free(host: str, port: int) -> None:
 class GrpcTransport:
     """Serves and dials node-to-node streams over gRPC (grpc.aio)."""
 
-    def __init__(self, config: Config, faults: Faults | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        faults: Faults | None = None,
+        *,
+        keyring: handshake.Keyring | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.config = config
+        self.keyring = keyring
+        """Cluster keys: a peer must prove it holds one (None: no key check)."""
+        self.tls = tls
+        """Mutual TLS material (None: plaintext)."""
+        self._refusals_logged: set[tuple[str, str, str]] = set()
         self.faults = faults
         """Fault injection rules, or None (the default: no faults, no checks)."""
         self.counters = TransportCounters()
@@ -336,7 +389,13 @@ class GrpcTransport:
         )
         server.add_generic_rpc_handlers((handler,))
         try:
-            port = int(server.add_insecure_port(address))
+            if self.tls is None:
+                port = int(server.add_insecure_port(address))
+            else:
+                credentials = grpc.ssl_server_credentials(
+                    [(self.tls.key, self.tls.cert)], root_certificates=self.tls.ca,
+                    require_client_auth=True)
+                port = int(server.add_secure_port(address, credentials))
         except RuntimeError as error:
             raise TransportError(f"cannot bind {address}: {error}") from None
         if port == 0:
@@ -425,22 +484,42 @@ class GrpcTransport:
         await self._serving.wait()
         hello = self._hello
         assert hello is not None
+        timeout = self.config.connect_timeout_s
         try:
-            first = await asyncio.wait_for(context.read(), self.config.connect_timeout_s)
+            first = await asyncio.wait_for(context.read(), timeout)
+            if first is grpc.aio.EOF:
+                return
+            remote = self._read_hello(first, context.peer())
+            if remote is None:
+                return
+            reason = codec.check_hello(hello, remote)
+            if reason is not None:
+                self._refuse_log(remote, reason)
+                await context.write(codec.encode(codec.Refusal(reason)))
+                return
+            own_nonce = handshake.new_nonce()
+            proof = handshake.make_proof(self.keyring, "acceptor", hello.cluster, own_nonce,
+                                         remote.nonce, hello.name, remote.name)
+            await context.write(codec.encode(
+                dataclasses.replace(hello, nonce=own_nonce, proof=proof)))
+            second = await asyncio.wait_for(context.read(), timeout)
+            if second is grpc.aio.EOF:
+                return
+            auth = codec.decode(second, self.config.max_message_bytes)
+            if not isinstance(auth, codec.Auth):
+                raise codec.DecodeError(f"expected Auth, got {type(auth).__name__}")
+            reason = handshake.check_proof(self.keyring, auth.proof, "dialler", hello.cluster,
+                                           remote.nonce, own_nonce, remote.name, hello.name)
+            if reason is not None:
+                self._refuse_log(remote, reason)
+                await context.write(codec.encode(codec.Refusal(reason)))
+                return
         except (TimeoutError, grpc.aio.AioRpcError):
             return
-        if first is grpc.aio.EOF:
+        except codec.DecodeError as error:
+            self.counters.malformed_messages += 1
+            log.warning("malformed handshake from %s: %s", context.peer(), error)
             return
-        remote = self._read_hello(first, context.peer())
-        if remote is None:
-            return
-        reason = codec.check_hello(hello, remote)
-        if reason is not None:
-            self.counters.streams_refused += 1
-            log.warning("refused stream from %s (%s): %s", remote.name, remote.address, reason)
-            await context.write(codec.encode(codec.Refusal(reason)))
-            return
-        await context.write(codec.encode(hello))
         stream = GrpcStream(
             self,
             stream_id=next(self._ids),
@@ -451,6 +530,16 @@ class GrpcTransport:
             cancel=lambda: None,
         )
         await self._run_stream(stream)
+
+    def _refuse_log(self, remote: codec.Hello, reason: str) -> None:
+        """Count every refusal; log it once per (peer, reason), then at DEBUG."""
+        self.counters.streams_refused += 1
+        key = (remote.name[:256], remote.address[:262], reason)
+        level = logging.DEBUG if key in self._refusals_logged else logging.WARNING
+        if len(self._refusals_logged) < 10_000:
+            self._refusals_logged.add(key)
+        log.log(level, "refused stream with %r (%s): %s", remote.name[:64],
+                remote.address[:64], reason)
 
     def _read_hello(self, data: bytes, origin: str) -> codec.Hello | None:
         try:
@@ -494,31 +583,46 @@ class GrpcTransport:
     ) -> None:
         hello = self._hello
         assert hello is not None, "serve() before dial()"
-        channel = grpc.aio.insecure_channel(address, options=self._client_options())
+        channel = self._channel(address)
         call = channel.stream_stream(METHOD)()
         reason = None
         remote: codec.Hello | None = None
+        timeout = self.config.connect_timeout_s
         try:
-            await call.write(codec.encode(hello))
-            first = await asyncio.wait_for(call.read(), self.config.connect_timeout_s)
+            own_nonce = handshake.new_nonce()
+            await call.write(codec.encode(dataclasses.replace(hello, nonce=own_nonce)))
+            first = await asyncio.wait_for(call.read(), timeout)
             if first is grpc.aio.EOF:
                 reason = "stream closed during the handshake"
             else:
                 message = codec.decode(first, self.config.max_message_bytes)
                 if isinstance(message, codec.Refusal):
                     reason = f"refused by {address}, which says: {message.reason}"
-                    log.warning("node at %s refused our stream; in its words: %r",
-                                address, message.reason)
+                    self.counters.refused_by_peers += 1
+                    key = ("", address, message.reason[:256])
+                    level = logging.DEBUG if key in self._refusals_logged else logging.WARNING
+                    if len(self._refusals_logged) < 10_000:
+                        self._refusals_logged.add(key)
+                    log.log(level, "node at %s refused our stream; in its words: %r",
+                            address, message.reason[:256])
                 elif not isinstance(message, codec.Hello):
                     reason = "peer did not answer with a handshake"
                 else:
                     remote = message
                     reason = codec.check_hello(hello, remote)
+                    if reason is None:
+                        reason = handshake.check_proof(
+                            self.keyring, remote.proof, "acceptor", hello.cluster,
+                            remote.nonce, own_nonce, remote.name, hello.name)
                     if reason is not None:
-                        log.warning("refused stream to %s (%s): %s",
-                                    remote.name, remote.address, reason)
+                        self._refuse_log(remote, reason)
                     elif expected_name is not None and remote.name != expected_name:
                         reason = f"{address} is now node {remote.name!r}, not {expected_name!r}"
+                    else:
+                        proof = handshake.make_proof(
+                            self.keyring, "dialler", hello.cluster, own_nonce, remote.nonce,
+                            hello.name, remote.name)
+                        await call.write(codec.encode(codec.Auth(proof)))
         except TimeoutError:
             reason = "handshake timed out"
         except asyncio.CancelledError:
@@ -548,3 +652,13 @@ class GrpcTransport:
             await self._run_stream(stream)
         finally:
             await channel.close()
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        options = self._client_options()
+        if self.tls is None:
+            return grpc.aio.insecure_channel(address, options=options)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=self.tls.ca, private_key=self.tls.key,
+            certificate_chain=self.tls.cert)
+        options.append(("grpc.ssl_target_name_override", self.tls.server_name))
+        return grpc.aio.secure_channel(address, credentials, options=options)

@@ -127,9 +127,9 @@ def test_decode_empty_envelope_raises() -> None:
 
 
 def test_decode_unknown_envelope_kind_raises() -> None:
-    """A kind from a newer protocol (field 9 here) parses as an unknown field only."""
+    """A kind from a newer protocol (field 99 here) parses as an unknown field only."""
     with pytest.raises(DecodeError, match="no message kind"):
-        decode(b"\x4a\x00", LIMIT)
+        decode(b"\x9a\x06\x00", LIMIT)
 
 
 @pytest.mark.parametrize("status", [99, pb.MEMBER_STATUS_UNSPECIFIED])
