@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynago.core.member import Member, Status
-from dynago.core.messages import Gossip, StateSync
+from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.proto import membership_pb2 as pb
 from dynago.transport.codec import (
     MAX_MEMBERS_PER_MESSAGE,
@@ -195,7 +195,7 @@ def _assert_valid_or_refused(data: bytes) -> None:
         message = decode(data, 4096)
     except DecodeError:
         return
-    assert isinstance(message, Hello | Refusal | Gossip | StateSync)
+    assert isinstance(message, Hello | Refusal | Gossip | StateSync | Ping | Ack | PingReq | Nack)
     if isinstance(message, Gossip | StateSync):
         records = message.updates if isinstance(message, Gossip) else message.members
         assert len(records) <= MAX_MEMBERS_PER_MESSAGE
