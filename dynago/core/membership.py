@@ -544,11 +544,23 @@ class MembershipCore:
             # Lifeguard: helpers that did not even nack suggest that we are the slow one.
             self.awareness.apply(+1)
         record = self._records.get(probe.target)
-        if record is None or record.member.status is not Status.ALIVE:
-            return
-        if record.member.incarnation != probe.incarnation:
-            return  # it refuted meanwhile
+        if record is None or record.member.incarnation != probe.incarnation:
+            return  # gone, or it refuted meanwhile
         member = record.member
+        if member.status is Status.SUSPECT:
+            # Lifeguard: our own failed probe is an independent confirmation of a suspicion
+            # we heard from others; gossip it so that they count it too.
+            suspicion = self._suspicions.get(member.name)
+            if suspicion is not None and suspicion.confirm(self.name):
+                mine = Member(member.name, member.address, member.incarnation,
+                              Status.SUSPECT, self.name)
+                if mine.supersedes(member):
+                    self._apply(mine, now, effects)
+                else:
+                    self._broadcasts.enqueue(mine)
+            return
+        if member.status is not Status.ALIVE:
+            return
         self.counters.suspicions_raised += 1
         suspect = Member(member.name, member.address, member.incarnation, Status.SUSPECT,
                          self.name)

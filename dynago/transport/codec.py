@@ -250,7 +250,8 @@ def check_hello(local: Hello, remote: Hello) -> str | None:
     Compatible means the same cluster name, and each side speaks a version the other
     still accepts: ``remote.protocol_version >= local.min_protocol_version`` and
     ``local.protocol_version >= remote.min_protocol_version``. A remote with both our name
-    and our address is ourselves (e.g. our own address in the seed list) and is refused.
+    and our address is ourselves (e.g. our own address in the seed list) and is refused;
+    so is another node that uses our name.
     """
     if remote.cluster != local.cluster:
         return f"cluster name {_shown(remote.cluster)} differs from ours {_shown(local.cluster)}"
@@ -264,6 +265,9 @@ def check_hello(local: Hello, remote: Hello) -> str | None:
         )
     if remote.name == local.name and remote.address == local.address:
         return f"this is ourselves ({_shown(local.name)} at {_shown(local.address)})"
+    if remote.name == local.name:
+        return (f"node name {_shown(local.name)} is this node's own name: two nodes must "
+                f"not share a name (the other is at {_shown(remote.address)})")
     return None
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynago.core.member import Member, Status
-from dynago.core.messages import Gossip, StateSync
+from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.proto import membership_pb2 as pb
 from dynago.transport.codec import (
     MAX_MEMBERS_PER_MESSAGE,
@@ -195,7 +195,7 @@ def _assert_valid_or_refused(data: bytes) -> None:
         message = decode(data, 4096)
     except DecodeError:
         return
-    assert isinstance(message, Hello | Refusal | Gossip | StateSync)
+    assert isinstance(message, Hello | Refusal | Gossip | StateSync | Ping | Ack | PingReq | Nack)
     if isinstance(message, Gossip | StateSync):
         records = message.updates if isinstance(message, Gossip) else message.members
         assert len(records) <= MAX_MEMBERS_PER_MESSAGE
@@ -272,13 +272,15 @@ def test_check_hello_self_refused() -> None:
     assert reason is not None and reason.startswith("this is ourselves")
 
 
-@pytest.mark.parametrize(
-    "remote",
-    [_hello(address="127.0.0.1:7009"), _hello(name="other")],
-    ids=["same-name-other-address", "same-address-other-name"],
-)
-def test_check_hello_only_name_and_address_together_mean_self(remote: Hello) -> None:
-    assert check_hello(_hello(), remote) is None
+def test_check_hello_same_address_other_name_is_accepted() -> None:
+    """A node restarted under a new name on the old address is a different member."""
+    assert check_hello(_hello(), _hello(name="other")) is None
+
+
+def test_check_hello_same_name_other_address_refused() -> None:
+    """Two live nodes must not share a name: the member map is keyed by it."""
+    reason = check_hello(_hello(), _hello(address="127.0.0.1:7009"))
+    assert reason is not None and "share a name" in reason
 
 
 def test_check_hello_reason_is_one_short_line() -> None:
