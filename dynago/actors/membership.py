@@ -85,6 +85,8 @@ class MembershipActor(pykka.ThreadingActor):
         self._tokens = itertools.count(1)
         self._handler_errors = 0
         self._seed_dial_failures = 0
+        self._peer_started: dict[str, float] = {}
+        self._next_sweep = clock.monotonic()
 
     # ------------------------------------------------------------------ pykka
 
@@ -123,8 +125,15 @@ class MembershipActor(pykka.ThreadingActor):
         match message:
             case Tick():
                 self._run(self.core.tick(now))
-            case PeerMessage(sender, address, payload):
-                self._run(self.core.handle(sender, payload, now))
+                if now >= self._next_sweep:
+                    self._next_sweep = now + self._config.reconnect_interval_s
+                    self._sweep_peers(now)
+            case PeerMessage(sender, address, payload, done):
+                try:
+                    self._run(self.core.handle(sender, payload, now))
+                finally:
+                    if done is not None:
+                        done()
             case StreamOpened(stream):
                 self._stream_opened(stream, now)
             case Add(member):
@@ -262,7 +271,24 @@ class MembershipActor(pykka.ThreadingActor):
                 seed=self._rng.getrandbits(64),
             )
             self._peers[name] = peer
+            self._peer_started[name] = self._clock.monotonic()
         return peer
+
+    def _sweep_peers(self, now: float) -> None:
+        """Stop the peer actors of members that are no longer live (failed or left), once
+        they had time to deliver what they were started for: a peer
+        actor redials for as long as it lives, and made-up or dead members must not keep
+        threads and dials going."""
+        grace = 2 * self._config.reconnect_interval_s
+        for name, peer in list(self._peers.items()):
+            record = self.core.get(name)
+            if record is None or record.member.status.is_live:
+                continue  # live, or connected before its record arrived
+            if now - self._peer_started.get(name, now) < grace:
+                continue
+            peer.stop(block=False)
+            del self._peers[name]
+            self._peer_started.pop(name, None)
 
     def _publish(self, event: MemberEvent) -> None:
         member = event.member
@@ -278,6 +304,7 @@ class MembershipActor(pykka.ThreadingActor):
                 # It said goodbye: stop redialling it. A new life gets a new actor.
                 peer.stop(block=False)
                 del self._peers[member.name]
+                self._peer_started.pop(member.name, None)
         for token, subscriber in list(self._subscribers.items()):
             try:
                 if hasattr(subscriber, "tell"):

@@ -8,7 +8,7 @@ Callers normally use the small functions in dynago.actors.api rather than these.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dynago.core.member import Member
@@ -93,6 +93,8 @@ class PeerMessage:
     sender: str
     address: str
     message: CoreMessage
+    done: Callable[[], None] | None = field(default=None, compare=False)
+    """Called once the message is handled (the stream's backpressure), if set."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ One stream per node pair: when two streams to the same peer exist (both nodes di
 once), both nodes keep the one dialled by the node with the smaller name and close the
 other; of two streams dialled by the same node the newer wins. A lost stream is redialled
 with capped exponential backoff and full jitter; losing it is only a hint to the
-membership layer. Nothing here blocks on the network: dial and send only queue work.
+membership layer. A node never reached is not redialled on a timer: its next message
+dials, no sooner than the backoff allows. Nothing here blocks on the network: dial and
+send only queue work.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class PeerActor(pykka.ThreadingActor):
         self._pending: collections.deque[CoreMessage] = collections.deque(
             maxlen=config.outbound_buffer_size
         )
+        self._bound: dict[int, Stream] = {}
+        self._ever_connected = False
         self._dialing = False
         self._redial_timer: Any = None
         self._failures = 0
@@ -101,7 +105,10 @@ class PeerActor(pykka.ThreadingActor):
             case Deliver(payload):
                 self._deliver(payload)
             case StreamReceived(stream_id, payload):
-                tell_quietly(self._membership, PeerMessage(self.peer_name, self.address, payload))
+                stream = self._bound.get(stream_id)
+                done = stream.processed if stream is not None else None
+                tell_quietly(self._membership,
+                             PeerMessage(self.peer_name, self.address, payload, done))
             case Attach(stream):
                 self._attach(stream)
             case StreamClosed(stream_id, reason):
@@ -110,7 +117,8 @@ class PeerActor(pykka.ThreadingActor):
                 self._dial_failed(reason)
             case Redial():
                 self._redial_timer = None
-                self._ensure_connecting()
+                if self._ever_connected or self._pending:
+                    self._ensure_connecting()
             case SetAddress(address):
                 self.address = address
             case Flush():
@@ -141,6 +149,7 @@ class PeerActor(pykka.ThreadingActor):
             return
         me = self.actor_ref
         sid = stream.stream_id
+        self._bound[sid] = stream
         stream.bind(
             lambda payload: tell_quietly(me, StreamReceived(sid, payload)),
             lambda reason: tell_quietly(me, StreamClosed(sid, reason)),
@@ -149,6 +158,7 @@ class PeerActor(pykka.ThreadingActor):
             log.debug("peer %s: stream %d replaces %d", self.peer_name, sid, current.stream_id)
             current.close()
         self._stream = stream
+        self._ever_connected = True
         self._failures = 0
         if self._redial_timer is not None:
             self._redial_timer.cancel()
@@ -168,6 +178,7 @@ class PeerActor(pykka.ThreadingActor):
         return new_dialler == preferred_dialler
 
     def _closed(self, stream_id: int, reason: str) -> None:
+        self._bound.pop(stream_id, None)
         if self._stream is None or self._stream.stream_id != stream_id:
             return
         log.debug("peer %s: stream %d closed: %s", self.peer_name, stream_id, reason)
@@ -178,6 +189,12 @@ class PeerActor(pykka.ThreadingActor):
     def _dial_failed(self, reason: str) -> None:
         self._dialing = False
         log.debug("peer %s: dial to %s failed: %s", self.peer_name, self.address, reason)
+        if not self._ever_connected:
+            # Never reached: what waits is stale by the next try (probes and gossip are
+            # resent anyway), and a member that only exists in someone's claims must
+            # not be dialled on a timer. The next message dials, after the backoff.
+            self.dropped += len(self._pending)
+            self._pending.clear()
         if self._stream is None:
             self._schedule_redial()
 

@@ -8,6 +8,9 @@ Threads and ordering — the contract every implementation keeps:
   ``on_closed``) run on a transport thread. They must not block: they only ``tell`` an
   actor. For one stream, messages are delivered in the order the peer sent them, then
   ``on_closed`` exactly once; messages that arrive before ``bind`` are held until it.
+* Whoever handles a delivered message calls ``processed()`` once for it; the gRPC
+  transport reads at most a small window ahead of that, so a peer cannot queue work
+  faster than this node does it.
 * Messages sent on one stream are written in order. A stream that closes drops what it
   had not written yet; ``flush()`` resolves once everything sent before it was written,
   or the stream closed.
@@ -68,6 +71,11 @@ class Stream(Protocol):
 
     def close(self) -> None:
         """Close the stream; ``on_closed`` follows."""
+        ...
+
+    def processed(self) -> None:
+        """One delivered message has been handled. A transport may stop reading when too
+        many delivered messages are not handled yet (backpressure towards the peer)."""
         ...
 
 

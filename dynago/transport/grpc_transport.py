@@ -70,6 +70,11 @@ class TransportCounters:
 
 _FLUSH = object()
 
+INBOUND_WINDOW = 4
+"""Messages a stream delivers ahead of what its consumer has handled (``processed``).
+The reader stops reading beyond it, so HTTP/2 flow control pushes back on a peer that
+sends faster than this node applies what it sends."""
+
 
 @dataclass(frozen=True)
 class TlsFiles:
@@ -132,6 +137,9 @@ class GrpcStream:
         self._closed_reason: str | None = None
         self._flushes: list[concurrent.futures.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
+        self._inflight = 0
+        self._window_open = asyncio.Event()
+        self._window_open.set()
 
     # -- transport.base.Stream (thread-safe) ---------------------------------
 
@@ -185,6 +193,9 @@ class GrpcStream:
     def close(self) -> None:
         self._threadsafe(self._close_now)
 
+    def processed(self) -> None:
+        self._threadsafe(self._processed_one)
+
     # -- loop side ------------------------------------------------------------
 
     def _threadsafe(self, fn: Callable[..., None], *args: Any) -> None:
@@ -222,6 +233,11 @@ class GrpcStream:
             self._flushes.append(future)
             self._queue.put_nowait((_FLUSH, future))
 
+    def _processed_one(self) -> None:
+        self._inflight = max(0, self._inflight - 1)
+        if self._inflight < INBOUND_WINDOW:
+            self._window_open.set()
+
     def _close_now(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -237,6 +253,11 @@ class GrpcStream:
             reason = "closed by this node"
         except grpc.aio.AioRpcError as error:
             reason = f"{error.code().name}: {error.details()}"
+            if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                # gRPC refused a message over its own size limit before we saw it.
+                self._transport.counters.malformed_messages += 1
+                log.warning("oversized message from %s (%s): %s; stream closed",
+                            self.remote_name, self.remote_address, error.details())
         except Exception as error:  # noqa: BLE001 - any failure ends only this stream
             reason = f"{type(error).__name__}: {error}"
         finally:
@@ -248,6 +269,9 @@ class GrpcStream:
         counters = self._transport.counters
         max_bytes = self._transport.config.max_message_bytes
         while True:
+            if self._inflight >= INBOUND_WINDOW:
+                self._window_open.clear()
+                await self._window_open.wait()
             data = await self._read()
             if data is grpc.aio.EOF or data is None:
                 return "closed by peer"
@@ -268,6 +292,7 @@ class GrpcStream:
             faults = self._transport.faults
             if faults is not None and faults.inbound(self.remote_name):
                 continue
+            self._inflight += 1
             if self._on_message is None:
                 self._early.append(message)
             else:
@@ -446,7 +471,11 @@ class GrpcTransport:
     # ------------------------------------------------------------------ options
 
     def _message_options(self) -> list[tuple[str, Any]]:
-        limit = self.config.max_message_bytes + 1024  # envelope framing headroom
+        # gRPC's own limit sits well above ours, so that oversized messages up to 4x the
+        # limit reach the codec, which refuses, logs and counts them. Beyond that gRPC
+        # cuts the stream itself before dynago sees the message: the node is fine, but
+        # the acceptor only sees the stream end (the dialler's side counts it).
+        limit = 4 * self.config.max_message_bytes + 1024
         return [
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -506,6 +535,10 @@ class GrpcTransport:
             if second is grpc.aio.EOF:
                 return
             auth = codec.decode(second, self.config.max_message_bytes)
+            if isinstance(auth, codec.Refusal):
+                # The dialler could not check our proof (other key, or none).
+                self._refuse_log(remote, f"it refused us: {auth.reason[:200]}")
+                return
             if not isinstance(auth, codec.Auth):
                 raise codec.DecodeError(f"expected Auth, got {type(auth).__name__}")
             reason = handshake.check_proof(self.keyring, auth.proof, "dialler", hello.cluster,
@@ -616,6 +649,9 @@ class GrpcTransport:
                             remote.nonce, own_nonce, remote.name, hello.name)
                     if reason is not None:
                         self._refuse_log(remote, reason)
+                        # Say why before hanging up, so that the acceptor logs it too.
+                        await call.write(codec.encode(codec.Refusal(reason)))
+                        await call.done_writing()
                     elif expected_name is not None and remote.name != expected_name:
                         reason = f"{address} is now node {remote.name!r}, not {expected_name!r}"
                     else:

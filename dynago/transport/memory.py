@@ -127,6 +127,9 @@ class MemoryStream:
                 return
         handler(message)
 
+    def processed(self) -> None:
+        """No backpressure in memory: senders call straight into receivers."""
+
     def flush(self) -> concurrent.futures.Future[None]:
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         done.set_result(None)

@@ -121,6 +121,9 @@ def test_each_failed_dial_backs_off_longer_up_to_the_cap(
         assert ceiling / 2 <= delay <= ceiling, f"delay {n}"
         assert len(transport.dials) == n + 1  # nothing redials before the delay is over
         scheduler.advance(cap)
+        # A node never reached is not redialled on a timer alone: the next message dials.
+        assert peer.proxy().dials.get(timeout=TIMEOUT_S) == n + 1
+        peer.tell(Deliver(gossip(n + 1)))
 
     eventually(lambda: len(transport.dials) == failures + 1)
     delays = scheduler.delays

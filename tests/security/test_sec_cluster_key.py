@@ -61,12 +61,6 @@ def test_cluster_key_same_key_joins_other_or_no_key_stays_out(
     cluster.assert_serves_exactly(u, [u])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a refusal on the cluster key is seen only by the dialler. The acceptor sends "
-    "its proof first; a dialler with another key (or none) checks it, refuses and "
-    "cancels the call without a Refusal, and the acceptor returns silently from "
-    "_serve_stream (EOF/cancel while awaiting Auth): no log line, no counter on the "
-    "node that was knocked at."))
 def test_cluster_key_mismatch_seen_by_the_node_knocked_at(cluster: Any, key_file: Any) -> None:
     """The node a wrong-key (or keyless) node knocks at should log and count the refusal,
     as it does for another cluster name: the grpc_transport docstring says refusals are
