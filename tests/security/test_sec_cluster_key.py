@@ -75,6 +75,9 @@ def test_cluster_key_mismatch_seen_by_the_node_knocked_at(cluster: Any, key_file
                  f"x and u to refuse a's proof {ATTEMPTS} times each")
     cluster.assert_serves_exactly(a, [a])
 
+    # a hears of the last refusals a moment after x and u counted them: poll.
+    cluster.wait(lambda: cluster.stats(a)["transport_streams_refused"] >= 2 * ATTEMPTS,
+                 f"a to count {2 * ATTEMPTS} refusals", timeout_s=10.0)
     stats = cluster.stats(a)
     assert stats["transport_streams_refused"] >= 2 * ATTEMPTS, cluster.report(
         f"a counted {stats['transport_streams_refused']} refused streams for "
