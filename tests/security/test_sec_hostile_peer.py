@@ -300,8 +300,13 @@ def test_hostile_flood_from_several_streams_keeps_node_responsive(
     assert max(slowest) < 1.0, (
         f"/healthz took up to {max(slowest):.1f} s while {sent} made-up records arrived "
         f"on 8 streams (RSS +{rss_growth:.0f} MB)")
-    for node in (a, b):
-        cluster.assert_holds_alive(node, [a, b])
+    # While thousands of made-up members are live, a real member may be suspected for a
+    # moment (its refutation competes with them for gossip); it must come back by itself.
+    def both_alive() -> bool:
+        return all(cluster.statuses(node).get(m) == "alive" for node in (a, b)
+                   for m in ("a", "b"))
+
+    cluster.wait(both_alive, "a and b to hold each other alive again", timeout_s=20.0)
 
 
 def test_hostile_made_up_members_dial_rate_stays_bounded(cluster: Any, raw_peer: Any) -> None:
