@@ -231,7 +231,8 @@ class MembershipCore:
     # ------------------------------------------------------------------ inputs
 
     def tick(self, now: float) -> list[Effect]:
-        """Advance time: run the gossip round, anti-entropy and seed retries that are due."""
+        """Advance time: run what is due — seed retries, the gossip round, anti-entropy,
+        the next probe, probe and suspicion deadlines, reconnects and reaping."""
         effects: list[Effect] = []
         gap = now - self._last_tick
         self._last_tick = now
