@@ -20,24 +20,8 @@ import statistics
 import time
 from pathlib import Path
 
+from bench.procstat import idle_cpu_percent, proc_status
 from dynago.launch import NodeProcess, wait_until
-
-
-def _proc_status(pid: int) -> dict[str, int]:
-    fields: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "Threads"):
-                fields[key] = int(value.split()[0])
-    return fields
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        parts = stat.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(parts[11]) + int(parts[12])) / ticks
 
 
 def run_topology(kind: str, n: int, preset: str, idle_s: float) -> dict[str, object]:
@@ -58,18 +42,11 @@ def run_topology(kind: str, n: int, preset: str, idle_s: float) -> dict[str, obj
         result: dict[str, object] = {"topology": kind, "nodes": n,
                                      "convergence_s": round(converged, 3)}
         if idle_s > 0:
-            cpu0 = [_cpu_seconds(node.pid) for node in nodes]
-            t0 = time.monotonic()
-            deadline = t0 + idle_s
-            while time.monotonic() < deadline:  # an observation window, not a test wait
-                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-            elapsed = time.monotonic() - t0
-            cpu1 = [_cpu_seconds(node.pid) for node in nodes]
-            status = [_proc_status(node.pid) for node in nodes]
-            result["idle_rss_mb"] = [round(s["VmRSS"] / 1024, 1) for s in status]
-            result["idle_threads"] = [s["Threads"] for s in status]
-            result["idle_cpu_percent"] = [round(100 * (b - a) / elapsed, 2)
-                                          for a, b in zip(cpu0, cpu1, strict=True)]
+            cpu, _elapsed = idle_cpu_percent(nodes, idle_s)
+            status = [proc_status(node.pid) for node in nodes]
+            result["idle_rss_mb"] = [round(st["VmRSS"] / 1024, 1) for st in status]
+            result["idle_threads"] = [st["Threads"] for st in status]
+            result["idle_cpu_percent"] = [round(c, 2) for c in cpu]
         return result
     finally:
         for node in reversed(nodes):

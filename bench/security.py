@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.join import _cpu_seconds
+from bench.procstat import idle_cpu_percent
 from dynago.launch import NodeProcess, wait_until
 
 MODES = ("plaintext", "cluster-key", "mtls")
@@ -103,19 +103,12 @@ def run_star(mode: str, preset: str, idle_s: float) -> dict[str, object]:
             wait_until(lambda: all(sorted(nd.members()) == expected for nd in nodes),
                        timeout_s=30, interval_s=0.02, what=f"{mode} star convergence")
             joined_s = time.monotonic() - nodes[-1].started_at
-            cpu0 = [_cpu_seconds(node.pid) for node in nodes]
-            t0 = time.monotonic()
-            deadline = t0 + idle_s
-            while time.monotonic() < deadline:  # an observation window, not a test wait
-                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-            elapsed = time.monotonic() - t0
-            cpu1 = [_cpu_seconds(node.pid) for node in nodes]
+            cpu, elapsed = idle_cpu_percent(nodes, idle_s)
             still = all(sorted(nd.members()) == expected for nd in nodes)
             return {
                 "mode": mode,
                 "join_s": round(joined_s, 3),
-                "idle_cpu_percent": [round(100 * (b - a) / elapsed, 2)
-                                     for a, b in zip(cpu0, cpu1, strict=True)],
+                "idle_cpu_percent": [round(c, 2) for c in cpu],
                 "idle_s": round(elapsed, 2),
                 "still_converged_after_idle": still,
             }

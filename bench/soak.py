@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench.failure import parse_events, start_cluster
-from bench.join import _cpu_seconds, _proc_status
+from bench.procstat import idle_cpu_percent, proc_status
 
 
 def main() -> None:
@@ -34,14 +34,8 @@ def main() -> None:
         nodes = start_cluster(args.nodes, args.preset, logdir, args.stagger_s)
         try:
             began = time.time()
-            cpu0 = [_cpu_seconds(node.pid) for node in nodes]
-            t0 = time.monotonic()
-            deadline = t0 + args.seconds
-            while time.monotonic() < deadline:  # the soak itself: an observation window
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-            elapsed = time.monotonic() - t0
-            cpu1 = [_cpu_seconds(node.pid) for node in nodes]
-            status = [_proc_status(node.pid) for node in nodes]
+            cpu, elapsed = idle_cpu_percent(nodes, args.seconds)  # the soak itself
+            status = [proc_status(node.pid) for node in nodes]
             alive = [node.members() for node in nodes]
             suspicions = failures = 0
             for node in nodes:
@@ -53,7 +47,6 @@ def main() -> None:
             for node in nodes:
                 node.terminate()
                 node.close()
-    cpu = [100 * (b - a) / elapsed for a, b in zip(cpu0, cpu1, strict=True)]
     report = {
         "nodes": args.nodes, "seconds": round(elapsed, 1), "preset": args.preset,
         "false_suspicions": suspicions, "false_failures": failures,

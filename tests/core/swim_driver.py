@@ -3,8 +3,10 @@ a tick grid and a small driver that delivers one core's effects to scripted peer
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable
+
+# Re-exported: the driver tests take their constants and cores from here too.
+from swim_support import A_ADDR, EPS, LAN, LOCAL, TICK, addr, make_core  # noqa: F401
 
 from dynago.config import Config
 from dynago.core import (
@@ -15,30 +17,6 @@ from dynago.core import (
     Send,
 )
 from dynago.core.messages import Ack, Effect, Ping
-
-LOCAL = Config.local()
-LAN = Config.lan()
-TICK = LOCAL.tick_interval_s
-EPS = 1e-9
-
-
-def addr(port: int) -> str:
-    return f"127.0.0.1:{port}"
-
-
-A_ADDR = addr(7001)
-
-
-def make_core(
-    name: str = "a",
-    port: int = 7001,
-    *,
-    config: Config = LOCAL,
-    seed: int = 1,
-    now: float = 0.0,
-    seeds: Iterable[str] = (),
-) -> MembershipCore:
-    return MembershipCore(name, addr(port), config, random.Random(seed), now, seeds)
 
 
 def peers(count: int, *, base_port: int = 8000) -> dict[str, Member]:

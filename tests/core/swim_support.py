@@ -36,8 +36,9 @@ def make_core(
     config: Config = LOCAL,
     seed: int = 1,
     now: float = 0.0,
+    seeds: Iterable[str] = (),
 ) -> MembershipCore:
-    return MembershipCore(name, addr(port), config, random.Random(seed), now)
+    return MembershipCore(name, addr(port), config, random.Random(seed), now, seeds)
 
 
 def peers(count: int, *, base_port: int = 8000) -> list[Member]:
