@@ -320,11 +320,9 @@ class MembershipCore:
         elif isinstance(message, Ack):
             self._on_ack(sender, message, now, effects)
         elif isinstance(message, Gossip):
-            for member in message.updates:
-                self._receive(member, now, effects, sender)
+            self._receive_all(message.updates, now, effects, sender)
         elif isinstance(message, StateSync):
-            for member in message.members:
-                self._receive(member, now, effects, sender)
+            self._receive_all(message.members, now, effects, sender)
             if message.last:
                 if sender in self._seed_peers:
                     self._synced = True
@@ -486,6 +484,16 @@ class MembershipCore:
                 suspicion.confirm(member.origin)  # Lifeguard: an independent confirmation
         if held is None or member.supersedes(held.member):
             self._apply(member, now, effects)
+
+    def _receive_all(
+        self, members: tuple[Member, ...], now: float, effects: list[Effect], sender: str
+    ) -> None:
+        records = self._records
+        for member in members:
+            held = records.get(member.name)
+            if held is not None and held.member is member:
+                continue  # the very record we hold (an in-process peer: the simulator)
+            self._receive(member, now, effects, sender)
 
     def _admit_new(self, sender: str | None, now: float) -> bool:
         """Whether one more member may enter the map (see _receive)."""

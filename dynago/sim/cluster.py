@@ -245,7 +245,9 @@ class SimCluster:
             self._push(node.due, _TICK, node.name, "", None)
 
     def _send(self, node: SimNode, send: Send) -> None:
-        target = self._by_address.get(send.address)
+        # An empty address: the member is not in the sender's map yet, but a stream to it
+        # is open (it reached us first), so the message goes by name.
+        target = self._by_address.get(send.address) if send.address else send.to
         if target != send.to or not self.network.delivers(node.name, send.to):
             self.traffic.dropped += 1
             return
