@@ -74,9 +74,17 @@ def _http(value: object) -> str:
     return text
 
 
+def _comma_list(text: str) -> list[str]:
+    """DYNAGO_SEEDS: a comma-separated list."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _one_item(text: str) -> list[str]:
+    """DYNAGO_ON_EVENT: one command (commands may contain commas)."""
+    return [text]
+
+
 def _seeds(value: object) -> list[str]:
-    if isinstance(value, str):  # from the environment: comma-separated
-        value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list):
         raise ValueError(f"expected a list of strings, got {_shown(value)}")
     for item in value:
@@ -85,10 +93,8 @@ def _seeds(value: object) -> list[str]:
 
 
 def _commands(value: object) -> list[str]:
-    if isinstance(value, str):  # one command (commands may contain commas)
-        value = [value]
     if not isinstance(value, list):
-        raise ValueError(f"expected a command or a list of commands, got {_shown(value)}")
+        raise ValueError(f"expected a list of commands, got {_shown(value)}")
     return [_text(item) for item in value]
 
 
@@ -165,6 +171,8 @@ class Setting:
     convert: Callable[[object], Any]
     default: Any
     flag: str
+    from_env: Callable[[str], object]
+    """Turns the variable's text into what ``convert`` takes (lists: split it)."""
 
     @property
     def env(self) -> str:
@@ -172,9 +180,10 @@ class Setting:
 
 
 def _s(key: str, convert: Callable[[object], Any], default: Any = None, *,
-       dest: str | None = None, flag: str | None = None) -> Setting:
+       dest: str | None = None, flag: str | None = None,
+       from_env: Callable[[str], object] = str) -> Setting:
     return Setting(key, dest or key, convert, default,
-                   flag or "--" + key.replace("_", "-"))
+                   flag or "--" + key.replace("_", "-"), from_env)
 
 
 NODE_SETTINGS: tuple[Setting, ...] = (
@@ -182,7 +191,7 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     _s("bind", _address_of(True)),
     _s("advertise", _address_of(False)),
     _s("name", _text),
-    _s("seeds", _seeds, [], dest="seed", flag="--seed"),
+    _s("seeds", _seeds, [], dest="seed", flag="--seed", from_env=_comma_list),
     _s("http", _http),
     _s("cluster", _text, DEFAULT_CLUSTER),
     _s("admin_token_file", _text),
@@ -194,7 +203,7 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     _s("enable_fault_injection", _bool, False),
     _s("log_level", _choice(*LOG_LEVELS), "info"),
     _s("log_format", _choice(*LOG_FORMATS), "text"),
-    _s("on_event", _commands, []),
+    _s("on_event", _commands, [], from_env=_one_item),
     _s("on_event_concurrency", _in_range(_int, 1, 64), 4),
     _s("on_event_timeout_s", _in_range(_float, 0.001, 86400.0), 10.0,
        flag="--on-event-timeout"),
@@ -282,7 +291,8 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Resolved:
             value = _convert(setting.key, setting.convert, flag_value, source)
         elif setting.env in environ:
             source = f"environment {setting.env}"
-            value = _convert(setting.key, setting.convert, environ[setting.env], source)
+            value = _convert(setting.key, setting.convert,
+                             setting.from_env(environ[setting.env]), source)
         elif setting.key in document:
             value = _convert(setting.key, setting.convert, document[setting.key], file_label)
             source = file_label
