@@ -34,7 +34,8 @@ suspicion_mult = 7
 
 
 def _describe(result: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {result.returncode}\n--- stdout ---\n{result.stdout}--- stderr ---\n{result.stderr}"
+    return (f"exit {result.returncode}\n--- stdout ---\n{result.stdout}"
+            f"--- stderr ---\n{result.stderr}")
 
 
 def _print_config(dynago_cli: Cli, args: list[str], env: dict[str, str] | None = None
