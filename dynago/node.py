@@ -185,7 +185,7 @@ class Node:
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
         if self.event_handlers is not None:
-            self.event_handlers.stop()
+            self.event_handlers.stop(timeout_s=0.5)
         stop = getattr(self.transport, "stop", None)
         if stop is not None:
             stop()
