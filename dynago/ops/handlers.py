@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 KILL_GRACE_S = 1.0
 """Time between SIGTERM and SIGKILL for a handler past its timeout."""
 
+DROP_LOG_INTERVAL_S = 10.0
+"""At most one log line per this many seconds about events dropped (a full queue)."""
+
 OUTPUT_TAIL_CHARS = 400
 """How much of a handler's output goes into its log line."""
 
@@ -131,6 +134,7 @@ class EventHandlers:
         self._running: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._stopping = False
+        self._last_drop_log = -DROP_LOG_INTERVAL_S
         self.runs_ok = 0
         self.runs_failed = 0
         """Handlers that exited with a non-zero code (timeouts not included)."""
@@ -158,10 +162,14 @@ class EventHandlers:
         try:
             self._queue.put_nowait(event)
         except queue.Full:
+            now = time.monotonic()
             with self._lock:
                 self.dropped += 1
                 dropped = self.dropped
-            if dropped == 1 or dropped % 100 == 0:
+                report = now - self._last_drop_log >= DROP_LOG_INTERVAL_S
+                if report:
+                    self._last_drop_log = now
+            if report:
                 log.warning("event handlers are behind: %d events dropped so far "
                             "(queue of %d full)", dropped, self._queue.maxsize)
 
@@ -255,6 +263,8 @@ class EventHandlers:
             log.warning("event handler %r for %s still ran after %.1f s: killed",
                         command, what, self.timeout_s,
                         extra={"handler": command, "timeout_s": self.timeout_s})
+        elif self._stopping and proc.returncode < 0:
+            log.info("event handler %r for %s was killed: the node is stopping", command, what)
         elif proc.returncode != 0:
             with self._lock:
                 self.runs_failed += 1
