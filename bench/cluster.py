@@ -1,0 +1,232 @@
+"""Real node processes for the benchmarks: staggered launches, the nodes' own log lines,
+and teardown of every process by its PID, also on Ctrl-C, SIGTERM or an error.
+
+Times of membership changes come from the nodes' own INFO log lines ("member X (ADDR) is
+now STATUS", millisecond timestamps of the machine's clock) rather than from polling the
+admin API: a poll adds its own period and load to every figure, a log line does not.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import signal
+import statistics
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, NamedTuple
+
+from dynago.launch import NodeProcess, http_json, wait_until
+
+MEMBER_LINE = re.compile(
+    r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}) INFO \S+: member (?P<name>\S+) "
+    r"\((?P<address>[^)]*)\) is now (?P<status>\w+)"
+)
+"""A membership change as logged by ``dynago node`` (text log format)."""
+
+
+class Event(NamedTuple):
+    """One logged membership change: when (unix time), about whom, the new status."""
+
+    at: float
+    member: str
+    status: str
+
+
+class LogWatcher:
+    """Reads one node's stderr log incrementally and keeps its membership events."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.events: list[Event] = []
+        self._offset = 0
+        self._partial = b""
+
+    def poll(self) -> list[Event]:
+        """Read what was appended since the last call; return the new events."""
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self._offset)
+                chunk = log.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()  # an unfinished last line waits for the next call
+        new = []
+        for raw in lines:
+            match = MEMBER_LINE.match(raw.decode(errors="replace"))
+            if match:
+                moment = datetime.datetime.fromisoformat(match["ts"]).timestamp()
+                new.append(Event(moment, match["name"], match["status"]))
+        self.events.extend(new)
+        return new
+
+    def latest(self) -> dict[str, Event]:
+        """The last event logged about each member."""
+        return {event.member: event for event in self.events}
+
+    def first(self, member: str, statuses: Iterable[str], since: float) -> Event | None:
+        """The first event about ``member`` with one of ``statuses`` at or after ``since``."""
+        wanted = set(statuses)
+        for event in self.events:
+            if event.member == member and event.status in wanted and event.at >= since:
+                return event
+        return None
+
+
+@dataclass
+class Member:
+    """One node process of a BenchCluster and the watcher of its log."""
+
+    name: str
+    process: NodeProcess
+    log: LogWatcher
+    started_wall: float
+    """time.time() just before the process was started."""
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def address(self) -> str:
+        return self.process.address
+
+    @property
+    def http(self) -> str:
+        return self.process.http
+
+    def stats(self) -> dict[str, int]:
+        result: dict[str, int] = http_json(self.http, "/v1/stats", timeout_s=5.0)
+        return result
+
+
+@dataclass
+class BenchCluster:
+    """Node processes on 127.0.0.1, all seeding from the first one (a star).
+
+    Use it as a context manager: on leaving the block every process it ever started is
+    stopped by its PID (SIGTERM to all, then SIGKILL to whatever is left)."""
+
+    logdir: Path
+    preset: str = "lan"
+    stagger_s: float = 0.05
+    """Extra pause after each node's ready line before the next node is started."""
+    extra_args: Sequence[str] = ()
+    members: list[Member] = field(default_factory=list)
+    _all: list[NodeProcess] = field(default_factory=list)
+    launch_s: float = 0.0
+    """Wall time of the whole staggered launch of ``start``."""
+
+    def __enter__(self) -> BenchCluster:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop_all()
+
+    def launch(self, name: str, *, bind: str = "127.0.0.1:0",
+               ready_timeout_s: float = 30.0) -> Member:
+        """Start node ``name`` seeding from the first member and wait for its ready line."""
+        seeds = ["--seed", self.members[0].address] if self.members else []
+        log_path = self.logdir / f"{name}.log"
+        started = time.time()
+        process = NodeProcess(
+            ["--bind", bind, "--http", "127.0.0.1:0", "--preset", self.preset,
+             "--name", name, *seeds, *self.extra_args],
+            stderr_path=str(log_path),
+        )
+        self._all.append(process)
+        watcher = LogWatcher(log_path)
+        watcher.poll()  # a restart appends to the same file: skip the earlier life's lines
+        watcher.events.clear()
+        member = Member(name, process, watcher, started)
+        process.wait_ready(ready_timeout_s)
+        return member
+
+    def start(self, n: int) -> Member:
+        """Start ``n`` nodes one after the other (each waits for the previous one's ready
+        line, then ``stagger_s``); returns the last one."""
+        began = time.monotonic()
+        for i in range(n):
+            if i and self.stagger_s:
+                time.sleep(self.stagger_s)  # the launch stagger, reported with the results
+            self.members.append(self.launch(f"n{i:03d}"))
+        self.launch_s = time.monotonic() - began
+        return self.members[-1]
+
+    def poll_logs(self, members: Sequence[Member] | None = None) -> None:
+        for member in members if members is not None else self.members:
+            member.log.poll()
+
+    def wait_logs(self, done: Any, *, timeout_s: float, what: str,
+                  members: Sequence[Member] | None = None) -> None:
+        """Poll the logs of ``members`` (default: all) every 50 ms until ``done()``."""
+
+        def check() -> bool:
+            self.poll_logs(members)
+            return bool(done())
+
+        wait_until(check, timeout_s=timeout_s, interval_s=0.05, what=what)
+
+    def converged_at(self, members: Sequence[Member] | None = None) -> float | None:
+        """When the last of ``members`` logged the last other member alive (every node
+        then held every other one alive), or None while one is still missing."""
+        group = list(members if members is not None else self.members)
+        names = {m.name for m in group}
+        moments = []
+        for member in group:
+            latest = member.log.latest()
+            others = names - {member.name}
+            if any(latest.get(o) is None or latest[o].status != "alive" for o in others):
+                return None
+            moments.extend(latest[o].at for o in others)
+        return max(moments, default=0.0)
+
+    def all_list_all(self, members: Sequence[Member] | None = None) -> bool:
+        """Every member's GET /members lists exactly the addresses of ``members``."""
+        group = list(members if members is not None else self.members)
+        expected = sorted(m.address for m in group)
+        return all(sorted(m.process.members()) == expected for m in group)
+
+    def replace(self, old: Member, new: Member) -> None:
+        self.members[self.members.index(old)] = new
+
+    def stop_all(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM every process started here, wait (bounded), SIGKILL the rest."""
+        for process in self._all:
+            try:
+                process.signal(signal.SIGCONT)
+                process.signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout_s
+        for process in self._all:
+            remaining = deadline - time.monotonic()
+            if remaining > 0 and process.proc.poll() is None:
+                try:
+                    process.proc.wait(remaining)
+                except Exception:  # noqa: BLE001 - killed below
+                    pass
+            process.close()
+        self._all.clear()
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so that the ``finally`` blocks and context
+    managers stop every node process, as on Ctrl-C."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of ``values`` (which must not be empty)."""
+    return {"median": round(statistics.median(values), 4), "min": round(min(values), 4),
+            "max": round(max(values), 4)}
