@@ -178,7 +178,7 @@ class BenchCluster:
         then held every other one alive), or None while one is still missing."""
         group = list(members if members is not None else self.members)
         names = {m.name for m in group}
-        moments = []
+        moments: list[float] = []
         for member in group:
             latest = member.log.latest()
             others = names - {member.name}
