@@ -9,6 +9,7 @@ admin API: a poll adds its own period and load to every figure, a log line does 
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import signal
 import statistics
@@ -121,6 +122,10 @@ class BenchCluster:
     _all: list[NodeProcess] = field(default_factory=list)
     launch_s: float = 0.0
     """Wall time of the whole staggered launch of ``start``."""
+    ready_s: list[float] = field(default_factory=list)
+    """Seconds from each node's start to its ready line, in launch order."""
+    launch_load: list[float] = field(default_factory=list)
+    """1-minute load average as each node of ``start`` was ready."""
 
     def __enter__(self) -> BenchCluster:
         return self
@@ -155,7 +160,10 @@ class BenchCluster:
         for i in range(n):
             if i and self.stagger_s:
                 time.sleep(self.stagger_s)  # the launch stagger, reported with the results
-            self.members.append(self.launch(f"n{i:03d}"))
+            member = self.launch(f"n{i:03d}")
+            self.members.append(member)
+            self.ready_s.append(time.time() - member.started_wall)
+            self.launch_load.append(os.getloadavg()[0])
         self.launch_s = time.monotonic() - began
         return self.members[-1]
 

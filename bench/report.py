@@ -68,14 +68,17 @@ def markdown(report: dict[str, Any]) -> str:
         cells += [_cell(row["threads"], 0),
                   f"{row['false_suspicions']} / {row['false_failures']}"]
         lines.append("| " + " | ".join(cells) + " |")
-    machine = report["machine"]
+    counts = sorted({row["runs"] for row in report["summary"].values()})
+    loads = [r["load_1m_at_start"] for r in report["runs"] if "load_1m_at_start" in r]
+    load_note = (f"1-minute load average at the start of the runs {min(loads):.2f}–"
+                 f"{max(loads):.2f}" if loads else "")
     lines.append("")
     lines.append(
-        f"Median (min–max) of {report['runs_per_size']} run(s) per N; preset "
+        f"Median (min–max) of {'/'.join(str(c) for c in counts)} run(s) per N; preset "
         f"`{report['preset']}`; launches one after the other, each after the previous "
         f"node's ready line plus {report['stagger_s']} s; idle window {report['idle_s']} s; "
         f"per-node figures are the median over the nodes of a run; "
-        f"{machine['cpus']} CPUs, load average before {machine['load_before']}.")
+        f"{report['machine']['cpus']} CPUs; {load_note}.")
     return "\n".join(lines) + "\n"
 
 
@@ -114,7 +117,7 @@ def plot(report: dict[str, Any], out_dir: Path) -> list[Path]:
         written.append(path)
     grid.suptitle(f"dynago, real processes on one {report['machine']['cpus']}-CPU machine "
                   f"(preset {report['preset']}; median, bars min–max of "
-                  f"{report['runs_per_size']} runs)")
+                  f"{max(row['runs'] for row in rows)} runs)")
     grid.tight_layout()
     path = out_dir / "suite.png"
     grid.savefig(path, dpi=100)

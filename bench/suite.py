@@ -28,6 +28,7 @@ Writes ``suite.json`` (every run and the summary: median, min and max over runs)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -81,6 +82,7 @@ def run_once(n: int, preset: str, idle_s: float, stagger_s: float,
     """One run of the five phases on a fresh cluster of ``n`` nodes (see the docstring)."""
     if n < 3:
         raise ValueError("the suite needs at least 3 nodes (a victim, a leaver, a seed)")
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="dynago-suite-") as tmp, \
             BenchCluster(Path(tmp), preset=preset, stagger_s=stagger_s) as cluster:
         last = cluster.start(n)
@@ -92,6 +94,7 @@ def run_once(n: int, preset: str, idle_s: float, stagger_s: float,
                    what="every node's /members to list all nodes")
         result: dict[str, Any] = {
             "nodes": n,
+            "load_1m_at_start": round(load_at_start, 2),
             "launch_s": round(cluster.launch_s, 2),
             "join_s": round(max(0.0, joined_at - last.started_wall), 3),
         }
@@ -151,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="deadline of each wait within a run")
     parser.add_argument("--out-dir", default="bench-results/suite")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the runs of other sizes found in OUT_DIR/suite.json "
+                             "(the runs of the sizes measured now replace theirs)")
     args = parser.parse_args(argv)
     if args.runs < 1 or any(n < 3 for n in args.nodes):
         parser.error("--runs must be at least 1 and every --nodes at least 3")
@@ -158,6 +164,15 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     load_before = os.getloadavg()
     runs: list[dict[str, Any]] = []
+    sizes = list(args.nodes)
+    previous = Path(args.out_dir) / "suite.json"
+    if args.merge and previous.exists():
+        earlier = json.loads(previous.read_text())
+        if (earlier["preset"], earlier["idle_s"], earlier["stagger_s"]) != (
+                args.preset, args.idle_s, args.stagger_s):
+            parser.error(f"{previous} was made with other settings; not merged")
+        runs = [r for r in earlier["runs"] if r["nodes"] not in args.nodes]
+        sizes = sorted({r["nodes"] for r in runs} | set(args.nodes))
     for n in args.nodes:
         for run in range(args.runs):
             result = run_once(n, args.preset, args.idle_s, args.stagger_s, args.timeout_s)
@@ -177,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
                     "load_after": [round(v, 2) for v in os.getloadavg()]},
         "wall_s": round(time.time() - started, 1),
         "figures": {key: label for key, label, _unit in FIGURES},
-        "summary": summarise(runs, args.nodes),
+        "summary": summarise(runs, sizes),
         "runs": runs,
     }
     for path in write_reports(report, Path(args.out_dir), plots=not args.no_plots):
