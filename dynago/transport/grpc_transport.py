@@ -581,8 +581,8 @@ class GrpcTransport:
                 self._refuse_log(remote, reason)
                 await context.write(codec.encode(codec.Refusal(reason)))
                 return
-        except (TimeoutError, grpc.aio.AioRpcError):
-            return
+        except (TimeoutError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            return  # the dialler hung up or was too slow; InvalidStateError: RPC ended
         except codec.DecodeError as error:
             self.counters.malformed_messages += 1
             log.warning("malformed handshake from %s: %s", context.peer(), error)
@@ -745,6 +745,15 @@ class GrpcTransport:
         except codec.DecodeError as error:
             self.counters.malformed_messages += 1
             reason = f"malformed handshake: {error}"
+        except asyncio.InvalidStateError:
+            # grpc.aio raises this from write() once the RPC has ended: the acceptor gave
+            # up on the handshake (its connect timeout ran out on a loaded machine) between
+            # our read of its Hello and our write of the Auth.
+            reason = "stream closed by the acceptor during the handshake"
+        except Exception as error:  # noqa: BLE001 - any failure ends only this dial
+            reason = f"handshake failed: {type(error).__name__}: {error}"
+        # Whatever happened, the dialler hears of it: a dial that ends without on_failed
+        # leaves its peer actor waiting for a stream forever, never redialling.
         if reason is not None or remote is None:
             self.counters.dials_failed += 1
             call.cancel()
