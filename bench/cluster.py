@@ -118,6 +118,8 @@ class BenchCluster:
     stagger_s: float = 0.05
     """Extra pause after each node's ready line before the next node is started."""
     extra_args: Sequence[str] = ()
+    verbose: bool = False
+    """Print a line per 10 launched nodes (ready latency, load)."""
     members: list[Member] = field(default_factory=list)
     _all: list[NodeProcess] = field(default_factory=list)
     launch_s: float = 0.0
@@ -164,6 +166,9 @@ class BenchCluster:
             self.members.append(member)
             self.ready_s.append(time.time() - member.started_wall)
             self.launch_load.append(os.getloadavg()[0])
+            if self.verbose and (i + 1) % 10 == 0:
+                print(f"  {i + 1} nodes ready; last ready {self.ready_s[-1]:.2f} s after "
+                      f"its start; load {self.launch_load[-1]:.2f}", flush=True)
         self.launch_s = time.monotonic() - began
         return self.members[-1]
 

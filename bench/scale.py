@@ -94,10 +94,11 @@ def soak(cluster: BenchCluster, seconds: float, sample_s: float) -> dict[str, An
             "cpu_percent": cpu}
 
 
-def run(n: int, seconds: float, preset: str, stagger_s: float,
-        sample_s: float) -> dict[str, Any]:
+def run(n: int, seconds: float, preset: str, stagger_s: float, sample_s: float,
+        log_dir: str | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dynago-scale-") as tmp, \
-            BenchCluster(Path(tmp), preset=preset, stagger_s=stagger_s) as cluster:
+            BenchCluster(Path(log_dir or tmp), preset=preset, stagger_s=stagger_s,
+                         verbose=True) as cluster:
         load_before = os.getloadavg()
         last = cluster.start(n)
         print(f"launched {n} nodes in {cluster.launch_s:.1f} s", flush=True)
@@ -156,11 +157,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stagger-s", type=float, default=0.05)
     parser.add_argument("--sample-s", type=float, default=30.0)
     parser.add_argument("--out", default="bench-results/scale.json")
+    parser.add_argument("--log-dir", help="keep the nodes' logs here (default: a temporary "
+                                          "directory, removed at the end)")
     args = parser.parse_args(argv)
     if args.nodes < 2 or args.seconds <= 0 or args.sample_s <= 0:
         parser.error("--nodes must be at least 2, --seconds and --sample-s positive")
+    if args.log_dir:
+        Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     stop_on_sigterm()
-    report = run(args.nodes, args.seconds, args.preset, args.stagger_s, args.sample_s)
+    report = run(args.nodes, args.seconds, args.preset, args.stagger_s, args.sample_s,
+                 args.log_dir)
     brief = {k: v for k, v in report.items() if k != "samples"}
     print(json.dumps(brief, indent=2))
     out = Path(args.out)
