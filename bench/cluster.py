@@ -155,15 +155,24 @@ class BenchCluster:
         process.wait_ready(ready_timeout_s)
         return member
 
-    def start(self, n: int) -> Member:
+    def start(self, n: int, *, wait_joined_s: float = 0.0) -> Member:
         """Start ``n`` nodes one after the other (each waits for the previous one's ready
-        line, then ``stagger_s``); returns the last one."""
+        line, then ``stagger_s``); returns the last one.
+
+        With ``wait_joined_s`` > 0, each launch also waits (up to that long) until every
+        running node has logged the previous one alive: joins then never overlap."""
         began = time.monotonic()
         for i in range(n):
             if i and self.stagger_s:
                 time.sleep(self.stagger_s)  # the launch stagger, reported with the results
             member = self.launch(f"n{i:03d}")
             self.members.append(member)
+            if wait_joined_s > 0 and i:
+                self.wait_logs(
+                    lambda new=member: all(
+                        m.log.first(new.name, ["alive"], 0.0) for m in self.members[:-1]),
+                    timeout_s=wait_joined_s, interval_s=0.2,
+                    what=f"every node to log {member.name} alive")
             self.ready_s.append(time.time() - member.started_wall)
             self.launch_load.append(os.getloadavg()[0])
             if self.verbose and (i + 1) % 10 == 0:
@@ -177,14 +186,15 @@ class BenchCluster:
             member.log.poll()
 
     def wait_logs(self, done: Any, *, timeout_s: float, what: str,
-                  members: Sequence[Member] | None = None) -> None:
-        """Poll the logs of ``members`` (default: all) every 50 ms until ``done()``."""
+                  members: Sequence[Member] | None = None, interval_s: float = 0.05) -> None:
+        """Poll the logs of ``members`` (default: all) every ``interval_s`` until
+        ``done()``."""
 
         def check() -> bool:
             self.poll_logs(members)
             return bool(done())
 
-        wait_until(check, timeout_s=timeout_s, interval_s=0.05, what=what)
+        wait_until(check, timeout_s=timeout_s, interval_s=interval_s, what=what)
 
     def converged_at(self, members: Sequence[Member] | None = None) -> float | None:
         """When the last of ``members`` logged the last other member alive (every node

@@ -4,7 +4,8 @@
                           [--sample-s 30] [--out bench-results/scale.json]
 
 Starts N nodes on 127.0.0.1 one after the other (each waits for the previous one's ready
-line, then ``--stagger-s``), all seeding from the first, waits until every node has logged
+line, then until every running node has logged it alive — so that joins never overlap —
+then ``--stagger-s``), all seeding from the first, waits until every node has logged
 every other one alive and every GET /members lists all N, then leaves the cluster alone
 for ``--seconds``. Nothing is wrong during the soak, so every "suspect" or "failed" line
 any node logs is a false alarm. Every ``--sample-s`` seconds it records the total CPU of
@@ -95,12 +96,12 @@ def soak(cluster: BenchCluster, seconds: float, sample_s: float) -> dict[str, An
 
 
 def run(n: int, seconds: float, preset: str, stagger_s: float, sample_s: float,
-        log_dir: str | None = None) -> dict[str, Any]:
+        log_dir: str | None = None, wait_joined: bool = True) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dynago-scale-") as tmp, \
             BenchCluster(Path(log_dir or tmp), preset=preset, stagger_s=stagger_s,
                          verbose=True) as cluster:
         load_before = os.getloadavg()
-        last = cluster.start(n)
+        last = cluster.start(n, wait_joined_s=60.0 if wait_joined else 0.0)
         print(f"launched {n} nodes in {cluster.launch_s:.1f} s", flush=True)
         timeout_s = 60.0 + n
         cluster.wait_logs(lambda: cluster.converged_at() is not None, timeout_s=timeout_s,
@@ -125,6 +126,7 @@ def run(n: int, seconds: float, preset: str, stagger_s: float, sample_s: float,
         cpu = observed["cpu_percent"]
         return {
             "nodes": n, "preset": preset, "stagger_s": stagger_s, "soak_s": observed["elapsed_s"],
+            "launch_waits_for_join": wait_joined,
             "launch_s": round(cluster.launch_s, 1), "join_s": round(join_s, 3),
             "ready_s": spread(cluster.ready_s),
             "ready_s_by_launch": [round(v, 2) for v in cluster.ready_s],
@@ -157,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stagger-s", type=float, default=0.05)
     parser.add_argument("--sample-s", type=float, default=30.0)
     parser.add_argument("--out", default="bench-results/scale.json")
+    parser.add_argument("--no-wait-joined", action="store_true",
+                        help="start the next node as soon as the previous one is ready "
+                             "(default: also wait until every node logged it alive)")
     parser.add_argument("--log-dir", help="keep the nodes' logs here (default: a temporary "
                                           "directory, removed at the end)")
     args = parser.parse_args(argv)
@@ -166,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     stop_on_sigterm()
     report = run(args.nodes, args.seconds, args.preset, args.stagger_s, args.sample_s,
-                 args.log_dir)
+                 args.log_dir, wait_joined=not args.no_wait_joined)
     brief = {k: v for k, v in report.items() if k != "samples"}
     print(json.dumps(brief, indent=2))
     out = Path(args.out)
