@@ -76,7 +76,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append(
         f"Median (min–max) of {'/'.join(str(c) for c in counts)} run(s) per N; preset "
         f"`{report['preset']}`; launches one after the other, each after the previous "
-        f"node's ready line plus {report['stagger_s']} s; idle window {report['idle_s']} s; "
+        f"node's ready line, once every node logged it alive, plus {report['stagger_s']} s; "
+        f"idle window {report['idle_s']} s; "
         f"per-node figures are the median over the nodes of a run; "
         f"{report['machine']['cpus']} CPUs; {load_note}.")
     return "\n".join(lines) + "\n"

@@ -6,7 +6,8 @@
 One run for N nodes, in this order, on one cluster:
 
 1. join: the nodes are started one after the other (each waits for the previous one's
-   ready line, then ``--stagger-s``), all seeding from the first (a star). Figure: from
+   ready line and until every running node has logged the previous one alive — joins
+   never overlap — then ``--stagger-s``), all seeding from the first (a star). Figure: from
    the start of the last node's process until every node has logged every other node
    alive; then every node's GET /members is checked to list all N.
 2. idle: the cluster is left alone for ``--idle-s`` seconds. Figures per node: RSS and
@@ -85,7 +86,7 @@ def run_once(n: int, preset: str, idle_s: float, stagger_s: float,
     load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="dynago-suite-") as tmp, \
             BenchCluster(Path(tmp), preset=preset, stagger_s=stagger_s) as cluster:
-        last = cluster.start(n)
+        last = cluster.start(n, wait_joined_s=timeout_s)
         cluster.wait_logs(lambda: cluster.converged_at() is not None, timeout_s=timeout_s,
                           what=f"{n} nodes to log every other node alive")
         joined_at = cluster.converged_at()
