@@ -67,6 +67,7 @@ from dynago.core.messages import (
 )
 from dynago.core.probe import ActiveProbe, Prober
 from dynago.core.suspicion import Suspicion, expected_confirmations, suspicion_bounds
+from dynago.core.tags import Tags
 
 
 @dataclass(slots=True)
@@ -154,8 +155,9 @@ class MembershipCore:
         rng: random.Random,
         now: float,
         seeds: Iterable[str] = (),
+        tags: Tags = (),
     ) -> None:
-        me = Member(name, address, 0, Status.ALIVE)
+        me = Member(name, address, 0, Status.ALIVE, tags=tags)
         problem = me.problem()
         if problem:
             raise ValueError(problem)
@@ -383,8 +385,9 @@ class MembershipCore:
             raise KeyError(f"no member named {name!r}")
         effects: list[Effect] = []
         if record.member.status.is_live:
-            failed = Member(name, record.member.address, record.member.incarnation, Status.FAILED)
-            self._apply(failed, now, effects)
+            failed = Member(name, record.member.address, record.member.incarnation, Status.FAILED,
+                            tags=record.member.tags)
+            self._apply(failed, now, effects, "local")
         return effects
 
     def leave(self, now: float) -> list[Effect]:
@@ -394,11 +397,28 @@ class MembershipCore:
         if self._leaving:
             return effects
         self._leaving = True
-        left = Member(me.name, me.address, me.incarnation, Status.LEFT)
-        self._apply(left, now, effects)
+        left = Member(me.name, me.address, me.incarnation, Status.LEFT, tags=me.tags)
+        self._apply(left, now, effects, "local")
         notice = Gossip((left,))
         for peer in self._live.names():
             effects.append(Send(peer, self._records[peer].member.address, notice))
+        return effects
+
+    def set_tags(self, tags: Tags, now: float) -> list[Effect]:
+        """This node's tags become ``tags`` (canonical, see core.tags): it raises its
+        incarnation, as a refutation does, so that its new record wins everywhere. Raises
+        ValueError for invalid tags, while leaving, or at the maximum incarnation."""
+        me = self.local_member
+        if tags == me.tags:
+            return []
+        updated = Member(me.name, me.address, me.incarnation + 1, Status.ALIVE, tags=tags)
+        problem = updated.problem()
+        if problem:
+            raise ValueError(problem)
+        if self._leaving:
+            raise ValueError("this node is leaving; its tags no longer change")
+        effects: list[Effect] = []
+        self._apply(updated, now, effects, "local")
         return effects
 
     # ------------------------------------------------------------------ rules
@@ -428,7 +448,7 @@ class MembershipCore:
                 suspicion.confirm(member.origin)  # Lifeguard: an independent confirmation
         held = self._records.get(member.name)
         if held is None or member.supersedes(held.member):
-            self._apply(member, now, effects)
+            self._apply(member, now, effects, sender if sender is not None else "local")
 
     def _admit_new(self, sender: str | None, now: float) -> bool:
         """Whether one more member may enter the map (see _receive)."""
@@ -461,9 +481,11 @@ class MembershipCore:
         self.counters.refutations += 1
         if member.status in (Status.SUSPECT, Status.FAILED):
             self.awareness.apply(+1)  # Lifeguard: being suspected hints that we are slow
-        self._apply(Member(me.name, me.address, member.incarnation + 1, status), now, effects)
+        self._apply(Member(me.name, me.address, member.incarnation + 1, status, tags=me.tags),
+                    now, effects)
 
-    def _apply(self, member: Member, now: float, effects: list[Effect]) -> None:
+    def _apply(self, member: Member, now: float, effects: list[Effect],
+               reporter: str = "self", detail: str = "") -> None:
         """The only transition of the member map: store, gossip and publish one record."""
         held = self._records.get(member.name)
         previous = held.member if held is not None else None
@@ -478,7 +500,7 @@ class MembershipCore:
         self._broadcasts.enqueue(member)
         kind = _event_kind(previous, member)
         if kind is not None:
-            effects.append(Publish(MemberEvent(kind, member, previous)))
+            effects.append(Publish(MemberEvent(kind, member, previous, reporter, detail)))
 
     def _track_suspicion(self, member: Member, now: float) -> None:
         """Start, keep or end the Lifeguard timer of ``member`` as its record changes."""
@@ -554,7 +576,7 @@ class MembershipCore:
             suspicion = self._suspicions.get(member.name)
             if suspicion is not None and suspicion.confirm(self.name):
                 mine = Member(member.name, member.address, member.incarnation,
-                              Status.SUSPECT, self.name)
+                              Status.SUSPECT, self.name, member.tags)
                 if mine.supersedes(member):
                     self._apply(mine, now, effects)
                 else:
@@ -564,8 +586,9 @@ class MembershipCore:
             return
         self.counters.suspicions_raised += 1
         suspect = Member(member.name, member.address, member.incarnation, Status.SUSPECT,
-                         self.name)
-        self._apply(suspect, now, effects)
+                         self.name, member.tags)
+        self._apply(suspect, now, effects, detail=f"no ack to our probe, direct or via "
+                    f"{probe.helpers} helpers ({probe.nacks} nacked)")
 
     def _run_suspicion_deadlines(self, now: float, effects: list[Effect]) -> None:
         for name, suspicion in list(self._suspicions.items()):
@@ -579,7 +602,7 @@ class MembershipCore:
             if member.status is Status.SUSPECT and member.incarnation == suspicion.incarnation:
                 self.counters.failures_declared += 1
                 failed = Member(name, member.address, member.incarnation, Status.FAILED,
-                                self.name)
+                                self.name, member.tags)
                 self._apply(failed, now, effects)
 
     def _on_ping(self, sender: str, ping: Ping, now: float, effects: list[Effect]) -> None:
@@ -687,7 +710,7 @@ def _event_kind(previous: Member | None, current: Member) -> EventKind | None:
     """Which event a change from ``previous`` to ``current`` is, if any."""
     if (previous is not None and previous.status == current.status
             and previous.incarnation == current.incarnation
-            and previous.address == current.address):
+            and previous.address == current.address and previous.tags == current.tags):
         return None  # only the origin changed: the same news from someone else
     was_live = previous is not None and previous.status.is_live
     if current.status is Status.ALIVE:
