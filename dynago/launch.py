@@ -29,12 +29,12 @@ class LaunchError(RuntimeError):
 
 def http_json(address: str, path: str, *, method: str = "GET", timeout_s: float = 2.0,
               token: str | None = None, body: Any = None) -> Any:
-    """GET (or POST) ``path`` on the admin API at ``address`` and decode its JSON.
+    """GET (or POST, PUT) ``path`` on the admin API at ``address`` and decode its JSON.
 
-    ``token`` is sent as a bearer token; ``body`` (POST only) as JSON."""
+    ``token`` is sent as a bearer token; ``body`` (POST and PUT only) as JSON."""
     data = json.dumps(body).encode() if body is not None else b""
     request = urllib.request.Request(f"http://{address}{path}", method=method,
-                                     data=data if method == "POST" else None)
+                                     data=data if method in ("POST", "PUT") else None)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=timeout_s) as response:

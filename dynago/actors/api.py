@@ -26,11 +26,12 @@ from dynago.actors.messages import (
     Snapshot,
     Subscribe,
     Unsubscribe,
+    UpdateTags,
 )
 from dynago.core.history import HistoryEntry
 from dynago.core.member import Member
 from dynago.core.messages import EventKind, MemberEvent
-from dynago.core.tags import make_tags
+from dynago.core.tags import Tags, make_tags
 
 Ref = pykka.ActorRef[Any]
 
@@ -121,6 +122,14 @@ def set_tags(ref: Ref, tags: Mapping[str, str] | Iterable[tuple[str, str]], *,
     the change spreads like any other. Raises ValueError (core.tags.TagError) for invalid
     tags, and while the node is leaving; nothing changes then."""
     _checked(ref.ask(SetTags(make_tags(tags)), timeout=timeout_s))
+
+
+def update_tags(ref: Ref, patch: Mapping[str, str | None], *,
+                timeout_s: float = 5.0) -> Tags:
+    """Change this node's tags by a merge patch (a string sets a key, None removes it), in
+    one step on the actor. Returns the new tags. Raises ValueError like ``set_tags``."""
+    message = UpdateTags(tuple(patch.items()))
+    return cast(Tags, _checked(ref.ask(message, timeout=timeout_s)))
 
 
 def history(ref: Ref, name: str, *, timeout_s: float = 5.0) -> tuple[HistoryEntry, ...]:

@@ -45,6 +45,7 @@ from dynago.actors.messages import (
     Subscribe,
     Tick,
     Unsubscribe,
+    UpdateTags,
 )
 from dynago.actors.peer import PeerActor
 from dynago.actors.refs import tell_quietly
@@ -55,7 +56,7 @@ from dynago.core.history import History
 from dynago.core.member import Status
 from dynago.core.membership import MembershipCore
 from dynago.core.messages import DialSeed, Effect, EventKind, MemberEvent, Publish, Send
-from dynago.core.tags import Tags
+from dynago.core.tags import Tags, apply_patch
 from dynago.transport.base import Stream, Transport
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class MembershipActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         # Nothing may escape: pykka stops an actor whose *told* message raised, and this
         # actor cannot know whether it was asked or told.
-        if isinstance(message, Add | Merge | Remove | SetTags | GetHistory):
+        if isinstance(message, Add | Merge | Remove | SetTags | UpdateTags | GetHistory):
             try:
                 return self._dispatch(message)
             except (ValueError, KeyError) as error:
@@ -166,6 +167,10 @@ class MembershipActor(pykka.ThreadingActor):
                 return token
             case SetTags(tags):
                 self._run(self.core.set_tags(tags, now))
+            case UpdateTags(patch):
+                tags = apply_patch(self.core.local_member.tags, dict(patch))
+                self._run(self.core.set_tags(tags, now))
+                return tags
             case GetHistory(name):
                 history = self._history.of(name)
                 if history is None and self.core.get(name) is None:

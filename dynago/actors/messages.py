@@ -88,6 +88,15 @@ class SetTags:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateTags:
+    """Change this node's tags by a merge patch: a string value sets that key, None
+    removes it (core.tags.apply_patch). Ask: returns the new tags; raises ValueError if
+    the result is invalid or the node is leaving (nothing changes then)."""
+
+    patch: tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class GetHistory:
     """Ask for the history of member ``name``: a tuple of core.history.HistoryEntry, oldest
     first. Raises KeyError if this node neither holds nor remembers that member."""
@@ -144,6 +153,7 @@ MembershipMessage = (
     | Leave
     | GetStats
     | SetTags
+    | UpdateTags
     | GetHistory
     | Tick
     | StreamOpened

@@ -24,10 +24,12 @@ DEFAULT_MAX_MEMBERS = 2048
 class HistoryEntry:
     """One change of one member's record, as this node saw it."""
 
+    name: str
     at: float
     """Wall-clock time (Unix seconds, this node's clock) of the change."""
     kind: EventKind
     address: str
+    address_before: str | None
     status: Status
     incarnation: int
     status_before: Status | None
@@ -67,9 +69,11 @@ class History:
         if event.kind is EventKind.FAILED and event.reporter == "self" and not detail:
             detail = _suspicion_detail(entries, member.incarnation, at)
         entry = HistoryEntry(
+            name=member.name,
             at=at,
             kind=event.kind,
             address=member.address,
+            address_before=previous.address if previous is not None else None,
             status=member.status,
             incarnation=member.incarnation,
             status_before=previous.status if previous is not None else None,

@@ -587,8 +587,8 @@ class MembershipCore:
         self.counters.suspicions_raised += 1
         suspect = Member(member.name, member.address, member.incarnation, Status.SUSPECT,
                          self.name, member.tags)
-        self._apply(suspect, now, effects, detail=f"no ack to our probe, direct or via "
-                    f"{probe.helpers} helpers ({probe.nacks} nacked)")
+        self._apply(suspect, now, effects, detail=f"our probe got no ack, direct or via "
+                    f"{probe.helpers} helper(s) ({probe.nacks} nacked)")
 
     def _run_suspicion_deadlines(self, now: float, effects: list[Effect]) -> None:
         for name, suspicion in list(self._suspicions.items()):
