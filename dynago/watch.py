@@ -76,8 +76,10 @@ class WatchState:
             "tags": event.get("tags", {}),
         }
         reporter = event.get("reporter") or "?"
+        who = {"self": "this node's own finding",
+               "local": "a command on this node"}.get(reporter, f"reported by {reporter}")
         self.recent.append(f"{_clock(event['at'])}  {name} {event['kind']} "
-                           f"(inc {event['incarnation']}) — reported by {reporter}")
+                           f"(inc {event['incarnation']}) — {who}")
 
     def render(self) -> str:
         """The whole screen, as plain lines."""
