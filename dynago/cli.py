@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
     demo.add_argument("--keep", action="store_true",
                       help="keep the cluster running until Ctrl-C")
+    sim = commands.add_parser(
+        "sim", help="simulate N nodes' membership cores on a virtual clock (no network)")
+    from dynago.sim.command import add_arguments as add_sim_arguments
+
+    add_sim_arguments(sim)
 
     cli_tags.add_parser(commands, _address)
     explain = commands.add_parser("explain", help="why a member is in its state: its history")
@@ -146,8 +151,15 @@ def _tag_filter(text: str) -> tuple[str, str | None]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"node": run_node, "members": run_members, "leave": run_leave,
-               "demo": run_demo, "tags": cli_tags.run_tags, "explain": _run_explain}[args.command]
+               "demo": run_demo, "sim": run_sim, "tags": cli_tags.run_tags,
+               "explain": _run_explain}[args.command]
     return handler(args)
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    from dynago.sim.command import main as sim_main
+
+    return sim_main(args)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> int:

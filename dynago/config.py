@@ -59,8 +59,11 @@ class Config:
     """Most member records in one gossip message (default 64). Bounds message size."""
 
     anti_entropy_interval_s: float = 10.0
-    """Period of the full-state exchange with one random member (default 10 s). It repairs
-    whatever gossip missed. Lower repairs faster; each exchange costs O(N) bytes."""
+    """Period of the full-state exchange with one random member (default 10 s) in a
+    cluster of up to 32 members. It repairs whatever gossip missed. Each exchange costs
+    O(N) bytes, so above 32 members the period is multiplied by
+    ``ceil(log2(N / 32)) + 1`` (memberlist's rule): x2 at 64 members, x6 at 1,000, x10 at
+    10,000. Lower repairs faster."""
 
     max_members_per_sync_message: int = 256
     """Most member records in one chunk of a full-state exchange (default 256)."""
@@ -115,9 +118,12 @@ class Config:
     this node sees signs that it is itself slow (default 8)."""
 
     reconnect_interval_s: float = 2.0
-    """How often this node tries one failed member, and any seed that is not a live member,
-    again with a full-state exchange (default 2 s). This heals partitions with no operator
-    action; lower heals faster, each try costs one O(N) exchange."""
+    """How often this node may try one failed member, and any seed that is not a live
+    member, again with a full-state exchange (default 2 s). This heals partitions with no
+    operator action. Each period a node tries a failed member with probability
+    failed / live (Serf's rule, capped at 1), so a cluster as a whole tries each failed
+    member about once per period, however large it is. Lower heals faster; each try costs
+    one O(N) exchange."""
 
     tombstone_retention_s: float = 3600.0
     """How long failed and left members are kept, with their incarnation, before they are
