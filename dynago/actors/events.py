@@ -61,6 +61,16 @@ class EventQueue:
         except queue.Empty:
             return None
 
+    def take(self, limit: int) -> list[tuple[float, MemberEvent]]:
+        """Up to ``limit`` events that are queued now, without waiting."""
+        taken: list[tuple[float, MemberEvent]] = []
+        while len(taken) < limit:
+            try:
+                taken.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return taken
+
     def iter(self, timeout_s: float) -> Iterator[tuple[float, MemberEvent]]:
         """Events until none comes for ``timeout_s`` or the queue overflows."""
         while not self.overflowed:

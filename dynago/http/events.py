@@ -18,7 +18,8 @@ Every ``keepalive_s`` without an event the server sends a comment line (``: keep
 so that proxies and clients can tell a quiet stream from a dead one.
 
 The node never waits for a client: events go through a bounded queue per client
-(actors.events.EventQueue). A client that falls ``queue_capacity`` events behind, or
+(actors.events.EventQueue). A client that falls ``queue_capacity`` events behind (4096:
+many times the records of one full-state chunk, which arrive at once), or
 whose socket takes no data for ``write_timeout_s``, is disconnected and counted. A
 client that hangs up is noticed within ``poll_s``; when the node stops, every stream
 gets what was queued, a final comment, and is closed.
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from dynago.node import Node
 
 log = logging.getLogger(__name__)
+
+WRITE_BATCH = 512
+"""Most events written to a client in one write."""
 
 
 def event_json(event: MemberEvent, at: float) -> dict[str, Any]:
@@ -87,7 +91,7 @@ class EventStreams:
         self,
         *,
         max_clients: int = 64,
-        queue_capacity: int = 256,
+        queue_capacity: int = 4096,
         keepalive_s: float = 15.0,
         write_timeout_s: float = 10.0,
         poll_s: float = 0.2,
@@ -198,8 +202,11 @@ class EventStreams:
                     return
                 item = events.get(self.poll_s)
                 if item is not None:
-                    at, event = item
-                    self._write(handler, _message(event.kind.value, event_json(event, at)))
+                    # Whatever else is queued goes out in the same write: a burst (a
+                    # full-state exchange with a large cluster) drains as fast as it came.
+                    batch = [item, *events.take(WRITE_BATCH - 1)]
+                    self._write(handler, b"".join(
+                        _message(event.kind.value, event_json(event, at)) for at, event in batch))
                     last_write = time.monotonic()
                 elif time.monotonic() - last_write >= self.keepalive_s:
                     self._write(handler, b": keep-alive\n\n")
