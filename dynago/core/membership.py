@@ -153,6 +153,8 @@ class MembershipCore:
         self._next_anti_entropy = now + config.anti_entropy_interval_s * (0.5 + rng.random())
         self._now = now
         """The latest time any input carried."""
+        self._due: float | None = None
+        """next_deadline(), cached until an input changes the state."""
         self._prober = Prober(rng)
         self.awareness = Awareness(config.awareness_max_multiplier)
         self._suspicions: dict[str, Suspicion] = {}
@@ -213,6 +215,7 @@ class MembershipCore:
         the next probe, probe and suspicion deadlines, reconnects and reaping."""
         effects: list[Effect] = []
         late = now - self.next_deadline()
+        self._due = None  # what runs below moves the next deadline
         self._last_tick = now
         self._now = max(self._now, now)
         if late > max(3 * self.config.tick_interval_s, self.config.probe_timeout_s):
@@ -254,6 +257,12 @@ class MembershipCore:
         every ``tick_interval_s`` sees, up to that rounding. Gossip rounds with nothing to
         send are not deadlines; they keep to their grid (see ``_gossip_due``).
         """
+        if self._due is not None:
+            return self._due
+        self._due = self._compute_next_deadline()
+        return self._due
+
+    def _compute_next_deadline(self) -> float:
         due = self._next_anti_entropy
         if self._broadcasts.queued:
             gossip = self._gossip_due()
@@ -307,6 +316,7 @@ class MembershipCore:
 
     def peer_unreachable(self, name: str, now: float) -> list[Effect]:
         """Hint: the stream to ``name`` was lost. Not a verdict: probe it now."""
+        self._due = None  # whatever follows may move the next deadline
         effects: list[Effect] = []
         if not self._leaving and name in self._live.index and not self.probing(name):
             self._start_probe(name, now, effects)
@@ -314,6 +324,7 @@ class MembershipCore:
 
     def handle(self, sender: str, message: CoreMessage, now: float) -> list[Effect]:
         """A message from member ``sender`` arrived."""
+        self._due = None  # whatever follows may move the next deadline
         effects: list[Effect] = []
         self._now = max(self._now, now)
         incarnation_before = self._me.incarnation
@@ -366,6 +377,7 @@ class MembershipCore:
         for theirs: this is how a node joins, and how a restarted node learns of its
         previous life in time to outbid it.
         """
+        self._due = None  # whatever follows may move the next deadline
         if peer == self.name:
             return []
         if via_seed:
@@ -381,6 +393,7 @@ class MembershipCore:
         Only for a node that has not exchanged anything yet; ``view`` must hold this
         node's own record exactly as the node holds it. Raises ValueError otherwise.
         """
+        self._due = None  # whatever follows may move the next deadline
         held = view.records.get(self.name)
         if held is None or held.member != self.local_member:
             raise ValueError(f"the view does not hold {self.name!r} as this node holds itself")
@@ -404,6 +417,7 @@ class MembershipCore:
     def add(self, member: Member, now: float) -> list[Effect]:
         """Merge one record handed in locally. Raises ValueError if it is invalid or the
         map is full."""
+        self._due = None  # whatever follows may move the next deadline
         problem = member.problem()
         if problem:
             raise ValueError(problem)
@@ -415,6 +429,7 @@ class MembershipCore:
 
     def merge(self, members: Iterable[Member], now: float) -> list[Effect]:
         """Merge records handed in locally; all-or-nothing: raises if any is invalid."""
+        self._due = None  # whatever follows may move the next deadline
         batch = list(members)
         for member in batch:
             problem = member.problem()
@@ -431,6 +446,7 @@ class MembershipCore:
     def remove(self, name: str, now: float) -> list[Effect]:
         """Declare member ``name`` failed at its current incarnation, like Serf's
         force-leave. If it is in fact alive it refutes and comes back."""
+        self._due = None  # whatever follows may move the next deadline
         if name == self.name:
             raise ValueError("a node cannot remove itself; use leave")
         record = self._records.get(name)
@@ -445,6 +461,7 @@ class MembershipCore:
 
     def leave(self, now: float) -> list[Effect]:
         """This node leaves: mark itself LEFT and tell every live member at once."""
+        self._due = None  # whatever follows may move the next deadline
         me = self.local_member
         effects: list[Effect] = []
         if self._leaving:
