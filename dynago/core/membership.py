@@ -478,6 +478,7 @@ class MembershipCore:
         """This node's tags become ``tags`` (canonical, see core.tags): it raises its
         incarnation, as a refutation does, so that its new record wins everywhere. Raises
         ValueError for invalid tags, while leaving, or at the maximum incarnation."""
+        self._due = None  # whatever follows may move the next deadline
         me = self.local_member
         if tags == me.tags:
             return []

@@ -5,7 +5,7 @@ the rule that only the member changes its tags, by raising its incarnation
 from __future__ import annotations
 
 import pytest
-from swim_support import addr, events, held, make_core, sends, tick_range
+from swim_support import addr, events, held, make_core, sends, tick_range, tick_range_answering
 from swim_support import with_peers as with_peer_list
 
 from dynago.core import EventKind, Gossip, Member, Status
@@ -213,3 +213,14 @@ def test_a_tag_only_difference_at_the_same_incarnation_is_a_change() -> None:
     a.handle("x", Gossip((Member("b", addr(7002)),)), 0.0)
     (event,) = events(a.handle("x", Gossip((Member("b", addr(7002), tags=KV),)), 1.0))
     assert event.kind is EventKind.CHANGED
+
+
+def test_set_tags_moves_the_next_deadline() -> None:
+    """membership.py next_deadline (cached until an input changes the state): a tag change
+    queues a broadcast, so the cached deadline is dropped."""
+    a, members = with_peer_list(1)
+    tick_range_answering(a, 0.0, 10.0, members)
+    cached = a.next_deadline()
+    a.set_tags(KV, 10.0)
+    assert a.next_deadline() == a._compute_next_deadline()
+    assert a.next_deadline() <= max(cached, 10.0 + a.config.gossip_interval_s)
