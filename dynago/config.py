@@ -4,6 +4,8 @@ Presets:
 
 * ``Config.lan()`` — the default for a cluster on one local network.
 * ``Config.local()`` — faster timings for clusters on one machine and for tests.
+* ``Config.wan()`` — slower, more patient timings for members spread over a wide-area
+  network (after memberlist's DefaultWANConfig).
 
 ``validate()`` checks each field and the relations between fields and raises
 ``ConfigError`` with a plain sentence; nothing else in the node re-checks them.
@@ -166,6 +168,26 @@ class Config:
             suspicion_mult=4,
             reconnect_interval_s=1.0,
             tombstone_retention_s=60.0,
+        )
+        return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+    @classmethod
+    def wan(cls, **overrides: object) -> Config:
+        """Patient timings for members across a wide-area network, after memberlist's WAN
+        preset: a 5 s protocol period with a 2 s probe timeout (round trips of hundreds of
+        milliseconds, and room for the indirect probes within the period), a suspicion
+        multiplier of 6 (minimum suspicion timeout 30 s for N < 10), gossip to 4 members
+        every 0.5 s, and a full-state exchange every 60 s."""
+        base = cls(
+            gossip_interval_s=0.5,
+            gossip_fanout=4,
+            anti_entropy_interval_s=60.0,
+            connect_timeout_s=10.0,
+            reconnect_max_backoff_s=10.0,
+            probe_interval_s=5.0,
+            probe_timeout_s=2.0,
+            suspicion_mult=6,
+            reconnect_interval_s=10.0,
         )
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -1,4 +1,4 @@
-"""SimCluster: N membership cores driven by one event queue on a virtual clock.
+"""SimCluster: N membership cores driven by an event queue on a virtual clock.
 
 Each core is ticked only when it has something due (``MembershipCore.next_deadline``),
 so an idle node costs nothing between its probes. Messages are delivered after the
@@ -6,6 +6,12 @@ network's latency unless lost or cut; a stream "opens" (``stream_opened``) when 
 first hears from a member it does not know, and when a node dials a seed. Everything
 random comes from random.Random instances seeded from the run's seed and the node's
 name, so the same seed gives the same run, event for event.
+
+With ``workers > 1`` each of several processes runs the same scenario script but owns
+only every ``workers``-th node; the processes advance in lock-step windows no longer
+than the network latency (no message sent inside a window can arrive inside it), and
+swap the messages that cross between them at the end of each window (conservative
+parallel discrete-event simulation). Same seed and same number of workers: same run.
 """
 
 from __future__ import annotations
@@ -15,13 +21,28 @@ import heapq
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import cast
 
 from dynago.config import Config
+from dynago.core.member import Member, Status
 from dynago.core.membership import MembershipCore
-from dynago.core.messages import CoreMessage, DialSeed, Effect, MemberEvent, Publish, Send
+from dynago.core.messages import (
+    Ack,
+    CoreMessage,
+    DialSeed,
+    Effect,
+    Gossip,
+    MemberEvent,
+    Nack,
+    Ping,
+    PingReq,
+    Publish,
+    Send,
+    StateSync,
+)
 from dynago.core.view import ConvergedView
 from dynago.sim.network import NetworkModel
 
@@ -29,10 +50,16 @@ _TICK = 0
 _DELIVER = 1
 _CONNECT = 2
 
+EXCHANGE_TIMEOUT_S = 600.0
+"""A worker that hears nothing from another for this long gives up (it died)."""
+
 MAX_TICKS_AT_ONE_INSTANT = 1000
 """A core ticked this often without time moving has a deadline it never clears: a bug."""
 
 Observer = Callable[[float, str, MemberEvent], None]
+
+_Posted = tuple[float, int, str, str, object]
+"""(time, kind, target, sender, payload): an event for a node of another worker."""
 """Called with (time, node, event) for every member event any node publishes."""
 
 
@@ -76,7 +103,7 @@ def node_address(index: int) -> str:
 
 
 class SimCluster:
-    """Simulated nodes on one virtual clock."""
+    """Simulated nodes on one virtual clock (this worker's share of them)."""
 
     def __init__(
         self,
@@ -88,83 +115,165 @@ class SimCluster:
         observer: Observer | None = None,
         message_size: Callable[[CoreMessage], int] | None = None,
         keep_log: bool = False,
+        worker: int = 0,
+        links: Sequence[Connection | None] = (None,),
     ) -> None:
         self.config = config
         self.seed = seed
         self.now = 0.0
-        self.network = NetworkModel(random.Random(f"{seed}/network"), latency_s, loss)
+        self.worker = worker
+        self.workers = len(links)
+        self._links = links
+        """Connection to each other worker, by worker number (None for this one)."""
+        self.network = NetworkModel(
+            random.Random(f"{seed}/network/{worker}"), latency_s, loss)
         self.nodes: dict[str, SimNode] = {}
+        """The nodes this worker runs."""
+        self.addresses: dict[str, str] = {}
+        """Every node's address, whichever worker runs it."""
+        self._owner: dict[str, int] = {}
+        self._down: set[str] = set()
+        self._paused: set[str] = set()
         self.traffic = Traffic()
         self.events_published = 0
         self._observer = observer
         self._message_size = message_size
         self._queue: list[tuple[float, int, int, str, str, object]] = []
         self._seq = 0
+        self._outbox: list[list[_Posted]] = [[] for _ in range(self.workers)]
         self._by_address: dict[str, str] = {}
         self._digest = hashlib.sha256()
         self.log: list[str] | None = [] if keep_log else None
         self._ticks_now = 0
         self._ticks_at = -1.0
+        self.windows = 0
 
     # ------------------------------------------------------------------ set-up
+
+    def owns(self, name: str) -> bool:
+        return self._owner.get(name) == self.worker
 
     def add_node(
         self, name: str, address: str, *, seeds: Iterable[str] = (),
         view: ConvergedView | None = None,
-    ) -> SimNode:
-        """Start a node now (a new life if ``name`` ran before)."""
+    ) -> SimNode | None:
+        """Start a node now (a new life if ``name`` ran before). Every worker calls this
+        for every node; the one that owns it runs it (and gets it back)."""
+        if name not in self._owner:
+            self._owner[name] = len(self._owner) % self.workers
+        self.addresses[name] = address
+        self._by_address[address] = name
+        self._down.discard(name)
+        self._paused.discard(name)
+        if not self.owns(name):
+            return None
         rng = random.Random(f"{self.seed}/{name}/{self.now!r}")
         core = MembershipCore(name, address, self.config, rng, self.now, seeds)
         if view is not None:
             core.adopt_view(view, self.now)
         node = SimNode(name, address, core)
         self.nodes[name] = node
-        self._by_address[address] = name
         self._run(node, [])
         return node
 
-    def converged(self, count: int) -> list[SimNode]:
-        """Start ``count`` nodes that already know each other (a converged cluster)."""
-        from dynago.core.member import Member
-
+    def converged(self, count: int) -> list[str]:
+        """Start ``count`` nodes that already know each other (a converged cluster);
+        returns every node's name."""
         members = [Member(node_name(i), node_address(i)) for i in range(count)]
         view = ConvergedView(members, self.now)
-        return [self.add_node(m.name, m.address, view=view) for m in members]
+        for member in members:
+            self.add_node(member.name, member.address, view=view)
+        return [member.name for member in members]
 
     # ------------------------------------------------------------------ faults
 
     def crash(self, name: str) -> None:
         """The node stops at once, silently: it neither sends nor answers."""
-        node = self.nodes[name]
-        node.up = False
-        node.held.clear()
+        self._down.add(name)
+        node = self.nodes.get(name)
+        if node is not None:
+            node.up = False
+            node.held.clear()
 
     def pause(self, name: str) -> None:
         """The node stops running; what is sent to it waits (as in its socket buffers)."""
-        self.nodes[name].paused = True
+        self._paused.add(name)
+        node = self.nodes.get(name)
+        if node is not None:
+            node.paused = True
 
     def resume(self, name: str) -> None:
-        node = self.nodes[name]
+        self._paused.discard(name)
+        node = self.nodes.get(name)
+        if node is None:
+            return
         node.paused = False
         held, node.held = node.held, []
         for sender, message in held:
             self._deliver(node, sender, message)
-        node.due = math.inf
-        self._push(self.now, _TICK, name, "", None)
         node.due = self.now
+        self._push(self.now, _TICK, name, "", None)
 
     def leave(self, name: str) -> None:
         """The node announces its leave (and keeps running, as during its exit)."""
-        node = self.nodes[name]
-        self._run(node, node.core.leave(self.now))
+        node = self.nodes.get(name)
+        if node is not None:
+            self._run(node, node.core.leave(self.now))
 
     # ------------------------------------------------------------------ running
 
     def run_until(self, until: float) -> None:
-        """Process every event up to and including time ``until``."""
+        """Process every event up to and including time ``until`` (on every worker)."""
+        if self.workers == 1:
+            self._process(until, inclusive=True)
+        else:
+            latency = self.network.latency_s
+            while True:
+                start = self._exchange()
+                if start > until:
+                    break
+                end = start + latency
+                if end > until:
+                    self._process(until, inclusive=True)
+                else:
+                    self._process(end, inclusive=False)
+                self.windows += 1
+        self.now = max(self.now, until)
+
+    def _exchange(self) -> float:
+        """Swap crossing messages with every other worker; the earliest pending event
+        time of all workers (every worker computes the same value)."""
+        local_next = self._queue[0][0] if self._queue else math.inf
+        sent_next = min((item[0] for box in self._outbox for item in box), default=math.inf)
+        earliest = min(local_next, sent_next)
+        for other, link in enumerate(self._links):
+            if link is None:
+                continue
+            outgoing = (earliest, _flatten(self._outbox[other]))
+            if self.worker < other:
+                link.send(outgoing)
+                incoming = self._receive(link)
+            else:
+                incoming = self._receive(link)
+                link.send(outgoing)
+            self._outbox[other] = []
+            their_earliest, messages = incoming
+            earliest = min(earliest, their_earliest)
+            for time, kind, target, sender, payload in _restore(messages):
+                self._push(time, kind, target, sender, payload)
+        return earliest
+
+    @staticmethod
+    def _receive(link: Connection) -> tuple[float, list[_Posted]]:
+        if not link.poll(EXCHANGE_TIMEOUT_S):
+            raise RuntimeError("another simulation worker stopped answering")
+        incoming: tuple[float, list[_Posted]] = link.recv()
+        return incoming
+
+    def _process(self, end: float, *, inclusive: bool) -> None:
         queue = self._queue
         nodes = self.nodes
-        while queue and queue[0][0] <= until:
+        while queue and (queue[0][0] <= end if inclusive else queue[0][0] < end):
             time, _seq, kind, target, sender, payload = heapq.heappop(queue)
             self.now = time
             node = nodes[target]
@@ -186,8 +295,7 @@ class SimCluster:
             elif kind == _DELIVER:
                 self._deliver(node, sender, cast(CoreMessage, payload))
             else:
-                self._connect(nodes[sender], node, payload)
-        self.now = max(self.now, until)
+                self._connected(node, sender, cast(bool, payload))
 
     def _count_tick(self, name: str) -> None:
         if self.now != self._ticks_at:
@@ -205,20 +313,21 @@ class SimCluster:
         if core.get(sender) is None:
             # First word from a member this node does not know: in a real node a stream
             # opened first, and that starts a push-pull.
-            origin = self.nodes.get(sender)
-            if origin is not None:
-                self._run(node, core.stream_opened(sender, origin.address, self.now))
+            address = self.addresses.get(sender)
+            if address is not None:
+                self._run(node, core.stream_opened(sender, address, self.now))
         self._run(node, core.handle(sender, message, self.now))
 
-    def _connect(self, dialer: SimNode, acceptor: SimNode, address: object) -> None:
-        if not (dialer.up and acceptor.up) or dialer.paused or acceptor.paused:
+    def _connected(self, node: SimNode, peer: str, dialled: bool) -> None:
+        """A stream between ``node`` and ``peer`` opened; ``dialled`` if ``node`` dialled
+        ``peer`` at its seed address. Each end runs on its owner's worker."""
+        if node.paused or peer in self._down or peer in self._paused:
             return
-        if not (self.network.reachable(dialer.name, acceptor.name)
-                and self.network.reachable(acceptor.name, dialer.name)):
+        if not (self.network.reachable(node.name, peer)
+                and self.network.reachable(peer, node.name)):
             return
-        self._run(dialer, dialer.core.stream_opened(
-            acceptor.name, str(address), self.now, via_seed=True))
-        self._run(acceptor, acceptor.core.stream_opened(dialer.name, dialer.address, self.now))
+        self._run(node, node.core.stream_opened(
+            peer, self.addresses[peer], self.now, via_seed=dialled))
 
     def _run(self, node: SimNode, effects: list[Effect]) -> None:
         """Carry out a core's effects, then make sure its next deadline is scheduled."""
@@ -248,18 +357,29 @@ class SimCluster:
         # An empty address: the member is not in the sender's map yet, but a stream to it
         # is open (it reached us first), so the message goes by name.
         target = self._by_address.get(send.address) if send.address else send.to
-        if target != send.to or not self.network.delivers(node.name, send.to):
+        if (target != send.to or target in self._down
+                or not self.network.delivers(node.name, target)):
             self.traffic.dropped += 1
             return
-        self._push(self.now + self.network.latency_s, _DELIVER, send.to, node.name,
+        self._post(self.now + self.network.latency_s, _DELIVER, target, node.name,
                    send.message)
 
     def _dial(self, node: SimNode, address: str) -> None:
         target = self._by_address.get(address)
-        if target is None or target == node.name:
+        if target is None or target == node.name or target in self._down:
             return
-        # Connection set-up and handshake: one round trip.
-        self._push(self.now + 2 * self.network.latency_s, _CONNECT, target, node.name, address)
+        # Connection set-up and handshake take one round trip; then both ends learn of
+        # the stream.
+        at = self.now + 2 * self.network.latency_s
+        self._post(at, _CONNECT, node.name, target, True)
+        self._post(at, _CONNECT, target, node.name, False)
+
+    def _post(self, time: float, kind: int, target: str, sender: str, payload: object) -> None:
+        owner = self._owner[target]
+        if owner == self.worker:
+            self._push(time, kind, target, sender, payload)
+        else:
+            self._outbox[owner].append((time, kind, target, sender, payload))
 
     def _push(self, time: float, kind: int, target: str, sender: str, payload: object) -> None:
         self._seq += 1
@@ -277,5 +397,69 @@ class SimCluster:
             self._observer(self.now, node, event)
 
     def log_digest(self) -> str:
-        """SHA-256 of the event log so far (every member event of every node, in order)."""
+        """SHA-256 of this worker's event log so far (every member event of its nodes,
+        in order)."""
         return self._digest.hexdigest()
+
+
+# ---------------------------------------------------------------- crossing workers
+#
+# Messages cross between worker processes as plain tuples: pickling frozen dataclasses
+# costs ten times more. A message sent to several nodes of the other worker is
+# flattened once and comes back as one object, as it would within one worker.
+
+_STATUSES = tuple(Status)
+_KINDS: tuple[type, ...] = (Ping, Ack, PingReq, Nack, Gossip, StateSync)
+
+
+def _flat_member(m: Member) -> tuple[str, str, int, int, str]:
+    return (m.name, m.address, m.incarnation, int(m.status), m.origin)
+
+
+def _member(t: tuple[str, str, int, int, str]) -> Member:
+    return Member(t[0], t[1], t[2], _STATUSES[t[3]], t[4])
+
+
+def _flatten(posted: list[_Posted]) -> list[_Posted]:
+    done: dict[int, object] = {}
+    out: list[_Posted] = []
+    for time, kind, target, sender, payload in posted:
+        flat = done.get(id(payload))
+        if flat is None:
+            if isinstance(payload, Ping | Ack | PingReq):
+                member = payload.member if isinstance(payload, Ack) else payload.target
+                flat = (_KINDS.index(type(payload)), payload.seq, _flat_member(member))
+            elif isinstance(payload, Nack):
+                flat = (3, payload.seq)
+            elif isinstance(payload, Gossip):
+                flat = (4, tuple(_flat_member(m) for m in payload.updates))
+            elif isinstance(payload, StateSync):
+                flat = (5, tuple(_flat_member(m) for m in payload.members),
+                        payload.reply_wanted, payload.last)
+            else:
+                flat = payload  # a stream notice: a bool
+            done[id(payload)] = flat
+        out.append((time, kind, target, sender, flat))
+    return out
+
+
+def _restore(posted: list[_Posted]) -> list[_Posted]:
+    done: dict[int, object] = {}
+    out: list[_Posted] = []
+    for time, kind, target, sender, flat in posted:
+        payload = done.get(id(flat))
+        if payload is None:
+            payload = flat
+            if isinstance(flat, tuple):
+                code = flat[0]
+                if code <= 2:
+                    payload = _KINDS[code](flat[1], _member(flat[2]))
+                elif code == 3:
+                    payload = Nack(flat[1])
+                elif code == 4:
+                    payload = Gossip(tuple(_member(m) for m in flat[1]))
+                else:
+                    payload = StateSync(tuple(_member(m) for m in flat[1]), flat[2], flat[3])
+            done[id(flat)] = payload
+        out.append((time, kind, target, sender, payload))
+    return out

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="R,R,...", help="loss rates of the loss sweep")
     parser.add_argument("--latency-ms", type=float, default=1.0,
                         help="one-way message latency (default 1 ms)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes sharing the nodes (default 1; 2 uses both cores "
+                             "here); a run repeats exactly for the same seed and workers")
     parser.add_argument("--no-bytes", action="store_true",
                         help="do not encode messages to count bytes (faster)")
     parser.add_argument("--event-log", metavar="PATH",
@@ -49,7 +52,7 @@ def options_from(args: argparse.Namespace) -> SimOptions | str:
         nodes=args.nodes, duration_s=args.duration, seed=args.seed, scenario=args.scenario,
         config=config, preset=args.preset, latency_s=args.latency_ms / 1000.0,
         loss=args.loss, loss_rates=rates or DEFAULT_LOSS_RATES,
-        count_bytes=not args.no_bytes, keep_log=bool(args.event_log),
+        count_bytes=not args.no_bytes, keep_log=bool(args.event_log), workers=args.workers,
     )
     problem = options.problem()
     return problem if problem else options

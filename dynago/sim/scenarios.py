@@ -23,6 +23,7 @@ raised it is false; every scenario counts them.
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ class SimOptions:
     loss_rates: tuple[float, ...] = DEFAULT_LOSS_RATES
     count_bytes: bool = True
     keep_log: bool = False
+    workers: int = 1
+    """Processes that share the nodes (at most the machine's cores make sense)."""
 
     def problem(self) -> str | None:
         """Why these options cannot run, or None."""
@@ -66,6 +69,8 @@ class SimOptions:
             return "loss rates must be in [0, 1)"
         if not 0.0 < self.latency_s <= 10.0:
             return "--latency-ms must be above 0 and at most 10000"
+        if not 1 <= self.workers <= 64 or self.workers > self.nodes:
+            return "--workers must be between 1 and 64, and at most --nodes"
         return None
 
 
@@ -126,9 +131,17 @@ def event_time(options: SimOptions) -> float:
     return min(EVENT_AT_S, options.duration_s / 4)
 
 
-def _first_times(
-    watch: Watch, subject: str, kind: EventKind
-) -> dict[str, float]:
+@dataclass(slots=True)
+class Outcome:
+    """What one worker saw: ``meta`` is the same on every worker (drawn from the
+    scenario's own random stream); ``times`` maps a measure to node -> seconds, for the
+    nodes this worker ran, and merges across workers by union."""
+
+    meta: dict[str, Any]
+    times: dict[str, dict[str, float]]
+
+
+def _first_times(watch: Watch, subject: str, kind: EventKind) -> dict[str, float]:
     """node -> first time it published ``kind`` about ``subject`` (filled while running)."""
     times: dict[str, float] = {}
 
@@ -140,13 +153,13 @@ def _first_times(
     return times
 
 
-def run_join(sim: SimCluster, watch: Watch, options: SimOptions) -> dict[str, Any]:
+def drive_join(sim: SimCluster, watch: Watch, options: SimOptions,
+               rng: random.Random) -> Outcome:
     n = options.nodes
     wave = max(1, min(100, n // 100))
     settled = n - wave
-    for node in sim.converged(settled):
-        watch.live_count[node.name] = settled
-    rng = sim.network.rng
+    for name in sim.converged(settled):
+        watch.live_count[name] = settled
     start = event_time(options)
     step = 1.0 / wave
     reached: dict[str, float] = {}
@@ -165,19 +178,29 @@ def run_join(sim: SimCluster, watch: Watch, options: SimOptions) -> dict[str, An
         watch.live_count[node_name(index)] = 1
         sim.add_node(node_name(index), node_address(index), seeds=[seed])
     sim.run_until(options.duration_s)
-    lags = [max(0.0, t - last_start) for t in reached.values()]
+    return Outcome({"joiners": wave, "wave_s": round((wave - 1) * step, 4),
+                    "last_start": last_start},
+                   {"reached": reached})
+
+
+def summarize_join(options: SimOptions, meta: dict[str, Any],
+                   times: dict[str, dict[str, float]]) -> dict[str, Any]:
+    last = meta["last_start"]
+    reached = times["reached"]
     return {
-        "joiners": wave,
-        "wave_s": round((wave - 1) * step, 4),
-        "all_alive_everywhere": timing(lags, options.config, gossip=True),
-        "nodes_not_converged": n - len(reached),
+        "joiners": meta["joiners"],
+        "wave_s": meta["wave_s"],
+        "all_alive_everywhere": timing([max(0.0, t - last) for t in reached.values()],
+                                       options.config, gossip=True),
+        "nodes_not_converged": options.nodes - len(reached),
     }
 
 
-def run_crash(sim: SimCluster, watch: Watch, options: SimOptions) -> dict[str, Any]:
+def drive_crash(sim: SimCluster, watch: Watch, options: SimOptions,
+                rng: random.Random) -> Outcome:
     n = options.nodes
     sim.converged(n)
-    victim = node_name(sim.network.rng.randrange(n))
+    victim = node_name(rng.randrange(n))
     suspected = _first_times(watch, victim, EventKind.SUSPECTED)
     failed = _first_times(watch, victim, EventKind.FAILED)
     at = event_time(options)
@@ -185,22 +208,31 @@ def run_crash(sim: SimCluster, watch: Watch, options: SimOptions) -> dict[str, A
     sim.crash(victim)
     watch.down.add(victim)
     sim.run_until(options.duration_s)
-    first = min(suspected.values(), default=None)
+    return Outcome({"victim": victim, "at": at},
+                   {"suspected": suspected, "failed": failed})
+
+
+def summarize_crash(options: SimOptions, meta: dict[str, Any],
+                    times: dict[str, dict[str, float]]) -> dict[str, Any]:
+    at = meta["at"]
+    first = min(times["suspected"].values(), default=None)
+    failed = times["failed"]
     return {
-        "victim": victim,
+        "victim": meta["victim"],
         "first_suspicion_s": None if first is None else round(first - at, 4),
         "first_suspicion_probe_periods": (
             None if first is None else round((first - at) / options.config.probe_interval_s, 2)),
         "failed_everywhere": timing([t - at for t in failed.values()], options.config,
                                     gossip=True),
-        "survivors_not_knowing": (n - 1) - len(failed),
+        "survivors_not_knowing": (options.nodes - 1) - len(failed),
     }
 
 
-def run_leave(sim: SimCluster, watch: Watch, options: SimOptions) -> dict[str, Any]:
+def drive_leave(sim: SimCluster, watch: Watch, options: SimOptions,
+                rng: random.Random) -> Outcome:
     n = options.nodes
     sim.converged(n)
-    leaver = node_name(sim.network.rng.randrange(n))
+    leaver = node_name(rng.randrange(n))
     left = _first_times(watch, leaver, EventKind.LEFT)
     at = event_time(options)
     sim.run_until(at)
@@ -210,21 +242,29 @@ def run_leave(sim: SimCluster, watch: Watch, options: SimOptions) -> dict[str, A
     sim.crash(leaver)
     watch.down.add(leaver)
     sim.run_until(options.duration_s)
-    others = [t - at for node, t in left.items() if node != leaver]
+    left.pop(leaver, None)
+    return Outcome({"leaver": leaver, "at": at}, {"left": left})
+
+
+def summarize_leave(options: SimOptions, meta: dict[str, Any],
+                    times: dict[str, dict[str, float]]) -> dict[str, Any]:
+    left = times["left"]
     return {
-        "leaver": leaver,
-        "left_everywhere": timing(others, options.config, gossip=True),
-        "nodes_not_knowing": (n - 1) - len(others),
+        "leaver": meta["leaver"],
+        "left_everywhere": timing([t - meta["at"] for t in left.values()], options.config,
+                                  gossip=True),
+        "nodes_not_knowing": (options.nodes - 1) - len(left),
     }
 
 
-def run_partition(sim: SimCluster, watch: Watch, options: SimOptions) -> dict[str, Any]:
+def drive_partition(sim: SimCluster, watch: Watch, options: SimOptions,
+                    rng: random.Random) -> Outcome:
     n = options.nodes
-    names = [node.name for node in sim.converged(n)]
+    names = sim.converged(n)
     for name in names:
         watch.live_count[name] = n
     order = names.copy()
-    sim.network.rng.shuffle(order)
+    rng.shuffle(order)
     side_a, side_b = order[: n // 2], order[n // 2:]
     side_of = {name: 0 for name in side_a} | {name: 1 for name in side_b}
     split_at = event_time(options)
@@ -248,28 +288,40 @@ def run_partition(sim: SimCluster, watch: Watch, options: SimOptions) -> dict[st
     sim.run_until(heal_at)
     sim.network.heal()
     state["healed"] = True
-    # Suspicions raised on the far side before the heal are settled after it; only new
+    # Suspicions raised across the cut before the heal are settled after it; only new
     # ones between members that can reach each other would be false.
     watch.cut = lambda _a, _b: False
-    for name in names:
+    for name in sim.nodes:
         if watch.live_count.get(name) == n:
             healed[name] = heal_at
     sim.run_until(options.duration_s)
+    return Outcome({"sides": [len(side_a), len(side_b)], "split_at": split_at,
+                    "heal_at": heal_at},
+                   {"detected": detected, "healed": healed})
+
+
+def summarize_partition(options: SimOptions, meta: dict[str, Any],
+                        times: dict[str, dict[str, float]]) -> dict[str, Any]:
+    split_at, heal_at = meta["split_at"], meta["heal_at"]
+    n = options.nodes
     return {
-        "sides": [len(side_a), len(side_b)],
+        "sides": meta["sides"],
         "split_s": round(heal_at - split_at, 4),
-        "other_side_failed": timing([t - split_at for t in detected.values()],
+        "other_side_failed": timing([t - split_at for t in times["detected"].values()],
                                     options.config, gossip=True),
-        "all_alive_after_heal": timing([t - heal_at for t in healed.values()],
+        "all_alive_after_heal": timing([t - heal_at for t in times["healed"].values()],
                                        options.config, gossip=True),
-        "nodes_not_detecting": n - len(detected),
-        "nodes_not_healed": n - len(healed),
+        "nodes_not_detecting": n - len(times["detected"]),
+        "nodes_not_healed": n - len(times["healed"]),
     }
 
 
-RUNNERS: dict[str, Callable[[SimCluster, Watch, SimOptions], dict[str, Any]]] = {
-    "join": run_join,
-    "crash": run_crash,
-    "leave": run_leave,
-    "partition": run_partition,
+Driver = Callable[[SimCluster, Watch, SimOptions, random.Random], Outcome]
+Summary = Callable[[SimOptions, dict[str, Any], dict[str, dict[str, float]]], dict[str, Any]]
+
+SCENARIO_STEPS: dict[str, tuple[Driver, Summary]] = {
+    "join": (drive_join, summarize_join),
+    "crash": (drive_crash, summarize_crash),
+    "leave": (drive_leave, summarize_leave),
+    "partition": (drive_partition, summarize_partition),
 }
