@@ -92,7 +92,7 @@ def message_sizer() -> Callable[[CoreMessage], int]:
 def _run_part(options: SimOptions, worker: int,
               links: Sequence[Connection | None]) -> dict[str, Any]:
     """Run the scenario's script on one worker; what that worker saw."""
-    watch = Watch()
+    watch = Watch(options.config.probe_interval_s)
     sim = SimCluster(
         options.config, options.seed,
         latency_s=options.latency_s,
