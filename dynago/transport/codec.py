@@ -169,8 +169,10 @@ def _encode_members(target: _MemberRecords, members: Iterable[Member]) -> None:
             status=_wire_status(member),
             origin=member.origin,
         )
-        for key, value in member.tags:
-            record.tags.add(key=key, value=value)
+        if member.tags:
+            entries = record.tags.entries
+            for key, value in member.tags:
+                entries.add(key=key, value=value)
 
 
 def _encode_member(target: pb.Member, member: Member) -> None:
@@ -179,8 +181,10 @@ def _encode_member(target: pb.Member, member: Member) -> None:
     target.incarnation = member.incarnation
     target.status = _wire_status(member)
     target.origin = member.origin
-    for key, value in member.tags:
-        target.tags.add(key=key, value=value)
+    if member.tags:
+        entries = target.tags.entries
+        for key, value in member.tags:
+            entries.add(key=key, value=value)
 
 
 def decode(data: bytes, max_bytes: int) -> _WireMessage:
@@ -248,12 +252,13 @@ def _decode_member(record: pb.Member, index: int) -> Member:
     status = _STATUS_FROM_WIRE.get(record.status)
     if status is None:
         raise DecodeError(f"member record {index} has unknown status {int(record.status)}")
-    if not record.tags:
+    if not record.HasField("tags"):  # cheap, unlike touching a repeated field
         return Member(record.name, record.address, record.incarnation, status, record.origin)
-    if len(record.tags) > MAX_TAGS:
-        raise DecodeError(f"member record {index} has {len(record.tags)} tags, "
+    entries = record.tags.entries
+    if len(entries) > MAX_TAGS:
+        raise DecodeError(f"member record {index} has {len(entries)} tags, "
                           f"more than {MAX_TAGS}")
-    tags = tuple((tag.key, tag.value) for tag in record.tags)
+    tags = tuple((tag.key, tag.value) for tag in entries)
     return Member(record.name, record.address, record.incarnation, status, record.origin, tags)
 
 

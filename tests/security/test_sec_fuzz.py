@@ -74,8 +74,9 @@ def pb_members(draw: Any) -> dict[str, Any]:
 def _fill_member(target: pb.Member, values: dict[str, Any]) -> None:
     for name, value in values.items():
         if name == "tags":
+            target.tags.SetInParent()  # an empty TagSet too: no tags
             for key, text in value:
-                target.tags.add(key=key, value=text)
+                target.tags.entries.add(key=key, value=text)
         else:
             setattr(target, name, value)
 

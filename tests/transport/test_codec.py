@@ -82,10 +82,10 @@ def test_codec_refuses_record_with_more_than_max_tags() -> None:
     """The codec bounds what one record costs: more than MAX_TAGS tags is a DecodeError."""
     record = pb.Member(name="a", address="127.0.0.1:7001", status=pb.MEMBER_STATUS_ALIVE)
     for i in range(MAX_TAGS + 1):
-        record.tags.add(key=f"k{i:03d}", value="v")
+        record.tags.entries.add(key=f"k{i:03d}", value="v")
     with pytest.raises(DecodeError, match="tags"):
         decode(_gossip_bytes(record), LIMIT)
-    del record.tags[-1]
+    del record.tags.entries[-1]
     (decoded,) = decode(_gossip_bytes(record), LIMIT).updates  # type: ignore[union-attr]
     assert len(decoded.tags) == MAX_TAGS
 
