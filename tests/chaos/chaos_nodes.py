@@ -309,11 +309,29 @@ def false_alarms(events: Iterable[Event], expected: Callable[[Event], bool]
 
 
 def false_alarms_around(events: Sequence[Event], expected: Callable[[Event], bool],
-                        healed_at: float) -> dict[str, int]:
+                        healed_at: float) -> dict[str, Any]:
     """``false_alarms`` in total, and the false failures logged after ``healed_at``
     separately (``false_failures_after_heal``): those come from stale records that the
     cut-off side brings back with it, not from the fault itself."""
-    counts = false_alarms(events, expected)
+    counts: dict[str, Any] = dict(false_alarms(events, expected))
     after = false_alarms([e for e in events if e.at > healed_at], expected)
     counts["false_failures_after_heal"] = after["false_failures"]
+    counts["false_failure_longest_s"] = longest_false_failure(events, expected)
     return counts
+
+
+def longest_false_failure(events: Sequence[Event], expected: Callable[[Event], bool]
+                          ) -> float | None:
+    """Longest time an observer held a member failed that ``expected`` does not account
+    for, until it logged that member alive again (None if there was no such failure)."""
+    longest = None
+    for index, event in enumerate(events):
+        if event.status != "failed" or expected(event):
+            continue
+        back = next((later.at for later in events[index + 1:]
+                     if later.observer == event.observer and later.member == event.member
+                     and later.status == "alive"), None)
+        if back is not None:
+            span = round(back - event.at, 3)
+            longest = span if longest is None else max(longest, span)
+    return longest
