@@ -18,8 +18,10 @@ import urllib.error
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from dynago.config import DEFAULT_CLUSTER, Config, ConfigError
+from dynago.config import DEFAULT_CLUSTER, ConfigError
 from dynago.core.address import AddressError, parse_address
+from dynago.ops import config_file
+from dynago.transport.resolve import parse_seed
 
 EXIT_USAGE = 2
 
@@ -42,6 +44,14 @@ def _address(text: str) -> str:
 def _bind_address(text: str) -> str:
     try:
         parse_address(text, allow_port_zero=True)
+    except AddressError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _seed(text: str) -> str:
+    try:
+        parse_seed(text)
     except AddressError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
@@ -71,10 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     node = commands.add_parser("node", help="run a cluster node")
-    node.add_argument("--bind", required=True, type=_bind_address, metavar="HOST:PORT",
-                      help="address for node-to-node gRPC (port 0: any free port)")
-    node.add_argument("--seed", action="append", default=[], type=_address,
-                      metavar="HOST:PORT", help="a running member to join through (repeatable)")
+    # Defaults of settings are None here: the config file, DYNAGO_* variables and the
+    # preset fill them in (dynago.ops.config_file), flags given win.
+    node.add_argument("--bind", type=_bind_address, metavar="HOST:PORT",
+                      help="address for node-to-node gRPC (port 0: any free port); required "
+                           "here, in DYNAGO_BIND or in the config file")
+    node.add_argument("--seed", action="append", type=_seed, metavar="HOST:PORT",
+                      help="a running member to join through, or dns:NAME:PORT for every "
+                           "address of a DNS name (repeatable)")
     node.add_argument("--name", help="node name (default: the bound address)")
     node.add_argument("--http", type=_http_bind, metavar="[HOST:]PORT",
                       help="address of the HTTP admin API; a bare port means 127.0.0.1 "
@@ -88,18 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--tls-cert", metavar="PEM", help="this node's certificate (mutual TLS)")
     node.add_argument("--tls-key", metavar="PEM", help="this node's private key")
     node.add_argument("--tls-ca", metavar="PEM", help="the cluster's CA certificate")
-    node.add_argument("--tls-server-name", default="dynago", metavar="NAME",
+    node.add_argument("--tls-server-name", metavar="NAME",
                       help="DNS name every node certificate carries (default 'dynago')")
-    node.add_argument("--cluster", default=DEFAULT_CLUSTER,
+    node.add_argument("--cluster",
                       help=f"cluster name; nodes of other clusters are refused "
                            f"(default {DEFAULT_CLUSTER!r})")
-    node.add_argument("--preset", choices=("lan", "local"), default="lan",
-                      help="timing preset (default lan; local is faster, for one machine)")
-    node.add_argument("--enable-fault-injection", action="store_true",
+    node.add_argument("--preset", choices=("lan", "local", "wan"),
+                      help="timing preset (default lan; local is faster, for one machine; "
+                           "wan is patient, for members across a wide-area network)")
+    node.add_argument("--enable-fault-injection", action="store_true", default=None,
                       help="serve /v1/faults on the admin API to drop, delay and cut traffic "
                            "(for tests; never in production)")
-    node.add_argument("--log-level", default="info",
-                      choices=("debug", "info", "warning", "error"))
+    node.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    config_file.add_arguments(node)
 
     members = commands.add_parser("members", help="list the members a node knows")
     members.add_argument("--http", type=_address, default="127.0.0.1:8001",
@@ -115,14 +130,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
     demo.add_argument("--keep", action="store_true",
                       help="keep the cluster running until Ctrl-C")
+    sim = commands.add_parser(
+        "sim", help="simulate N nodes' membership cores on a virtual clock (no network)")
+    from dynago.sim.command import add_arguments as add_sim_arguments
+
+    add_sim_arguments(sim)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"node": run_node, "members": run_members, "leave": run_leave,
-               "demo": run_demo}[args.command]
+               "demo": run_demo, "sim": run_sim}[args.command]
     return handler(args)
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    from dynago.sim.command import main as sim_main
+
+    return sim_main(args)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> int:
@@ -134,13 +160,20 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
 
 
 def run_node(args: argparse.Namespace) -> int:
+    try:
+        settings = config_file.resolve(args, os.environ)
+    except config_file.SettingsError as error:
+        return _fail(str(error))
+    if args.print_config:
+        print(config_file.render(settings), end="")
+        return 0
+    args, config = settings.args, settings.config
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-        stream=sys.stderr,
-    )
+    from dynago.ops import logs
+
+    logs.configure(args.log_level, args.log_format)
+    for warning in settings.warnings:
+        logging.getLogger("dynago").warning("%s", warning)
     import pykka
 
     from dynago.node import Node
@@ -148,9 +181,7 @@ def run_node(args: argparse.Namespace) -> int:
     from dynago.transport.grpc_transport import TlsFiles
     from dynago.transport.handshake import Keyring, KeyringError
 
-    preset = Config.local if args.preset == "local" else Config.lan
     try:
-        config = preset(cluster=args.cluster).validate()
         keyring = Keyring.from_file(args.cluster_key_file) if args.cluster_key_file else None
         tls_args = (args.tls_cert, args.tls_key, args.tls_ca)
         tls = None
@@ -166,9 +197,15 @@ def run_node(args: argparse.Namespace) -> int:
             from dynago.transport.faults import Faults
 
             faults = Faults()
+        handlers = None
+        if args.on_event:
+            from dynago.ops.handlers import EventHandlers
+
+            handlers = EventHandlers(args.on_event, concurrency=args.on_event_concurrency,
+                                     timeout_s=args.on_event_timeout_s)
         node = Node(bind=args.bind, name=args.name, seeds=tuple(args.seed), config=config,
                     http_bind=args.http, faults=faults, keyring=keyring, tls=tls,
-                    admin_token=token)
+                    admin_token=token, advertise=args.advertise, event_handlers=handlers)
     except (ConfigError, AddressError, KeyringError, TransportError, ValueError,
             argparse.ArgumentTypeError) as error:
         return _fail(str(error))
@@ -187,8 +224,9 @@ def run_node(args: argparse.Namespace) -> int:
             return _fail(str(error))
         if node.http is not None:
             node.http.set_on_leave(stop.set)
-        print(f"ready name={node.name} address={node.address} http={node.http_address or ''}",
-              flush=True)
+        bound = f" bound={node.bound_address}" if node.bound_address != node.address else ""
+        print(f"ready name={node.name} address={node.address} http={node.http_address or ''}"
+              f"{bound}", flush=True)
         while not stop.wait(1.0):
             pass
         logging.getLogger("dynago").info("stopping: announcing the leave")

@@ -4,6 +4,8 @@ Presets:
 
 * ``Config.lan()`` — the default for a cluster on one local network.
 * ``Config.local()`` — faster timings for clusters on one machine and for tests.
+* ``Config.wan()`` — slower, more patient timings for members spread over a wide-area
+  network (after memberlist's DefaultWANConfig).
 
 ``validate()`` checks each field and the relations between fields and raises
 ``ConfigError`` with a plain sentence; nothing else in the node re-checks them.
@@ -59,8 +61,11 @@ class Config:
     """Most member records in one gossip message (default 64). Bounds message size."""
 
     anti_entropy_interval_s: float = 10.0
-    """Period of the full-state exchange with one random member (default 10 s). It repairs
-    whatever gossip missed. Lower repairs faster; each exchange costs O(N) bytes."""
+    """Period of the full-state exchange with one random member (default 10 s) in a
+    cluster of up to 32 members. It repairs whatever gossip missed. Each exchange costs
+    O(N) bytes, so above 32 members the period is multiplied by
+    ``ceil(log2(N / 32)) + 1`` (memberlist's rule): x2 at 64 members, x6 at 1,000, x10 at
+    10,000. Lower repairs faster."""
 
     max_members_per_sync_message: int = 256
     """Most member records in one chunk of a full-state exchange (default 256)."""
@@ -115,9 +120,12 @@ class Config:
     this node sees signs that it is itself slow (default 8)."""
 
     reconnect_interval_s: float = 2.0
-    """How often this node tries one failed member, and any seed that is not a live member,
-    again with a full-state exchange (default 2 s). This heals partitions with no operator
-    action; lower heals faster, each try costs one O(N) exchange."""
+    """How often this node may try one failed member, and any seed that is not a live
+    member, again with a full-state exchange (default 2 s). This heals partitions with no
+    operator action. Each period a node tries a failed member with probability
+    failed / live (Serf's rule, capped at 1), so a cluster as a whole tries each failed
+    member about once per period, however large it is. Lower heals faster; each try costs
+    one O(N) exchange."""
 
     tombstone_retention_s: float = 3600.0
     """How long failed and left members are kept, with their incarnation, before they are
@@ -160,6 +168,26 @@ class Config:
             suspicion_mult=4,
             reconnect_interval_s=1.0,
             tombstone_retention_s=60.0,
+        )
+        return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+    @classmethod
+    def wan(cls, **overrides: object) -> Config:
+        """Patient timings for members across a wide-area network, after memberlist's WAN
+        preset: a 5 s protocol period with a 2 s probe timeout (round trips of hundreds of
+        milliseconds, and room for the indirect probes within the period), a suspicion
+        multiplier of 6 (minimum suspicion timeout 30 s for N < 10), gossip to 4 members
+        every 0.5 s, and a full-state exchange every 60 s."""
+        base = cls(
+            gossip_interval_s=0.5,
+            gossip_fanout=4,
+            anti_entropy_interval_s=60.0,
+            connect_timeout_s=10.0,
+            reconnect_max_backoff_s=10.0,
+            probe_interval_s=5.0,
+            probe_timeout_s=2.0,
+            suspicion_mult=6,
+            reconnect_interval_s=10.0,
         )
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -22,8 +22,10 @@ from dynago.config import Config
 from dynago.core.address import parse_address
 from dynago.transport.base import Stream
 from dynago.transport.faults import Faults
+from dynago.transport.resolve import parse_seed
 
 if TYPE_CHECKING:
+    from dynago.ops.handlers import EventHandlers
     from dynago.transport.grpc_transport import TlsFiles
     from dynago.transport.handshake import Keyring
 
@@ -49,11 +51,18 @@ class Node:
         keyring: Keyring | None = None,
         tls: TlsFiles | None = None,
         admin_token: str | None = None,
+        advertise: str | None = None,
+        event_handlers: EventHandlers | None = None,
     ) -> None:
         self.config = (config or Config.lan()).validate()
         parse_address(bind, allow_port_zero=True)
         for address in seeds:
-            parse_address(address)
+            parse_seed(address)  # HOST:PORT, or dns:NAME:PORT (resolved at each dial)
+        if advertise is not None:
+            parse_address(advertise)
+        self._advertise = advertise
+        self.event_handlers = event_handlers
+        """Runs the ``--on-event`` commands for every membership event (None: none)."""
         if http_bind is not None:
             parse_address(http_bind, allow_port_zero=True)
         self._bind = bind
@@ -75,6 +84,8 @@ class Node:
         self.transport = transport
         self.membership: pykka.ActorRef[Any] | None = None
         self.address = ""
+        """The address other nodes are told: ``advertise`` if given, else the bound one."""
+        self.bound_address = ""
         self.name = ""
         self.http: Any = None
         self._ticker: Timer | None = None
@@ -82,7 +93,8 @@ class Node:
 
     def start(self) -> Node:
         """Bind, start the actors and begin joining. Raises TransportError or OSError."""
-        self.address = self.transport.bind(self._bind)
+        self.bound_address = self.transport.bind(self._bind)
+        self.address = self._advertise or self.bound_address
         try:
             self.name = self._requested_name or self.address
             if self._http_bind is not None:
@@ -104,6 +116,11 @@ class Node:
                 seed=self._rng_seed,
             )
             membership = self.membership
+            if self.event_handlers is not None:
+                # Subscribed before the first tick, so that no event goes unhandled.
+                self.event_handlers.start(name=self.name, address=self.address,
+                                          cluster=self.config.cluster)
+                api.subscribe(membership, self.event_handlers.submit)
 
             def on_stream(stream: Stream) -> None:
                 tell_quietly(membership, StreamOpened(stream))
@@ -135,6 +152,8 @@ class Node:
         counters = getattr(self.transport, "counters", None)
         if counters is not None and hasattr(counters, "as_dict"):
             result.update(counters.as_dict())
+        if self.event_handlers is not None:
+            result.update(self.event_handlers.stats())
         if self.faults is not None:
             result["faults_dropped_out"] = self.faults.dropped_out
             result["faults_dropped_in"] = self.faults.dropped_in
@@ -165,6 +184,8 @@ class Node:
                 self.membership.stop(timeout=3.0)  # stops its peer actors too
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
+        if self.event_handlers is not None:
+            self.event_handlers.stop(timeout_s=0.5)
         stop = getattr(self.transport, "stop", None)
         if stop is not None:
             stop()

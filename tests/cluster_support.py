@@ -240,12 +240,14 @@ class Cluster:
                 f"{node.name} holds {member.name} as {statuses.get(member.name)}")
 
 
-def run_dynago(args: Sequence[str], timeout_s: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """``python -m dynago ARGS...`` to completion (killed at ``timeout_s``)."""
-    env = dict(os.environ)
-    env.pop("GRPC_VERBOSITY", None)
-    env.pop("DYNAGO_ADMIN_TOKEN", None)
-    env["PYTHONUNBUFFERED"] = "1"
+def run_dynago(args: Sequence[str], timeout_s: float = 30.0,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m dynago ARGS...`` to completion (killed at ``timeout_s``); ``env`` adds
+    to the environment (which has no DYNAGO_* variables otherwise)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DYNAGO_")}
+    base.pop("GRPC_VERBOSITY", None)
+    base["PYTHONUNBUFFERED"] = "1"
+    env = {**base, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "dynago", *args],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s, env=env,

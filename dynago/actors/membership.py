@@ -42,7 +42,7 @@ from dynago.actors.messages import (
     Unsubscribe,
 )
 from dynago.actors.peer import PeerActor
-from dynago.actors.refs import tell_quietly
+from dynago.actors.refs import mailbox_depth, tell_quietly
 from dynago.actors.timers import Scheduler
 from dynago.clock import Clock
 from dynago.config import Config
@@ -199,6 +199,7 @@ class MembershipActor(pykka.ThreadingActor):
 
     def _stats(self) -> dict[str, int]:
         counters = self.core.counters
+        depths = [mailbox_depth(peer) for peer in self._peers.values()]
         return {
             "members_alive": sum(
                 1 for r in self.core.records() if r.member.status is Status.ALIVE
@@ -223,6 +224,8 @@ class MembershipActor(pykka.ThreadingActor):
             "local_health_score": self.core.awareness.score,
             "handler_errors": self._handler_errors,
             "seed_dial_failures": self._seed_dial_failures,
+            "peer_mailbox_depth_max": max(depths, default=0),
+            "peer_mailbox_depth_sum": sum(depths),
         }
 
     # ------------------------------------------------------------------ effects
@@ -294,7 +297,10 @@ class MembershipActor(pykka.ThreadingActor):
         member = event.member
         log.info("member %s (%s) is now %s, incarnation %d [%s]",
                  member.name, member.address, member.status.label,
-                 member.incarnation, event.kind.value)
+                 member.incarnation, event.kind.value,
+                 extra={"event": event.kind.value, "member": member.name,
+                        "address": member.address, "status": member.status.label,
+                        "incarnation": member.incarnation})
         previous = event.previous
         if member.name != self.name:
             peer = self._peers.get(member.name)

@@ -18,3 +18,9 @@ def tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:
         ref.tell(message)
     except pykka.ActorDeadError:
         pass
+
+
+def mailbox_depth(ref: pykka.ActorRef[Any]) -> int:
+    """Messages waiting in the actor's mailbox (pykka's threading inbox is a Queue)."""
+    qsize = getattr(ref.actor_inbox, "qsize", None)
+    return int(qsize()) if qsize is not None else 0

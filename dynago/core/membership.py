@@ -33,22 +33,24 @@ Rules (each tested in tests/core/):
 * A message from a member this node holds as failed is answered with that record, so a
   paused or cut-off member learns of its fate at once and refutes. (Not for left: a
   member that left says so itself, and a new life of it learns by joining.)
-* Every ``reconnect_interval_s`` the node tries one failed member, and a seed that is not
-  a live member, with a push-pull: partitions heal with no operator action. Failed and
-  left records are reaped after ``tombstone_retention_s``.
+* Every ``reconnect_interval_s`` the node tries one failed member (with probability
+  failed / live, so the cluster as a whole tries each failed member about once per
+  period), and a seed that is not a live member, with a push-pull: partitions heal with
+  no operator action. Failed and left records are reaped after ``tombstone_retention_s``.
 * Records that break the rules of core.member (from a peer) are dropped and counted;
   the same records handed in by the local user raise ValueError and change nothing.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dynago.config import Config
 from dynago.core.awareness import Awareness
-from dynago.core.broadcast import BroadcastQueue, retransmit_limit
+from dynago.core.broadcast import BroadcastQueue, anti_entropy_scale, retransmit_limit
 from dynago.core.member import MAX_INCARNATION, Member, MemberRecord, Status
 from dynago.core.messages import (
     Ack,
@@ -65,8 +67,10 @@ from dynago.core.messages import (
     Send,
     StateSync,
 )
+from dynago.core.nameset import NameSet
 from dynago.core.probe import ActiveProbe, Prober
 from dynago.core.suspicion import Suspicion, expected_confirmations, suspicion_bounds
+from dynago.core.view import ConvergedView
 
 
 @dataclass(slots=True)
@@ -101,48 +105,6 @@ class CoreCounters:
     """New members dropped because their sender exceeded its allowance of new members."""
 
 
-class _LivePeers:
-    """Names of live members other than this node, with O(1) add, remove and sampling."""
-
-    __slots__ = ("_names", "_index")
-
-    def __init__(self) -> None:
-        self._names: list[str] = []
-        self._index: dict[str, int] = {}
-
-    @property
-    def index(self) -> dict[str, int]:
-        """Name -> position; use for membership tests only."""
-        return self._index
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def add(self, name: str) -> None:
-        if name not in self._index:
-            self._index[name] = len(self._names)
-            self._names.append(name)
-
-    def discard(self, name: str) -> None:
-        index = self._index.pop(name, None)
-        if index is None:
-            return
-        last = self._names.pop()
-        if index < len(self._names):
-            self._names[index] = last
-            self._index[last] = index
-
-    def sample(self, rng: random.Random, k: int) -> list[str]:
-        if k >= len(self._names):
-            picked = list(self._names)
-            rng.shuffle(picked)
-            return picked
-        return rng.sample(self._names, k)
-
-    def names(self) -> list[str]:
-        return list(self._names)
-
-
 class MembershipCore:
     """The member map of one node and the rules that change it."""
 
@@ -164,17 +126,33 @@ class MembershipCore:
         self.counters = CoreCounters()
         self._rng = rng
         self._records: dict[str, MemberRecord] = {name: MemberRecord(me, now)}
-        self._live = _LivePeers()
+        self._me = me
+        """This node's own current record (kept in step with ``_records`` by _apply)."""
+        self._live = NameSet()
+        """Live members other than this node."""
+        self._failed = NameSet()
+        """Members held as FAILED (candidates for a reconnect attempt)."""
+        self._tombstones: dict[str, float] = {}
+        """FAILED and LEFT members -> when their record last changed, oldest first."""
+
         self._broadcasts = BroadcastQueue()
         self._broadcasts.enqueue(me)
         self._leaving = False
         self._seeds = tuple(seeds)
+        self._at_seed: dict[str, set[str]] = {seed: set() for seed in self._seeds}
+        """Seed address -> live members (this node included) held at that address."""
+        if address in self._at_seed:
+            self._at_seed[address].add(name)
         self._seed_peers: set[str] = set()
         self._synced = not self._seeds
         self._seed_backoff = config.reconnect_initial_backoff_s
         self._next_seed_attempt = now
         self._next_gossip = now + config.gossip_interval_s
         self._next_anti_entropy = now + config.anti_entropy_interval_s * (0.5 + rng.random())
+        self._now = now
+        """The latest time any input carried."""
+        self._due: float | None = None
+        """next_deadline(), cached until an input changes the state."""
         self._prober = Prober(rng)
         self.awareness = Awareness(config.awareness_max_multiplier)
         self._suspicions: dict[str, Suspicion] = {}
@@ -189,7 +167,7 @@ class MembershipCore:
     @property
     def local_member(self) -> Member:
         """This node's own current record."""
-        return self._records[self.name].member
+        return self._me
 
     @property
     def synced(self) -> bool:
@@ -222,7 +200,7 @@ class MembershipCore:
     def suspicion_deadline(self, name: str) -> float | None:
         """When the running suspicion of ``name`` runs out, or None if there is none."""
         suspicion = self._suspicions.get(name)
-        return suspicion.deadline() if suspicion is not None else None
+        return suspicion.due if suspicion is not None else None
 
     def probing(self, name: str) -> bool:
         """True while a probe of ``name`` is in flight."""
@@ -234,12 +212,15 @@ class MembershipCore:
         """Advance time: run what is due — seed retries, the gossip round, anti-entropy,
         the next probe, probe and suspicion deadlines, reconnects and reaping."""
         effects: list[Effect] = []
-        gap = now - self._last_tick
+        late = now - self.next_deadline()
+        self._due = None  # what runs below moves the next deadline
         self._last_tick = now
-        if gap > max(3 * self.config.tick_interval_s, self.config.probe_timeout_s):
-            # This node did not run for a while (paused, starved of CPU). What it waited
-            # for may be sitting unread in its mailbox: judge nobody on time it slept.
-            self._postpone_deadlines(gap - self.config.tick_interval_s)
+        self._now = max(self._now, now)
+        if late > max(3 * self.config.tick_interval_s, self.config.probe_timeout_s):
+            # This node did not run for a while (paused, starved of CPU): it ticks long
+            # after something was due. What it waited for may be sitting unread in its
+            # mailbox: judge nobody on time it slept.
+            self._postpone_deadlines(late - self.config.tick_interval_s)
         if not self._synced and self._seeds and now >= self._next_seed_attempt:
             effects.extend(DialSeed(address) for address in self._seeds)
             self._next_seed_attempt = now + self._seed_backoff * (0.5 + self._rng.random() / 2)
@@ -249,14 +230,14 @@ class MembershipCore:
             effects.extend(self._gossip_round())
         if now >= self._next_anti_entropy:
             self._next_anti_entropy = _next_due(
-                self._next_anti_entropy, self.config.anti_entropy_interval_s, now)
-            for target in self._live.sample(self._rng, 1):
-                effects.extend(self._full_state(target, reply_wanted=True))
+                self._next_anti_entropy, self._anti_entropy_interval(), now)
+            if self._live:
+                effects.extend(self._full_state(self._live.pick(self._rng), reply_wanted=True))
         if not self._leaving:
             if now >= self._next_probe:
                 self._next_probe = _next_due(
                     self._next_probe, self.awareness.scale(self.config.probe_interval_s), now)
-                next_target = self._prober.next_target(self._live.names(), self._live.index)
+                next_target = self._prober.next_target(self._live.names, self._live.index)
                 if next_target is not None:
                     self._start_probe(next_target, now, effects)
             self._run_probe_deadlines(now, effects)
@@ -267,6 +248,61 @@ class MembershipCore:
                 self._reconnect(now, effects)
         return effects
 
+    def next_deadline(self) -> float:
+        """The earliest time at which ``tick`` has something to do.
+
+        A driver that ticks only then (the simulator) sees exactly what one that ticks
+        every ``tick_interval_s`` sees, up to that rounding. Gossip rounds with nothing to
+        send are not deadlines; they keep to their grid (see ``_gossip_due``).
+        """
+        if self._due is not None:
+            return self._due
+        self._due = self._compute_next_deadline()
+        return self._due
+
+    def _compute_next_deadline(self) -> float:
+        due = self._next_anti_entropy
+        if self._broadcasts.queued:
+            gossip = self._gossip_due()
+            if gossip < due:
+                due = gossip
+        if not self._synced and self._seeds and self._next_seed_attempt < due:
+            due = self._next_seed_attempt
+        if self._leaving:
+            return due  # a leaving node neither probes, suspects nor reconnects
+        if self._next_probe < due:
+            due = self._next_probe
+        if self._next_reconnect < due:
+            due = self._next_reconnect
+        prober = self._prober
+        if prober.active:
+            for probe in prober.active.values():
+                deadline = probe.ends_at if probe.indirect else probe.timeout_at
+                if deadline < due:
+                    due = deadline
+        if prober.relays:
+            for relay in prober.relays.values():
+                if relay.deadline < due:
+                    due = relay.deadline
+        for suspicion in self._suspicions.values():
+            if suspicion.due < due:
+                due = suspicion.due
+        return due
+
+    def _gossip_due(self) -> float:
+        """The next gossip round on the grid of ``gossip_interval_s`` that is not before
+        the latest input: a change that arrives while the queue was empty waits for the
+        next round, as it would with a ticker."""
+        due = self._next_gossip
+        if due < self._now:
+            interval = self.config.gossip_interval_s
+            due += interval * math.ceil((self._now - due) / interval)
+            self._next_gossip = due
+        return due
+
+    def _anti_entropy_interval(self) -> float:
+        return self.config.anti_entropy_interval_s * anti_entropy_scale(len(self._live) + 1)
+
     def _postpone_deadlines(self, delay: float) -> None:
         for probe in self._prober.active.values():
             probe.timeout_at += delay
@@ -274,10 +310,11 @@ class MembershipCore:
         for relay in self._prober.relays.values():
             relay.deadline += delay
         for suspicion in self._suspicions.values():
-            suspicion.started += delay
+            suspicion.postpone(delay)
 
     def peer_unreachable(self, name: str, now: float) -> list[Effect]:
         """Hint: the stream to ``name`` was lost. Not a verdict: probe it now."""
+        self._due = None  # whatever follows may move the next deadline
         effects: list[Effect] = []
         if not self._leaving and name in self._live.index and not self.probing(name):
             self._start_probe(name, now, effects)
@@ -285,23 +322,23 @@ class MembershipCore:
 
     def handle(self, sender: str, message: CoreMessage, now: float) -> list[Effect]:
         """A message from member ``sender`` arrived."""
+        self._due = None  # whatever follows may move the next deadline
         effects: list[Effect] = []
-        incarnation_before = self.local_member.incarnation
-        if isinstance(message, Gossip):
-            for member in message.updates:
-                self._receive(member, now, effects, sender)
+        self._now = max(self._now, now)
+        incarnation_before = self._me.incarnation
+        if isinstance(message, Ping):
+            self._on_ping(sender, message, now, effects)
+        elif isinstance(message, Ack):
+            self._on_ack(sender, message, now, effects)
+        elif isinstance(message, Gossip):
+            self._receive_all(message.updates, now, effects, sender)
         elif isinstance(message, StateSync):
-            for member in message.members:
-                self._receive(member, now, effects, sender)
+            self._receive_all(message.members, now, effects, sender)
             if message.last:
                 if sender in self._seed_peers:
                     self._synced = True
                 if message.reply_wanted:
                     effects.extend(self._full_state(sender, reply_wanted=False))
-        elif isinstance(message, Ping):
-            self._on_ping(sender, message, now, effects)
-        elif isinstance(message, Ack):
-            self._on_ack(sender, message, now, effects)
         elif isinstance(message, PingReq):
             self._on_ping_req(sender, message, now, effects)
         elif isinstance(message, Nack):
@@ -338,6 +375,7 @@ class MembershipCore:
         for theirs: this is how a node joins, and how a restarted node learns of its
         previous life in time to outbid it.
         """
+        self._due = None  # whatever follows may move the next deadline
         if peer == self.name:
             return []
         if via_seed:
@@ -346,9 +384,38 @@ class MembershipCore:
             return []
         return self._full_state(peer, reply_wanted=True, address=address)
 
+    def adopt_view(self, view: ConvergedView, now: float) -> None:
+        """Start from the converged member list ``view``, as if a full exchange with a seed
+        had just completed, with no events and nothing to gossip (everyone holds it).
+
+        Only for a node that has not exchanged anything yet; ``view`` must hold this
+        node's own record exactly as the node holds it. Raises ValueError otherwise.
+        """
+        self._due = None  # whatever follows may move the next deadline
+        held = view.records.get(self.name)
+        if held is None or held.member != self.local_member:
+            raise ValueError(f"the view does not hold {self.name!r} as this node holds itself")
+        if len(self._records) != 1 or len(self._broadcasts) > 1:
+            raise ValueError("only a node that has not exchanged anything can adopt a view")
+        if len(view) > self.config.max_members:
+            raise ValueError(f"the view exceeds {self.config.max_members} members")
+        self._records = view.records.copy()
+        self._live = view.live.copy()
+        self._live.discard(self.name)
+        self._failed = view.failed.copy()
+        self._tombstones = view.tombstones.copy()
+        for seed, holders in self._at_seed.items():
+            holders.update(view.by_address.get(seed, ()))
+        self._broadcasts = BroadcastQueue()
+        self._synced = True
+        self._now = max(self._now, now)
+        self._next_anti_entropy = now + self._anti_entropy_interval() * (
+            0.5 + self._rng.random())
+
     def add(self, member: Member, now: float) -> list[Effect]:
         """Merge one record handed in locally. Raises ValueError if it is invalid or the
         map is full."""
+        self._due = None  # whatever follows may move the next deadline
         problem = member.problem()
         if problem:
             raise ValueError(problem)
@@ -360,6 +427,7 @@ class MembershipCore:
 
     def merge(self, members: Iterable[Member], now: float) -> list[Effect]:
         """Merge records handed in locally; all-or-nothing: raises if any is invalid."""
+        self._due = None  # whatever follows may move the next deadline
         batch = list(members)
         for member in batch:
             problem = member.problem()
@@ -376,6 +444,7 @@ class MembershipCore:
     def remove(self, name: str, now: float) -> list[Effect]:
         """Declare member ``name`` failed at its current incarnation, like Serf's
         force-leave. If it is in fact alive it refutes and comes back."""
+        self._due = None  # whatever follows may move the next deadline
         if name == self.name:
             raise ValueError("a node cannot remove itself; use leave")
         record = self._records.get(name)
@@ -389,6 +458,7 @@ class MembershipCore:
 
     def leave(self, now: float) -> list[Effect]:
         """This node leaves: mark itself LEFT and tell every live member at once."""
+        self._due = None  # whatever follows may move the next deadline
         me = self.local_member
         effects: list[Effect] = []
         if self._leaving:
@@ -414,6 +484,9 @@ class MembershipCore:
         makes up members by the million fills neither memory nor the map, and no real
         member is ever pushed out for them.
         """
+        held = self._records.get(member.name)
+        if held is not None and (held.member is member or held.member == member):
+            return  # news we hold already (and checked when it came in)
         if member.problem() is not None:
             self.counters.invalid_records += 1
             return
@@ -426,9 +499,18 @@ class MembershipCore:
             suspicion = self._suspicions.get(member.name)
             if suspicion is not None and suspicion.incarnation == member.incarnation:
                 suspicion.confirm(member.origin)  # Lifeguard: an independent confirmation
-        held = self._records.get(member.name)
         if held is None or member.supersedes(held.member):
             self._apply(member, now, effects)
+
+    def _receive_all(
+        self, members: tuple[Member, ...], now: float, effects: list[Effect], sender: str
+    ) -> None:
+        records = self._records
+        for member in members:
+            held = records.get(member.name)
+            if held is not None and held.member is member:
+                continue  # the very record we hold (an in-process peer: the simulator)
+            self._receive(member, now, effects, sender)
 
     def _admit_new(self, sender: str | None, now: float) -> bool:
         """Whether one more member may enter the map (see _receive)."""
@@ -467,18 +549,40 @@ class MembershipCore:
         """The only transition of the member map: store, gossip and publish one record."""
         held = self._records.get(member.name)
         previous = held.member if held is not None else None
-        self._records[member.name] = MemberRecord(member, now)
-        if member.name != self.name:
+        name = member.name
+        self._records[name] = MemberRecord(member, now)
+        if name == self.name:
+            self._me = member
+        if self._at_seed:
+            self._track_seed_address(previous, member)
+        if name != self.name:
             if member.status.is_live:
-                self._live.add(member.name)
+                self._live.add(name)
+                self._tombstones.pop(name, None)
             else:
-                self._live.discard(member.name)
-                self._prober.forget_target(member.name)
+                self._live.discard(name)
+                self._prober.forget_target(name)
+                self._tombstones.pop(name, None)
+                self._tombstones[name] = now  # re-inserted: the dict stays oldest first
+            if member.status is Status.FAILED:
+                self._failed.add(name)
+            else:
+                self._failed.discard(name)
             self._track_suspicion(member, now)
         self._broadcasts.enqueue(member)
         kind = _event_kind(previous, member)
         if kind is not None:
             effects.append(Publish(MemberEvent(kind, member, previous)))
+
+    def _track_seed_address(self, previous: Member | None, member: Member) -> None:
+        if previous is not None and previous.status.is_live:
+            holders = self._at_seed.get(previous.address)
+            if holders is not None:
+                holders.discard(previous.name)
+        if member.status.is_live:
+            holders = self._at_seed.get(member.address)
+            if holders is not None:
+                holders.add(member.name)
 
     def _track_suspicion(self, member: Member, now: float) -> None:
         """Start, keep or end the Lifeguard timer of ``member`` as its record changes."""
@@ -569,7 +673,7 @@ class MembershipCore:
 
     def _run_suspicion_deadlines(self, now: float, effects: list[Effect]) -> None:
         for name, suspicion in list(self._suspicions.items()):
-            if now < suspicion.deadline():
+            if now < suspicion.due:
                 continue
             del self._suspicions[name]
             record = self._records.get(name)
@@ -587,7 +691,7 @@ class MembershipCore:
             self._receive(ping.target, now, effects)  # a suspect refutes at once
         held = self._records.get(sender)
         address = held.member.address if held is not None else ""
-        effects.append(Send(sender, address, Ack(ping.seq, self.local_member)))
+        effects.append(Send(sender, address, Ack(ping.seq, self._me)))
 
     def _on_ack(self, sender: str, ack: Ack, now: float, effects: list[Effect]) -> None:
         self.counters.acks_received += 1
@@ -618,31 +722,30 @@ class MembershipCore:
 
     def _reconnect(self, now: float, effects: list[Effect]) -> None:
         """Try one failed member and the seeds that are not live members; reap tombstones."""
-        failed: list[str] = []
-        live_addresses = {self.local_member.address}
         horizon = now - self.config.tombstone_retention_s
-        for name, record in list(self._records.items()):
-            status = record.member.status
-            if status.is_live:
-                live_addresses.add(record.member.address)
-            elif record.since <= horizon and name != self.name:
-                del self._records[name]
-                self._notified.pop(name, None)
-                self._suspicions.pop(name, None)
-                self.counters.tombstones_reaped += 1
-            elif status is Status.FAILED:
-                failed.append(name)
-        if failed:
-            target = failed[self._rng.randrange(len(failed))]
-            effects.extend(self._full_state(target, reply_wanted=True))
-        missing = [seed for seed in self._seeds if seed not in live_addresses]
+        while self._tombstones:
+            name, since = next(iter(self._tombstones.items()))
+            if since > horizon:
+                break
+            del self._tombstones[name]
+            del self._records[name]
+            self._failed.discard(name)
+            self._notified.pop(name, None)
+            self._suspicions.pop(name, None)
+            self.counters.tombstones_reaped += 1
+        failed = len(self._failed)
+        # Serf's rule: try with probability failed / live, so that the whole cluster tries
+        # each failed member about once per period instead of every node every period.
+        if failed and self._rng.random() * max(1, len(self._live)) < failed:
+            effects.extend(self._full_state(self._failed.pick(self._rng), reply_wanted=True))
+        missing = [seed for seed, holders in self._at_seed.items() if not holders]
         if missing and self._synced:
             effects.append(DialSeed(missing[self._rng.randrange(len(missing))]))
 
     # ------------------------------------------------------------------ dissemination
 
     def _gossip_round(self) -> list[Effect]:
-        if not len(self._broadcasts) or not len(self._live):
+        if not self._broadcasts.queued or not len(self._live):
             return []
         targets = self._live.sample(self._rng, self.config.gossip_fanout)
         limit = retransmit_limit(self.config.retransmit_mult, len(self._live) + 1)

@@ -1,7 +1,9 @@
 """SWIM probe bookkeeping (Das, Gupta, Motivala, "SWIM", DSN 2002, §3 and §4.3).
 
 Which member to probe next (round-robin over a list shuffled anew each round, so every
-member is probed within one round and first detection takes ~1.58 periods on average),
+member is probed within one round and first detection takes ~1.58 periods on average;
+the shuffle is drawn lazily, one Fisher-Yates step per probe, so a round costs O(1) per
+probe and one list copy, whatever the cluster size),
 the probes in flight with their deadlines, and the indirect probes this node relays for
 others. Pure data: MembershipCore decides what to send.
 """
@@ -9,7 +11,7 @@ others. Pure data: MembershipCore decides what to send.
 from __future__ import annotations
 
 import random
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 
@@ -42,11 +44,12 @@ class Relay:
 class Prober:
     """Round-robin target order, probes in flight and relays, keyed by sequence number."""
 
-    __slots__ = ("_rng", "_order", "_seq", "active", "by_target", "relays")
+    __slots__ = ("_rng", "_order", "_position", "_seq", "active", "by_target", "relays")
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
         self._order: list[str] = []
+        self._position = 0
         self._seq = 0
         self.active: dict[int, ActiveProbe] = {}
         self.by_target: dict[str, int] = {}
@@ -56,17 +59,31 @@ class Prober:
         self._seq += 1
         return self._seq
 
-    def next_target(self, live: list[str], is_live: Container[str]) -> str | None:
-        """The next member to probe, or None if there is nobody (or all are in flight)."""
+    def next_target(
+        self, live: Callable[[], list[str]], is_live: Container[str]
+    ) -> str | None:
+        """The next member to probe, or None if there is nobody (or all are in flight).
+
+        ``live()`` returns a fresh list of the live members; it is called only when a new
+        round begins. Members that stopped being live meanwhile are skipped.
+        """
         for _refill in range(2):
-            while self._order:
-                name = self._order.pop()
+            order = self._order
+            end = len(order)
+            while self._position < end:
+                # One step of Fisher-Yates: a uniform pick among the members not yet
+                # probed this round.
+                position = self._position
+                pick = self._rng.randrange(position, end)
+                order[position], order[pick] = order[pick], order[position]
+                self._position = position + 1
+                name = order[position]
                 if name in is_live and name not in self.by_target:
                     return name
-            if not live:
+            self._order = live()
+            self._position = 0
+            if not self._order:
                 return None
-            self._order = list(live)
-            self._rng.shuffle(self._order)
         return None
 
     def start(

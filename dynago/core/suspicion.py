@@ -15,7 +15,6 @@ with ``c`` the confirmations received after the first suspicion (memberlist's ru
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 
 def suspicion_bounds(
@@ -40,23 +39,37 @@ def suspicion_timeout(minimum: float, maximum: float, k: int, confirmations: int
     return max(minimum, maximum - (maximum - minimum) * fraction)
 
 
-@dataclass(slots=True)
 class Suspicion:
     """One running suspicion of one member at one incarnation."""
 
-    incarnation: int
-    started: float
-    minimum: float
-    maximum: float
-    k: int
-    origins: set[str] = field(default_factory=set)
+    __slots__ = ("incarnation", "started", "minimum", "maximum", "k", "origins", "due")
+
+    def __init__(
+        self, incarnation: int, started: float, minimum: float, maximum: float, k: int
+    ) -> None:
+        self.incarnation = incarnation
+        self.started = started
+        self.minimum = minimum
+        self.maximum = maximum
+        self.k = k
+        self.origins: set[str] = set()
+        self.due = started + maximum if k >= 1 else started + minimum
+        """When the suspect is declared failed unless it refutes first."""
 
     def confirm(self, origin: str) -> bool:
         """Count a suspicion from ``origin``; True if it was a new, independent one."""
         if not origin or origin in self.origins:
             return False
         self.origins.add(origin)
+        self.due = self.started + suspicion_timeout(
+            self.minimum, self.maximum, self.k, self.confirmations
+        )
         return True
+
+    def postpone(self, delay: float) -> None:
+        """Move the start (and so the deadline) by ``delay`` seconds."""
+        self.started += delay
+        self.due += delay
 
     @property
     def confirmations(self) -> int:
@@ -65,6 +78,4 @@ class Suspicion:
 
     def deadline(self) -> float:
         """When the suspect is declared failed unless it refutes first."""
-        return self.started + suspicion_timeout(
-            self.minimum, self.maximum, self.k, self.confirmations
-        )
+        return self.due

@@ -4,6 +4,8 @@
   this node included: the shape Dynago's clients read.
 * ``GET /v1/members`` — JSON array of objects: name, address, status, incarnation, since
   (RFC 3339 UTC time at which this node saw the change).
+* ``GET /metrics``    — the same counters and more in the Prometheus text format
+  (dynago.ops.metrics).
 * ``GET /v1/stats``   — counters: membership (probes, suspicions, invalid records, ...)
   and transport (streams refused, malformed messages, bytes in and out, ...).
 * ``GET /healthz``    — 200 ``{"status": "ok", ...}`` while the membership actor answers,
@@ -26,6 +28,7 @@ import datetime
 import hmac
 import json
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -53,6 +56,10 @@ class _Server(ThreadingHTTPServer):
     token: bytes | None
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -64,6 +71,13 @@ class _Handler(BaseHTTPRequestHandler):
         data = (json.dumps(body, indent=None) + "\n").encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_bytes(self, status: int, data: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -87,6 +101,10 @@ class _Handler(BaseHTTPRequestHandler):
                     }
                     for v in views
                 ])
+            elif path == "/metrics":
+                from dynago.ops import metrics
+
+                self._send_bytes(200, metrics.render(node), metrics.CONTENT_TYPE)
             elif path == "/v1/stats":
                 self._send_json(200, node.stats())
             elif path == "/v1/faults" and node.faults is not None:
@@ -184,7 +202,8 @@ class AdminServer:
         self, bind: str, node: Node, on_leave: Any = None, token: str | None = None
     ) -> None:
         host, port = parse_address(bind, allow_port_zero=True)
-        self._server = _Server((host, port), _Handler)
+        server_class = _Server6 if ":" in host else _Server
+        self._server = server_class((host, port), _Handler)
         self._server.node = node
         self._server.on_leave = on_leave
         self._server.token = token.encode() if token else None

@@ -34,6 +34,8 @@ from dynago.core.messages import Ack, CoreMessage, Gossip, Nack, Ping, PingReq, 
 from dynago.transport import codec, handshake
 from dynago.transport.base import OnDialFailed, OnStream, TransportError
 from dynago.transport.faults import DROP, Faults
+from dynago.transport.grpc_services import GrpcServices
+from dynago.transport.resolve import DnsSeeds, Resolver, is_dns_seed, resolve_all
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +60,25 @@ class TransportCounters:
     messages_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    stream_reconnects: int = 0
+    """Streams opened to a node this node had a stream to before, after every earlier
+    stream to it had closed (the peer's stream was lost and came back)."""
     by_kind_out: dict[str, int] = field(default_factory=dict)
+    """Messages written, by kind (Gossip, StateSync, Ping, Ack, PingReq, Nack)."""
+    by_kind_in: dict[str, int] = field(default_factory=dict)
+    """Messages read and decoded, by kind."""
+    bytes_by_kind_out: dict[str, int] = field(default_factory=dict)
+    bytes_by_kind_in: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         """Flat counters, names prefixed ``transport_``."""
         flat = {f"transport_{k}": v for k, v in vars(self).items() if isinstance(v, int)}
-        for kind, count in self.by_kind_out.items():
-            flat[f"transport_messages_out_{kind}"] = count
+        for label, table in (("messages_out", self.by_kind_out),
+                             ("messages_in", self.by_kind_in),
+                             ("bytes_out", self.bytes_by_kind_out),
+                             ("bytes_in", self.bytes_by_kind_in)):
+            for kind, count in dict(table).items():  # a copy: the loop thread writes
+                flat[f"transport_{label}_{kind}"] = count
         return flat
 
 
@@ -117,6 +131,7 @@ class GrpcStream:
         outbound: bool,
         remote: codec.Hello,
         dialed_address: str | None = None,
+        target_address: str | None = None,
         read: Callable[[], Awaitable[Any]],
         write: Callable[[bytes], Awaitable[None]],
         cancel: Callable[[], None],
@@ -126,6 +141,9 @@ class GrpcStream:
         self._id = stream_id
         self._outbound = outbound
         self._dialed_address = dialed_address
+        self.target_address = target_address
+        """The concrete address this node dialled (outbound streams; differs from
+        ``dialed_address`` for a DNS seed), else None."""
         self._remote = remote
         self._read = read
         self._write = write
@@ -289,6 +307,9 @@ class GrpcStream:
                 log.warning("unexpected %s from %s after the handshake; closing its stream",
                             type(message).__name__, self.remote_name)
                 return "protocol violation"
+            kind = type(message).__name__
+            counters.by_kind_in[kind] = counters.by_kind_in.get(kind, 0) + 1
+            counters.bytes_by_kind_in[kind] = counters.bytes_by_kind_in.get(kind, 0) + len(data)
             faults = self._transport.faults
             if faults is not None and faults.inbound(self.remote_name):
                 continue
@@ -311,6 +332,8 @@ class GrpcStream:
             counters.messages_out += 1
             counters.bytes_out += len(data)
             counters.by_kind_out[extra] = counters.by_kind_out.get(extra, 0) + 1
+            counters.bytes_by_kind_out[extra] = (
+                counters.bytes_by_kind_out.get(extra, 0) + len(data))
 
     def _finish(self, reason: str) -> None:
         if self._closed_reason is not None:
@@ -320,7 +343,7 @@ class GrpcStream:
             if not future.done():
                 future.set_result(None)
         self._flushes.clear()
-        self._transport._streams.discard(self)
+        self._transport._forget_stream(self)
         if self._on_closed is not None:
             self._on_closed(reason)
 
@@ -357,8 +380,13 @@ class GrpcTransport:
         *,
         keyring: handshake.Keyring | None = None,
         tls: TlsFiles | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.config = config
+        self._dns = DnsSeeds(resolver or resolve_all, config.connect_timeout_s)
+        self._open_by_name: dict[str, int] = {}
+        self._streamed_names: set[str] = set()
+        self._services: GrpcServices | None = None
         self.keyring = keyring
         """Cluster keys: a peer must prove it holds one (None: no key check)."""
         self.tls = tls
@@ -413,6 +441,8 @@ class GrpcTransport:
             SERVICE, {"Stream": grpc.stream_stream_rpc_method_handler(self._serve_stream)}
         )
         server.add_generic_rpc_handlers((handler,))
+        self._services = GrpcServices(server)
+        await self._services.set_serving(False)  # until serve(): the actors are not up
         try:
             if self.tls is None:
                 port = int(server.add_insecure_port(address))
@@ -442,6 +472,8 @@ class GrpcTransport:
         serving = self._serving
         assert serving is not None, "bind() first"
         self.loop.call_soon_threadsafe(serving.set)
+        if self._services is not None:
+            self._submit(self._services.set_serving(True)).result(timeout=10)
 
     def stop(self, timeout_s: float = 2.0) -> None:
         """Close every stream, stop the server and the loop thread."""
@@ -457,6 +489,8 @@ class GrpcTransport:
         self._thread.join(timeout_s)
 
     async def _shutdown(self) -> None:
+        if self._services is not None:
+            await self._services.shutdown()
         for task in list(self._handlers):
             task.cancel()
         if self._handlers:
@@ -590,29 +624,70 @@ class GrpcTransport:
     async def _run_stream(self, stream: GrpcStream) -> None:
         self._streams.add(stream)
         self.counters.streams_opened += 1
+        name = stream.remote_name
+        if self._open_by_name.get(name, 0) == 0 and name in self._streamed_names:
+            self.counters.stream_reconnects += 1
+        self._open_by_name[name] = self._open_by_name.get(name, 0) + 1
+        if len(self._streamed_names) < 2 * self.config.max_members:
+            self._streamed_names.add(name)
         log.debug("stream %d %s %s (%s) open", stream.stream_id,
                   "to" if stream.outbound else "from", stream.remote_name, stream.remote_address)
         assert self._on_stream is not None
         self._on_stream(stream)
         await stream.run()
 
+    def _forget_stream(self, stream: GrpcStream) -> None:
+        """``stream`` closed (loop thread)."""
+        if stream not in self._streams:
+            return
+        self._streams.discard(stream)
+        name = stream.remote_name
+        left = self._open_by_name.get(name, 0) - 1
+        if left > 0:
+            self._open_by_name[name] = left
+        else:
+            self._open_by_name.pop(name, None)
+
     # ------------------------------------------------------------------ dialling
 
     def dial(self, address: str, expected_name: str | None, on_failed: OnDialFailed) -> None:
-        """See transport.base.Transport.dial. Thread-safe, returns at once."""
+        """See transport.base.Transport.dial. Thread-safe, returns at once.
+
+        ``address`` may be a DNS seed, ``dns:NAME:PORT``: see ``_dial_dns``.
+        """
         if self._stopped:
             return
 
         def start() -> None:
-            self._track(self.loop.create_task(self._dial(address, expected_name, on_failed)))
+            if is_dns_seed(address):
+                self._track(self.loop.create_task(self._dial_dns(address, on_failed)))
+            else:
+                self._track(self.loop.create_task(
+                    self._dial(address, expected_name, on_failed)))
 
         try:
             self.loop.call_soon_threadsafe(start)
         except RuntimeError:
             pass  # loop closed: stopping
 
+    async def _dial_dns(self, seed: str, on_failed: OnDialFailed) -> None:
+        """Dial the DNS seed ``dns:NAME:PORT``: see resolve.DnsSeeds.dial."""
+        hello = self._hello
+        connected = {s.remote_address for s in self._streams} | {
+            s.target_address for s in self._streams if s.target_address}
+        if hello is not None:
+            connected.add(hello.address)
+
+        def dial_one(address: str, failed: OnDialFailed) -> None:
+            self._track(self.loop.create_task(
+                self._dial(address, None, failed, dialed_address=seed)))
+
+        if not await self._dns.dial(seed, connected, dial_one, on_failed):
+            self.counters.dials_failed += 1
+
     async def _dial(
-        self, address: str, expected_name: str | None, on_failed: OnDialFailed
+        self, address: str, expected_name: str | None, on_failed: OnDialFailed,
+        *, dialed_address: str | None = None,
     ) -> None:
         hello = self._hello
         assert hello is not None, "serve() before dial()"
@@ -654,6 +729,8 @@ class GrpcTransport:
                         await call.done_writing()
                     elif expected_name is not None and remote.name != expected_name:
                         reason = f"{address} is now node {remote.name!r}, not {expected_name!r}"
+                    elif remote.name == hello.name:
+                        reason = f"{address} is this node itself"
                     else:
                         proof = handshake.make_proof(
                             self.keyring, "dialler", hello.cluster, own_nonce, remote.nonce,
@@ -679,7 +756,8 @@ class GrpcTransport:
             stream_id=next(self._ids),
             outbound=True,
             remote=remote,
-            dialed_address=address,
+            dialed_address=dialed_address or address,
+            target_address=address,
             read=call.read,
             write=call.write,
             cancel=call.cancel,

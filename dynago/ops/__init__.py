@@ -1,0 +1,1 @@
+"""Operating a node: settings sources, logs, metrics and event handlers."""

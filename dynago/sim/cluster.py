@@ -1,0 +1,465 @@
+"""SimCluster: N membership cores driven by an event queue on a virtual clock.
+
+Each core is ticked only when it has something due (``MembershipCore.next_deadline``),
+so an idle node costs nothing between its probes. Messages are delivered after the
+network's latency unless lost or cut; a stream "opens" (``stream_opened``) when a node
+first hears from a member it does not know, and when a node dials a seed. Everything
+random comes from random.Random instances seeded from the run's seed and the node's
+name, so the same seed gives the same run, event for event.
+
+With ``workers > 1`` each of several processes runs the same scenario script but owns
+only every ``workers``-th node; the processes advance in lock-step windows no longer
+than the network latency (no message sent inside a window can arrive inside it), and
+swap the messages that cross between them at the end of each window (conservative
+parallel discrete-event simulation). Same seed and same number of workers: same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import cast
+
+from dynago.config import Config
+from dynago.core.member import Member, Status
+from dynago.core.membership import MembershipCore
+from dynago.core.messages import (
+    Ack,
+    CoreMessage,
+    DialSeed,
+    Effect,
+    Gossip,
+    MemberEvent,
+    Nack,
+    Ping,
+    PingReq,
+    Publish,
+    Send,
+    StateSync,
+)
+from dynago.core.view import ConvergedView
+from dynago.sim.network import NetworkModel
+
+_TICK = 0
+_DELIVER = 1
+_CONNECT = 2
+
+EXCHANGE_TIMEOUT_S = 600.0
+"""A worker that hears nothing from another for this long gives up (it died)."""
+
+MAX_TICKS_AT_ONE_INSTANT = 1000
+"""A core ticked this often without time moving has a deadline it never clears: a bug."""
+
+Observer = Callable[[float, str, MemberEvent], None]
+
+_Posted = tuple[float, int, str, str, object]
+"""(time, kind, target, sender, payload): an event for a node of another worker."""
+"""Called with (time, node, event) for every member event any node publishes."""
+
+
+@dataclass(slots=True)
+class SimNode:
+    """One simulated node: its core and what the simulator knows about it."""
+
+    name: str
+    address: str
+    core: MembershipCore
+    due: float = math.inf
+    """When its one valid tick event is scheduled (other tick events are stale)."""
+    up: bool = True
+    paused: bool = False
+    held: list[tuple[str, CoreMessage]] = field(default_factory=list)
+    """Messages that arrived while paused, delivered in order on resume."""
+
+
+@dataclass(slots=True)
+class Traffic:
+    """Messages and bytes sent, by message kind."""
+
+    messages: Counter[str] = field(default_factory=Counter)
+    bytes: Counter[str] = field(default_factory=Counter)
+    dropped: int = 0
+
+    def total_messages(self) -> int:
+        return sum(self.messages.values())
+
+    def total_bytes(self) -> int:
+        return sum(self.bytes.values())
+
+
+def node_name(index: int) -> str:
+    return f"node-{index:05d}"
+
+
+def node_address(index: int) -> str:
+    """A distinct, valid address per index (nothing is ever bound to it)."""
+    return f"10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}:7946"
+
+
+class SimCluster:
+    """Simulated nodes on one virtual clock (this worker's share of them)."""
+
+    def __init__(
+        self,
+        config: Config,
+        seed: int,
+        *,
+        latency_s: float = 0.001,
+        loss: float = 0.0,
+        observer: Observer | None = None,
+        message_size: Callable[[CoreMessage], int] | None = None,
+        keep_log: bool = False,
+        worker: int = 0,
+        links: Sequence[Connection | None] = (None,),
+    ) -> None:
+        self.config = config
+        self.seed = seed
+        self.now = 0.0
+        self.worker = worker
+        self.workers = len(links)
+        self._links = links
+        """Connection to each other worker, by worker number (None for this one)."""
+        self.network = NetworkModel(
+            random.Random(f"{seed}/network/{worker}"), latency_s, loss)
+        self.nodes: dict[str, SimNode] = {}
+        """The nodes this worker runs."""
+        self.addresses: dict[str, str] = {}
+        """Every node's address, whichever worker runs it."""
+        self._owner: dict[str, int] = {}
+        self._down: set[str] = set()
+        self._paused: set[str] = set()
+        self.traffic = Traffic()
+        self.events_published = 0
+        self._observer = observer
+        self._message_size = message_size
+        self._queue: list[tuple[float, int, int, str, str, object]] = []
+        self._seq = 0
+        self._outbox: list[list[_Posted]] = [[] for _ in range(self.workers)]
+        self._by_address: dict[str, str] = {}
+        self._digest = hashlib.sha256()
+        self.log: list[str] | None = [] if keep_log else None
+        self._ticks_now = 0
+        self._ticks_at = -1.0
+        self.windows = 0
+
+    # ------------------------------------------------------------------ set-up
+
+    def owns(self, name: str) -> bool:
+        return self._owner.get(name) == self.worker
+
+    def add_node(
+        self, name: str, address: str, *, seeds: Iterable[str] = (),
+        view: ConvergedView | None = None,
+    ) -> SimNode | None:
+        """Start a node now (a new life if ``name`` ran before). Every worker calls this
+        for every node; the one that owns it runs it (and gets it back)."""
+        if name not in self._owner:
+            self._owner[name] = len(self._owner) % self.workers
+        self.addresses[name] = address
+        self._by_address[address] = name
+        self._down.discard(name)
+        self._paused.discard(name)
+        if not self.owns(name):
+            return None
+        rng = random.Random(f"{self.seed}/{name}/{self.now!r}")
+        core = MembershipCore(name, address, self.config, rng, self.now, seeds)
+        if view is not None:
+            core.adopt_view(view, self.now)
+        node = SimNode(name, address, core)
+        self.nodes[name] = node
+        self._run(node, [])
+        return node
+
+    def converged(self, count: int) -> list[str]:
+        """Start ``count`` nodes that already know each other (a converged cluster);
+        returns every node's name."""
+        members = [Member(node_name(i), node_address(i)) for i in range(count)]
+        view = ConvergedView(members, self.now)
+        for member in members:
+            self.add_node(member.name, member.address, view=view)
+        return [member.name for member in members]
+
+    # ------------------------------------------------------------------ faults
+
+    def crash(self, name: str) -> None:
+        """The node stops at once, silently: it neither sends nor answers."""
+        self._down.add(name)
+        node = self.nodes.get(name)
+        if node is not None:
+            node.up = False
+            node.held.clear()
+
+    def pause(self, name: str) -> None:
+        """The node stops running; what is sent to it waits (as in its socket buffers)."""
+        self._paused.add(name)
+        node = self.nodes.get(name)
+        if node is not None:
+            node.paused = True
+
+    def resume(self, name: str) -> None:
+        self._paused.discard(name)
+        node = self.nodes.get(name)
+        if node is None:
+            return
+        node.paused = False
+        held, node.held = node.held, []
+        for sender, message in held:
+            self._deliver(node, sender, message)
+        node.due = self.now
+        self._push(self.now, _TICK, name, "", None)
+
+    def leave(self, name: str) -> None:
+        """The node announces its leave (and keeps running, as during its exit)."""
+        node = self.nodes.get(name)
+        if node is not None:
+            self._run(node, node.core.leave(self.now))
+
+    # ------------------------------------------------------------------ running
+
+    def run_until(self, until: float) -> None:
+        """Process every event up to and including time ``until`` (on every worker)."""
+        if self.workers == 1:
+            self._process(until, inclusive=True)
+        else:
+            latency = self.network.latency_s
+            while True:
+                start = self._exchange()
+                if start > until:
+                    break
+                end = start + latency
+                if end > until:
+                    self._process(until, inclusive=True)
+                else:
+                    self._process(end, inclusive=False)
+                self.windows += 1
+        self.now = max(self.now, until)
+
+    def _exchange(self) -> float:
+        """Swap crossing messages with every other worker; the earliest pending event
+        time of all workers (every worker computes the same value)."""
+        local_next = self._queue[0][0] if self._queue else math.inf
+        sent_next = min((item[0] for box in self._outbox for item in box), default=math.inf)
+        earliest = min(local_next, sent_next)
+        for other, link in enumerate(self._links):
+            if link is None:
+                continue
+            outgoing = (earliest, _flatten(self._outbox[other]))
+            if self.worker < other:
+                link.send(outgoing)
+                incoming = self._receive(link)
+            else:
+                incoming = self._receive(link)
+                link.send(outgoing)
+            self._outbox[other] = []
+            their_earliest, messages = incoming
+            earliest = min(earliest, their_earliest)
+            for time, kind, target, sender, payload in _restore(messages):
+                self._push(time, kind, target, sender, payload)
+        return earliest
+
+    @staticmethod
+    def _receive(link: Connection) -> tuple[float, list[_Posted]]:
+        if not link.poll(EXCHANGE_TIMEOUT_S):
+            raise RuntimeError("another simulation worker stopped answering")
+        incoming: tuple[float, list[_Posted]] = link.recv()
+        return incoming
+
+    def _process(self, end: float, *, inclusive: bool) -> None:
+        queue = self._queue
+        nodes = self.nodes
+        while queue and (queue[0][0] <= end if inclusive else queue[0][0] < end):
+            time, _seq, kind, target, sender, payload = heapq.heappop(queue)
+            self.now = time
+            node = nodes[target]
+            if not node.up:
+                continue
+            if kind == _TICK:
+                if time != node.due or node.paused:
+                    continue  # stale: the node was rescheduled, or it is paused
+                node.due = math.inf
+                core = node.core
+                due = core.next_deadline()
+                if due > time:
+                    # What was due was settled meanwhile (an ack came in time): no tick.
+                    node.due = due
+                    self._push(due, _TICK, target, "", None)
+                    continue
+                self._count_tick(target)
+                self._run(node, core.tick(time))
+            elif kind == _DELIVER:
+                self._deliver(node, sender, cast(CoreMessage, payload))
+            else:
+                self._connected(node, sender, cast(bool, payload))
+
+    def _count_tick(self, name: str) -> None:
+        if self.now != self._ticks_at:
+            self._ticks_at = self.now
+            self._ticks_now = 0
+        self._ticks_now += 1
+        if self._ticks_now > MAX_TICKS_AT_ONE_INSTANT * max(1, len(self.nodes)):
+            raise RuntimeError(f"{name} keeps ticking at t={self.now}: a deadline never clears")
+
+    def _deliver(self, node: SimNode, sender: str, message: CoreMessage) -> None:
+        if node.paused:
+            node.held.append((sender, message))
+            return
+        core = node.core
+        if core.get(sender) is None:
+            # First word from a member this node does not know: in a real node a stream
+            # opened first, and that starts a push-pull.
+            address = self.addresses.get(sender)
+            if address is not None:
+                self._run(node, core.stream_opened(sender, address, self.now))
+        self._run(node, core.handle(sender, message, self.now))
+
+    def _connected(self, node: SimNode, peer: str, dialled: bool) -> None:
+        """A stream between ``node`` and ``peer`` opened; ``dialled`` if ``node`` dialled
+        ``peer`` at its seed address. Each end runs on its owner's worker."""
+        if node.paused or peer in self._down or peer in self._paused:
+            return
+        if not (self.network.reachable(node.name, peer)
+                and self.network.reachable(peer, node.name)):
+            return
+        self._run(node, node.core.stream_opened(
+            peer, self.addresses[peer], self.now, via_seed=dialled))
+
+    def _run(self, node: SimNode, effects: list[Effect]) -> None:
+        """Carry out a core's effects, then make sure its next deadline is scheduled."""
+        if effects:
+            last_message: object = None
+            last_size = 0
+            for effect in effects:
+                if isinstance(effect, Send):
+                    message = effect.message
+                    kind = type(message).__name__
+                    self.traffic.messages[kind] += 1
+                    if self._message_size is not None:
+                        if message is not last_message:
+                            last_message, last_size = message, self._message_size(message)
+                        self.traffic.bytes[kind] += last_size
+                    self._send(node, effect)
+                elif isinstance(effect, Publish):
+                    self._publish(node.name, effect.event)
+                elif isinstance(effect, DialSeed):
+                    self._dial(node, effect.address)
+        due = node.core.next_deadline()
+        if due < node.due:
+            node.due = max(due, self.now)
+            self._push(node.due, _TICK, node.name, "", None)
+
+    def _send(self, node: SimNode, send: Send) -> None:
+        # An empty address: the member is not in the sender's map yet, but a stream to it
+        # is open (it reached us first), so the message goes by name.
+        target = self._by_address.get(send.address) if send.address else send.to
+        if (target != send.to or target in self._down
+                or not self.network.delivers(node.name, target)):
+            self.traffic.dropped += 1
+            return
+        self._post(self.now + self.network.latency_s, _DELIVER, target, node.name,
+                   send.message)
+
+    def _dial(self, node: SimNode, address: str) -> None:
+        target = self._by_address.get(address)
+        if target is None or target == node.name or target in self._down:
+            return
+        # Connection set-up and handshake take one round trip; then both ends learn of
+        # the stream.
+        at = self.now + 2 * self.network.latency_s
+        self._post(at, _CONNECT, node.name, target, True)
+        self._post(at, _CONNECT, target, node.name, False)
+
+    def _post(self, time: float, kind: int, target: str, sender: str, payload: object) -> None:
+        owner = self._owner[target]
+        if owner == self.worker:
+            self._push(time, kind, target, sender, payload)
+        else:
+            self._outbox[owner].append((time, kind, target, sender, payload))
+
+    def _push(self, time: float, kind: int, target: str, sender: str, payload: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (time, self._seq, kind, target, sender, payload))
+
+    def _publish(self, node: str, event: MemberEvent) -> None:
+        self.events_published += 1
+        member = event.member
+        line = (f"{self.now:.6f} {node} {event.kind.name} {member.name} "
+                f"{member.incarnation} {member.status.name} {member.origin}\n")
+        self._digest.update(line.encode())
+        if self.log is not None:
+            self.log.append(line)
+        if self._observer is not None:
+            self._observer(self.now, node, event)
+
+    def log_digest(self) -> str:
+        """SHA-256 of this worker's event log so far (every member event of its nodes,
+        in order)."""
+        return self._digest.hexdigest()
+
+
+# ---------------------------------------------------------------- crossing workers
+#
+# Messages cross between worker processes as plain tuples: pickling frozen dataclasses
+# costs ten times more. A message sent to several nodes of the other worker is
+# flattened once and comes back as one object, as it would within one worker.
+
+_STATUSES = tuple(Status)
+_KINDS: tuple[type, ...] = (Ping, Ack, PingReq, Nack, Gossip, StateSync)
+
+
+def _flat_member(m: Member) -> tuple[str, str, int, int, str]:
+    return (m.name, m.address, m.incarnation, int(m.status), m.origin)
+
+
+def _member(t: tuple[str, str, int, int, str]) -> Member:
+    return Member(t[0], t[1], t[2], _STATUSES[t[3]], t[4])
+
+
+def _flatten(posted: list[_Posted]) -> list[_Posted]:
+    done: dict[int, object] = {}
+    out: list[_Posted] = []
+    for time, kind, target, sender, payload in posted:
+        flat = done.get(id(payload))
+        if flat is None:
+            if isinstance(payload, Ping | Ack | PingReq):
+                member = payload.member if isinstance(payload, Ack) else payload.target
+                flat = (_KINDS.index(type(payload)), payload.seq, _flat_member(member))
+            elif isinstance(payload, Nack):
+                flat = (3, payload.seq)
+            elif isinstance(payload, Gossip):
+                flat = (4, tuple(_flat_member(m) for m in payload.updates))
+            elif isinstance(payload, StateSync):
+                flat = (5, tuple(_flat_member(m) for m in payload.members),
+                        payload.reply_wanted, payload.last)
+            else:
+                flat = payload  # a stream notice: a bool
+            done[id(payload)] = flat
+        out.append((time, kind, target, sender, flat))
+    return out
+
+
+def _restore(posted: list[_Posted]) -> list[_Posted]:
+    done: dict[int, object] = {}
+    out: list[_Posted] = []
+    for time, kind, target, sender, flat in posted:
+        payload = done.get(id(flat))
+        if payload is None:
+            payload = flat
+            if isinstance(flat, tuple):
+                code = flat[0]
+                if code <= 2:
+                    payload = _KINDS[code](flat[1], _member(flat[2]))
+                elif code == 3:
+                    payload = Nack(flat[1])
+                elif code == 4:
+                    payload = Gossip(tuple(_member(m) for m in flat[1]))
+                else:
+                    payload = StateSync(tuple(_member(m) for m in flat[1]), flat[2], flat[3])
+            done[id(flat)] = payload
+        out.append((time, kind, target, sender, payload))
+    return out
