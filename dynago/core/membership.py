@@ -237,7 +237,7 @@ class MembershipCore:
             if now >= self._next_probe:
                 self._next_probe = _next_due(
                     self._next_probe, self.awareness.scale(self.config.probe_interval_s), now)
-                next_target = self._prober.next_target(self._live.names, self._live.index)
+                next_target = self._prober.next_target(self._live.names, self._is_live_peer)
                 if next_target is not None:
                     self._start_probe(next_target, now, effects)
             self._run_probe_deadlines(now, effects)
@@ -316,7 +316,7 @@ class MembershipCore:
         """Hint: the stream to ``name`` was lost. Not a verdict: probe it now."""
         self._due = None  # whatever follows may move the next deadline
         effects: list[Effect] = []
-        if not self._leaving and name in self._live.index and not self.probing(name):
+        if not self._leaving and self._is_live_peer(name) and not self.probing(name):
             self._start_probe(name, now, effects)
         return effects
 
@@ -556,23 +556,32 @@ class MembershipCore:
         if self._at_seed:
             self._track_seed_address(previous, member)
         if name != self.name:
+            was_live = previous is not None and previous.status.is_live
             if member.status.is_live:
-                self._live.add(name)
+                if not was_live:
+                    self._live.add(name)
                 self._tombstones.pop(name, None)
             else:
-                self._live.discard(name)
+                if was_live:
+                    self._live.discard(name)
                 self._prober.forget_target(name)
                 self._tombstones.pop(name, None)
                 self._tombstones[name] = now  # re-inserted: the dict stays oldest first
+            was_failed = previous is not None and previous.status is Status.FAILED
             if member.status is Status.FAILED:
-                self._failed.add(name)
-            else:
+                if not was_failed:
+                    self._failed.add(name)
+            elif was_failed:
                 self._failed.discard(name)
             self._track_suspicion(member, now)
         self._broadcasts.enqueue(member)
         kind = _event_kind(previous, member)
         if kind is not None:
             effects.append(Publish(MemberEvent(kind, member, previous)))
+
+    def _is_live_peer(self, name: str) -> bool:
+        record = self._records.get(name)
+        return record is not None and record.member.status.is_live and name != self.name
 
     def _track_seed_address(self, previous: Member | None, member: Member) -> None:
         if previous is not None and previous.status.is_live:
@@ -728,8 +737,8 @@ class MembershipCore:
             if since > horizon:
                 break
             del self._tombstones[name]
-            del self._records[name]
-            self._failed.discard(name)
+            if self._records.pop(name).member.status is Status.FAILED:
+                self._failed.discard(name)
             self._notified.pop(name, None)
             self._suspicions.pop(name, None)
             self.counters.tombstones_reaped += 1

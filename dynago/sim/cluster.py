@@ -57,10 +57,10 @@ MAX_TICKS_AT_ONE_INSTANT = 1000
 """A core ticked this often without time moving has a deadline it never clears: a bug."""
 
 Observer = Callable[[float, str, MemberEvent], None]
+"""Called with (time, node, event) for every member event any node publishes."""
 
 _Posted = tuple[float, int, str, str, object]
 """(time, kind, target, sender, payload): an event for a node of another worker."""
-"""Called with (time, node, event) for every member event any node publishes."""
 
 
 @dataclass(slots=True)
