@@ -6,8 +6,11 @@ failed after a few seconds. When its packets flow again, the others exchange ful
 with it (every node tries a failed member every ``reconnect_interval_s``). Its list then
 says "n1 failed, incarnation 0" while n1 is alive at incarnation 0 everywhere else — and
 by the precedence of records FAILED beats ALIVE at the same incarnation, so the others
-hold n1 failed until n1 hears of it and refutes (a few hundred ms later). The scenario
-holds the blackhole until both sides have their verdicts, then lifts it.
+hold n1 failed until n1 hears of it and refutes (a few hundred ms later) — unless, as
+the core does, a FAILED record in a peer's full list about a member held live counts
+only as a suspicion, and what the cut-off node queued for gossip while it had no one to
+send to expires. The scenario holds the blackhole until both sides have their verdicts,
+then lifts it.
 """
 
 from __future__ import annotations
@@ -27,16 +30,6 @@ node's own probing slows down (Lifeguard local health) and takes ~10 s."""
 
 RECOVER_TIMEOUT_S = 30.0
 
-STALE_VERDICT_BUG = (
-    "core defect (dynago/core/membership.py, _receive): a FAILED record heard from a peer "
-    "about a third member held ALIVE at the same incarnation wins by precedence, so after "
-    "a heal the cut-off node's stale verdicts (in its full-state exchange and its gossip) "
-    "fail members that stayed reachable until they refute; see docs/reliability.md, "
-    "'Known defect'"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=STALE_VERDICT_BUG)
 def test_chaos_heal_fails_no_member_that_stayed_reachable(
     chaos_cluster: Callable[..., ChaosCluster], scenario: Callable[..., Any]
 ) -> None:
