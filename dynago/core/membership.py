@@ -28,6 +28,13 @@ Rules (each tested in tests/core/):
   gossiped. A suspicion becomes FAILED after its Lifeguard timeout unless the member
   refutes; independent confirmations shrink the timeout. A lost stream is only a hint:
   it makes this node probe that member now.
+* In a peer's full list (push-pull), a FAILED record of a member this node holds live
+  counts only as a suspicion from the node that declared it (memberlist's rule): a node
+  that was cut off brings back stale verdicts in the exchange that reconnects it, and
+  they must not fail members the others can reach. Gossiped verdicts are fresh and
+  apply as they are; an operator's removal (no origin) always stands. A node with no
+  live member to gossip to still counts its rounds, so what it queued while cut off
+  (verdicts on everyone) expires instead of being pushed out when it reconnects.
 * Time this node did not run (a gap between ticks longer than the probe timeout) does
   not count against others: probe and suspicion deadlines move by the gap.
 * A message from a member this node holds as failed is answered with that record, so a
@@ -333,9 +340,9 @@ class MembershipCore:
         elif isinstance(message, Ack):
             self._on_ack(sender, message, now, effects)
         elif isinstance(message, Gossip):
-            self._receive_all(message.updates, now, effects, sender)
+            self._receive_all(message.updates, now, effects, sender, full_state=False)
         elif isinstance(message, StateSync):
-            self._receive_all(message.members, now, effects, sender)
+            self._receive_all(message.members, now, effects, sender, full_state=True)
             if message.last:
                 if sender in self._seed_peers:
                     self._synced = True
@@ -495,7 +502,8 @@ class MembershipCore:
     # ------------------------------------------------------------------ rules
 
     def _receive(
-        self, member: Member, now: float, effects: list[Effect], sender: str | None = None
+        self, member: Member, now: float, effects: list[Effect], sender: str | None = None,
+        *, full_state: bool = False,
     ) -> None:
         """Take in one record from outside: validate, refute if it is about us, merge.
 
@@ -516,6 +524,17 @@ class MembershipCore:
             return
         if member.name not in self._records and not self._admit_new(sender, now):
             return
+        if (full_state and member.status is Status.FAILED and member.origin
+                and held is not None and held.member.status.is_live
+                and member.incarnation >= held.member.incarnation):
+            # In another node's full list, its verdict on a member we hold live is a
+            # suspicion here, from the node that declared it (memberlist's push-pull
+            # rule): our own Lifeguard timer decides, and the member may refute first. A
+            # node that was cut off brings its stale verdicts back in the push-pull that
+            # reconnects it; they fail no one that the rest of the cluster can reach. (A
+            # verdict with no origin is an operator's removal, which stands.)
+            member = Member(member.name, member.address, member.incarnation,
+                            Status.SUSPECT, member.origin)
         if member.status is Status.SUSPECT:
             suspicion = self._suspicions.get(member.name)
             if suspicion is not None and suspicion.incarnation == member.incarnation:
@@ -524,14 +543,15 @@ class MembershipCore:
             self._apply(member, now, effects, sender if sender is not None else "local")
 
     def _receive_all(
-        self, members: tuple[Member, ...], now: float, effects: list[Effect], sender: str
+        self, members: tuple[Member, ...], now: float, effects: list[Effect], sender: str,
+        *, full_state: bool,
     ) -> None:
         records = self._records
         for member in members:
             held = records.get(member.name)
             if held is not None and held.member is member:
                 continue  # the very record we hold (an in-process peer: the simulator)
-            self._receive(member, now, effects, sender)
+            self._receive(member, now, effects, sender, full_state=full_state)
 
     def _admit_new(self, sender: str | None, now: float) -> bool:
         """Whether one more member may enter the map (see _receive)."""
@@ -778,7 +798,14 @@ class MembershipCore:
     # ------------------------------------------------------------------ dissemination
 
     def _gossip_round(self) -> list[Effect]:
-        if not self._broadcasts.queued or not len(self._live):
+        if not self._broadcasts.queued:
+            return []
+        if not len(self._live):
+            # Nobody to tell: the round still counts, so that what this node queued
+            # while cut off expires rather than reaching the cluster when it is back
+            # (full-state exchanges carry what still matters).
+            self._broadcasts.take(self.config.max_updates_per_message,
+                                  retransmit_limit(self.config.retransmit_mult, 1))
             return []
         targets = self._live.sample(self._rng, self.config.gossip_fanout)
         limit = retransmit_limit(self.config.retransmit_mult, len(self._live) + 1)

@@ -4,13 +4,13 @@ core/probe.py, core/view.py, MembershipCore.next_deadline and the reconnect rule
 from __future__ import annotations
 
 import pytest
+from swim_support import LOCAL, addr, make_core, peers, with_peers
 
 from dynago.config import Config
 from dynago.core import Member, Status
 from dynago.core.broadcast import BroadcastQueue, anti_entropy_scale
 from dynago.core.messages import DialSeed, Ping, Send, StateSync
 from dynago.core.view import ConvergedView
-from tests.core.swim_support import LOCAL, addr, make_core, peers, with_peers
 
 
 def m(name: str, incarnation: int = 0) -> Member:
