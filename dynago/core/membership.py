@@ -534,7 +534,7 @@ class MembershipCore:
             # reconnects it; they fail no one that the rest of the cluster can reach. (A
             # verdict with no origin is an operator's removal, which stands.)
             member = Member(member.name, member.address, member.incarnation,
-                            Status.SUSPECT, member.origin)
+                            Status.SUSPECT, member.origin, member.tags)
         if member.status is Status.SUSPECT:
             suspicion = self._suspicions.get(member.name)
             if suspicion is not None and suspicion.incarnation == member.incarnation:

@@ -43,6 +43,7 @@ from dynago.core.messages import (
     Send,
     StateSync,
 )
+from dynago.core.tags import Tags
 from dynago.core.view import ConvergedView
 from dynago.sim.network import NetworkModel
 
@@ -412,12 +413,12 @@ _STATUSES = tuple(Status)
 _KINDS: tuple[type, ...] = (Ping, Ack, PingReq, Nack, Gossip, StateSync)
 
 
-def _flat_member(m: Member) -> tuple[str, str, int, int, str]:
-    return (m.name, m.address, m.incarnation, int(m.status), m.origin)
+def _flat_member(m: Member) -> tuple[str, str, int, int, str, Tags]:
+    return (m.name, m.address, m.incarnation, int(m.status), m.origin, m.tags)
 
 
-def _member(t: tuple[str, str, int, int, str]) -> Member:
-    return Member(t[0], t[1], t[2], _STATUSES[t[3]], t[4])
+def _member(t: tuple[str, str, int, int, str, Tags]) -> Member:
+    return Member(t[0], t[1], t[2], _STATUSES[t[3]], t[4], t[5])
 
 
 def _flatten(posted: list[_Posted]) -> list[_Posted]:

@@ -40,7 +40,7 @@ def test_node_paused_past_its_suspicion_timeout_is_failed_then_back() -> None:
 
 def test_messages_cross_workers_unchanged() -> None:
     a = Member("a", "10.0.0.1:7946", 3, Status.SUSPECT, "b")
-    b = Member("b", "10.0.0.2:7946")
+    b = Member("b", "10.0.0.2:7946", tags=(("role", "kv"), ("zone", "a")))
     gossip = Gossip((a, b))
     posted = [
         (1.0, 1, "x", "y", Ping(5, a)), (1.0, 1, "x", "y", Ack(6, b)),
