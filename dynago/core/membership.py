@@ -11,8 +11,9 @@ Rules (each tested in tests/core/):
 * Only a member raises its own incarnation. When it hears a record of itself that wins
   over its own (a suspicion, a failure, or its own previous life after a restart), it
   takes an incarnation above that record and gossips that it is alive (SWIM refutation).
-* Every change that wins is queued for gossip: ``gossip_fanout`` random live members per
-  round, each change for ``retransmit_mult * ceil(log10(N+1))`` rounds, at most
+* Every change that wins is queued for gossip (except what a node that has not joined
+  yet learns from a full list: news to it alone): ``gossip_fanout`` random live members
+  per round, each change for ``retransmit_mult * ceil(log10(N+1))`` rounds, at most
   ``max_updates_per_message`` records per message.
 * Every ``anti_entropy_interval_s`` the node exchanges its full list with one random live
   member (push-pull), in chunks of ``max_members_per_sync_message`` records.
@@ -540,7 +541,11 @@ class MembershipCore:
             if suspicion is not None and suspicion.incarnation == member.incarnation:
                 suspicion.confirm(member.origin)  # Lifeguard: an independent confirmation
         if held is None or member.supersedes(held.member):
-            self._apply(member, now, effects, sender if sender is not None else "local")
+            # A node that has not joined yet learns the cluster from a seed's full list:
+            # that news is news to it alone (the seed and its cluster hold it already),
+            # and gossiping all N records on would cost every join O(N) messages.
+            self._apply(member, now, effects, sender if sender is not None else "local",
+                        gossip=self._synced or not full_state)
 
     def _receive_all(
         self, members: tuple[Member, ...], now: float, effects: list[Effect], sender: str,
@@ -588,8 +593,9 @@ class MembershipCore:
                     now, effects)
 
     def _apply(self, member: Member, now: float, effects: list[Effect],
-               reporter: str = "self", detail: str = "") -> None:
-        """The only transition of the member map: store, gossip and publish one record."""
+               reporter: str = "self", detail: str = "", *, gossip: bool = True) -> None:
+        """The only transition of the member map: store, gossip (unless ``gossip`` is
+        False) and publish one record."""
         held = self._records.get(member.name)
         previous = held.member if held is not None else None
         name = member.name
@@ -617,7 +623,8 @@ class MembershipCore:
             elif was_failed:
                 self._failed.discard(name)
             self._track_suspicion(member, now)
-        self._broadcasts.enqueue(member)
+        if gossip:
+            self._broadcasts.enqueue(member)
         kind = _event_kind(previous, member)
         if kind is not None:
             effects.append(Publish(MemberEvent(kind, member, previous, reporter, detail)))

@@ -170,3 +170,19 @@ def test_seed_held_by_adopted_view_is_not_redialled() -> None:
     core.adopt_view(ConvergedView([core.local_member, *peers(3)], 0.0), 0.0)
     effects = [e for i in range(1, 6) for e in core.tick(i * LOCAL.reconnect_interval_s)]
     assert not [e for e in effects if isinstance(e, DialSeed)]
+
+
+def test_joiner_does_not_regossip_the_list_it_joined_with() -> None:
+    """membership.py: what a node that has not joined yet learns from a seed's full list
+    is news to it alone; it gossips its own record, not the cluster's N records."""
+    joiner = make_core("j", 7100, seeds=[addr(8000)])
+    joiner.stream_opened("p0", addr(8000), 0.0, via_seed=True)
+    cluster = peers(50)
+    joiner.handle("p0", StateSync(tuple(cluster), reply_wanted=False, last=True), 0.1)
+    assert joiner.synced
+    assert len(joiner.live_peer_names()) == 50
+    assert joiner.pending_broadcasts() == (joiner.local_member,)
+    # Once joined, news from a full list is gossiped as usual.
+    newcomer = Member("q", addr(9100))
+    joiner.handle("p0", StateSync((newcomer,), reply_wanted=False, last=True), 0.2)
+    assert newcomer in joiner.pending_broadcasts()
