@@ -1,4 +1,5 @@
-"""Command line: ``dynago node | members | leave | demo``. Parses, wires, waits for a signal.
+"""Command line: ``dynago node | members | leave | demo | tags | explain``. Parses, wires,
+waits for a signal.
 
 Bad flags, bad addresses and ports in use end with one line on stderr and exit code 2.
 """
@@ -17,9 +18,12 @@ import time
 import urllib.error
 from collections.abc import Sequence
 from typing import Any, NoReturn
+from urllib.parse import quote
 
+from dynago import cli_tags
 from dynago.config import DEFAULT_CLUSTER, ConfigError
 from dynago.core.address import AddressError, parse_address
+from dynago.core.tags import TagError, parse_filter
 from dynago.ops import config_file
 from dynago.transport.resolve import parse_seed
 
@@ -114,12 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
                       help="serve /v1/faults on the admin API to drop, delay and cut traffic "
                            "(for tests; never in production)")
     node.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    node.add_argument("--tag", action="append", type=cli_tags.tag_argument,
+                      metavar="KEY=VALUE", help="a tag of this node (repeatable; or "
+                      "tags = {KEY = \"VALUE\"} in the config file, DYNAGO_TAGS=K=V,K=V)")
     config_file.add_arguments(node)
 
     members = commands.add_parser("members", help="list the members a node knows")
     members.add_argument("--http", type=_address, default="127.0.0.1:8001",
                          metavar="HOST:PORT", help="admin API of the node to ask")
     members.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    members.add_argument("--tag", action="append", default=[], type=_tag_filter,
+                         metavar="KEY=VALUE|KEY", help="only members with this tag (repeatable)")
+    members.add_argument("--watch", action="store_true",
+                         help="a live table that redraws as members change (Ctrl-C quits)")
+    members.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                         help="--watch: polling period when the node has no event stream")
 
     leave = commands.add_parser("leave", help="make a node leave the cluster and stop")
     leave.add_argument("--http", type=_address, default="127.0.0.1:8001", metavar="HOST:PORT")
@@ -135,13 +148,27 @@ def build_parser() -> argparse.ArgumentParser:
     from dynago.sim.command import add_arguments as add_sim_arguments
 
     add_sim_arguments(sim)
+
+    cli_tags.add_parser(commands, _address)
+    explain = commands.add_parser("explain", help="why a member is in its state: its history")
+    explain.add_argument("name", help="member name")
+    explain.add_argument("--http", type=_address, default="127.0.0.1:8001", metavar="HOST:PORT")
+    explain.add_argument("--json", action="store_true", help="print the history as JSON")
     return parser
+
+
+def _tag_filter(text: str) -> tuple[str, str | None]:
+    try:
+        return parse_filter(text)
+    except TagError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"node": run_node, "members": run_members, "leave": run_leave,
-               "demo": run_demo, "sim": run_sim}[args.command]
+               "demo": run_demo, "sim": run_sim, "tags": cli_tags.run_tags,
+               "explain": _run_explain}[args.command]
     return handler(args)
 
 
@@ -205,7 +232,8 @@ def run_node(args: argparse.Namespace) -> int:
                                      timeout_s=args.on_event_timeout_s)
         node = Node(bind=args.bind, name=args.name, seeds=tuple(args.seed), config=config,
                     http_bind=args.http, faults=faults, keyring=keyring, tls=tls,
-                    admin_token=token, advertise=args.advertise, event_handlers=handlers)
+                    admin_token=token, advertise=args.advertise, event_handlers=handlers,
+                    tags=[cli_tags.tag_argument(tag) for tag in args.tag])
     except (ConfigError, AddressError, KeyringError, TransportError, ValueError,
             argparse.ArgumentTypeError) as error:
         return _fail(str(error))
@@ -246,12 +274,17 @@ def _fetch(address: str, path: str, method: str = "GET", token: str | None = Non
 
 
 def format_table(members: list[dict[str, Any]]) -> str:
-    """The ``dynago members`` table."""
-    header = ("NAME", "ADDRESS", "STATUS", "INCARNATION", "SINCE")
+    """The ``dynago members`` table (a TAGS column when any member has tags)."""
+    with_tags = any(m.get("tags") for m in members)
+    header: tuple[str, ...] = ("NAME", "ADDRESS", "STATUS", "INCARNATION", "SINCE")
+    if with_tags:
+        header = header[:4] + ("TAGS",) + header[4:]
     rows = [header]
     for m in members:
-        rows.append((m["name"], m["address"], m["status"], str(m["incarnation"]),
-                     _since(m["since"])))
+        row: tuple[str, ...] = (m["name"], m["address"], m["status"], str(m["incarnation"]))
+        if with_tags:
+            row += (",".join(f"{k}={v}" for k, v in sorted(m["tags"].items())) or "-",)
+        rows.append(row + (_since(m["since"]),))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
@@ -278,8 +311,16 @@ def _age(seconds: float) -> str:
 
 
 def run_members(args: argparse.Namespace) -> int:
+    if args.watch:
+        from dynago.watch import run_watch
+
+        if not 0.1 <= args.interval <= 3600:
+            return _fail("--interval must be between 0.1 and 3600 seconds")
+        return run_watch(args, args.tag)
+    query = "&".join(f"tag={quote(k if v is None else f'{k}={v}', safe='=')}"
+                     for k, v in args.tag)
     try:
-        members = _fetch(args.http, "/v1/members")
+        members = _fetch(args.http, "/v1/members" + (f"?{query}" if query else ""))
     except (OSError, urllib.error.URLError, ValueError) as error:
         return _fail(f"cannot reach the admin API at {args.http}: {_reason(error)}", 1)
     if args.json:
@@ -301,6 +342,12 @@ def run_leave(args: argparse.Namespace) -> int:
         return _fail(f"cannot reach the admin API at {args.http}: {_reason(error)}", 1)
     print(f"node at {args.http} is leaving")
     return 0
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from dynago.explain import run_explain
+
+    return run_explain(args)
 
 
 def _reason(error: Exception) -> str:

@@ -259,8 +259,12 @@ class Config:
             raise ConfigError(
                 "reconnect_max_backoff_s must be at least reconnect_initial_backoff_s"
             )
-        # A member record is at most ~600 bytes on the wire (name and address are capped).
-        worst = 600 * max(self.max_updates_per_message, self.max_members_per_sync_message)
+        # A member record is at most ~600 bytes on the wire (name and address are capped),
+        # plus its tags (capped too, see core.tags).
+        from dynago.core.tags import MAX_TAGS_WIRE_BYTES
+
+        worst = (600 + MAX_TAGS_WIRE_BYTES) * max(self.max_updates_per_message,
+                                                  self.max_members_per_sync_message)
         if self.max_message_bytes < worst:
             raise ConfigError(
                 f"max_message_bytes ({self.max_message_bytes}) is too small for "

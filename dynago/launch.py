@@ -29,12 +29,12 @@ class LaunchError(RuntimeError):
 
 def http_json(address: str, path: str, *, method: str = "GET", timeout_s: float = 2.0,
               token: str | None = None, body: Any = None) -> Any:
-    """GET (or POST) ``path`` on the admin API at ``address`` and decode its JSON.
+    """GET (or POST, PUT) ``path`` on the admin API at ``address`` and decode its JSON.
 
-    ``token`` is sent as a bearer token; ``body`` (POST only) as JSON."""
+    ``token`` is sent as a bearer token; ``body`` (POST and PUT only) as JSON."""
     data = json.dumps(body).encode() if body is not None else b""
     request = urllib.request.Request(f"http://{address}{path}", method=method,
-                                     data=data if method == "POST" else None)
+                                     data=data if method in ("POST", "PUT") else None)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
@@ -65,10 +65,14 @@ def wait_until(
 
 
 class NodeProcess:
-    """One ``dynago node`` child process."""
+    """One ``dynago node`` child process.
+
+    ``prefix`` is a command that execs the node in place, e.g. ``ip netns exec NS`` to run
+    it inside a network namespace; it must exec (not fork), so that ``pid`` stays the
+    node's own process id and signals reach the node itself."""
 
     def __init__(self, args: Sequence[str], *, env: dict[str, str] | None = None,
-                 stderr_path: str | None = None) -> None:
+                 stderr_path: str | None = None, prefix: Sequence[str] = ()) -> None:
         self.args = list(args)
         child_env = dict(os.environ)
         child_env.setdefault("GRPC_VERBOSITY", "ERROR")
@@ -77,7 +81,7 @@ class NodeProcess:
             child_env.update(env)
         self._stderr = open(stderr_path, "ab") if stderr_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dynago", "node", *self.args],
+            [*prefix, sys.executable, "-m", "dynago", "node", *self.args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

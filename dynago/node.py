@@ -8,6 +8,7 @@ down again: actors first, then the transport (the other order waits out gRPC's g
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -20,6 +21,7 @@ from dynago.actors.timers import Scheduler, ThreadScheduler, Timer
 from dynago.clock import Clock, SystemClock
 from dynago.config import Config
 from dynago.core.address import parse_address
+from dynago.core.tags import make_tags
 from dynago.transport.base import Stream
 from dynago.transport.faults import Faults
 from dynago.transport.resolve import parse_seed
@@ -53,8 +55,10 @@ class Node:
         admin_token: str | None = None,
         advertise: str | None = None,
         event_handlers: EventHandlers | None = None,
+        tags: Mapping[str, str] | Iterable[tuple[str, str]] = (),
     ) -> None:
         self.config = (config or Config.lan()).validate()
+        self._tags = make_tags(tags)  # TagError (a ValueError) before anything starts
         parse_address(bind, allow_port_zero=True)
         for address in seeds:
             parse_seed(address)  # HOST:PORT, or dns:NAME:PORT (resolved at each dial)
@@ -114,6 +118,7 @@ class Node:
                 scheduler=self._scheduler,
                 seeds=seeds,
                 seed=self._rng_seed,
+                tags=self._tags,
             )
             membership = self.membership
             if self.event_handlers is not None:

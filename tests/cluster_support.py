@@ -56,7 +56,7 @@ def http_status(address: str, path: str, *, method: str = "GET",
     """One request to the admin API: (HTTP status, body), 4xx and 5xx included."""
 
     request = urllib.request.Request(f"http://{address}{path}", method=method,
-                                     data=body if method == "POST" else None)
+                                     data=body if method in ("POST", "PUT") else None)
     for name, value in (headers or {}).items():
         request.add_header(name, value)
     try:

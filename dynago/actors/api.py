@@ -8,25 +8,30 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import pykka
 
 from dynago.actors.messages import (
     Add,
+    GetHistory,
     GetStats,
     Leave,
     MemberView,
     Merge,
     Rejected,
     Remove,
+    SetTags,
     Snapshot,
     Subscribe,
     Unsubscribe,
+    UpdateTags,
 )
+from dynago.core.history import HistoryEntry
 from dynago.core.member import Member
-from dynago.core.messages import MemberEvent
+from dynago.core.messages import EventKind, MemberEvent
+from dynago.core.tags import Tags, make_tags
 
 Ref = pykka.ActorRef[Any]
 
@@ -61,15 +66,76 @@ def remove(ref: Ref, name: str, *, timeout_s: float = 5.0) -> None:
     _checked(ref.ask(Remove(name), timeout=timeout_s))
 
 
+Subscriber = Callable[[MemberEvent], None] | Ref
+"""A callable (runs on the membership actor's thread: it must not block) or an actor ref
+(it is told each MemberEvent)."""
+
+
 def subscribe(
-    ref: Ref, subscriber: Callable[[MemberEvent], None] | Ref, *, timeout_s: float = 5.0
+    ref: Ref,
+    subscriber: Subscriber,
+    *,
+    kinds: Iterable[EventKind] | None = None,
+    timeout_s: float = 5.0,
 ) -> int:
-    """Receive every later membership event. Returns a token for ``unsubscribe``."""
-    return cast(int, _checked(ref.ask(Subscribe(subscriber), timeout=timeout_s)))
+    """Receive every later membership event (only ``kinds``, if given: joined, changed,
+    suspected, failed, left). Returns a token for ``unsubscribe``.
+
+    Events come in the order the node saw the changes. A callable that raises is
+    unsubscribed (and the error logged); the node goes on.
+    """
+    message = Subscribe(subscriber, _kinds(kinds))
+    return cast(int, _checked(ref.ask(message, timeout=timeout_s)))
+
+
+def subscribe_with_snapshot(
+    ref: Ref,
+    subscriber: Subscriber,
+    *,
+    kinds: Iterable[EventKind] | None = None,
+    timeout_s: float = 5.0,
+) -> tuple[int, tuple[MemberView, ...]]:
+    """Like ``subscribe``, and also return the member map (every record) as it was at the
+    moment of subscribing: each later change arrives as an event, none is missed."""
+    message = Subscribe(subscriber, _kinds(kinds), with_snapshot=True)
+    return cast(tuple[int, tuple[MemberView, ...]],
+                _checked(ref.ask(message, timeout=timeout_s)))
+
+
+def _kinds(kinds: Iterable[EventKind] | None) -> frozenset[EventKind] | None:
+    if kinds is None:
+        return None
+    chosen = frozenset(kinds)
+    for kind in chosen:
+        if not isinstance(kind, EventKind):
+            raise TypeError(f"{kind!r} is not an EventKind")
+    return chosen
 
 
 def unsubscribe(ref: Ref, token: int, *, timeout_s: float = 5.0) -> None:
     ref.ask(Unsubscribe(token), timeout=timeout_s)
+
+
+def set_tags(ref: Ref, tags: Mapping[str, str] | Iterable[tuple[str, str]], *,
+             timeout_s: float = 5.0) -> None:
+    """Replace this node's tags (a mapping or pairs). The node raises its incarnation and
+    the change spreads like any other. Raises ValueError (core.tags.TagError) for invalid
+    tags, and while the node is leaving; nothing changes then."""
+    _checked(ref.ask(SetTags(make_tags(tags)), timeout=timeout_s))
+
+
+def update_tags(ref: Ref, patch: Mapping[str, str | None], *,
+                timeout_s: float = 5.0) -> Tags:
+    """Change this node's tags by a merge patch (a string sets a key, None removes it), in
+    one step on the actor. Returns the new tags. Raises ValueError like ``set_tags``."""
+    message = UpdateTags(tuple(patch.items()))
+    return cast(Tags, _checked(ref.ask(message, timeout=timeout_s)))
+
+
+def history(ref: Ref, name: str, *, timeout_s: float = 5.0) -> tuple[HistoryEntry, ...]:
+    """What this node saw happen to member ``name``, oldest first (core.history). Raises
+    KeyError if it neither holds nor remembers such a member."""
+    return cast(tuple[HistoryEntry, ...], _checked(ref.ask(GetHistory(name), timeout=timeout_s)))
 
 
 def stats(ref: Ref, *, timeout_s: float = 5.0) -> dict[str, int]:

@@ -6,8 +6,11 @@ use), ``Publish`` goes to the subscribers, ``DialSeed`` goes to the transport. T
 never waits on another actor or on the network.
 
 Message protocol: see dynago.actors.messages (Add, Remove, Merge, Snapshot, Subscribe,
-Unsubscribe, Leave, GetStats; and the private Tick, StreamOpened, PeerMessage,
-DialSeedFailed, PeerConnectivity).
+Unsubscribe, Leave, GetStats, SetTags, GetHistory; and the private Tick, StreamOpened,
+PeerMessage, DialSeedFailed, PeerConnectivity).
+
+Every published event is also kept in a bounded per-member history (core.history), with
+this node's wall time, for ``GetHistory`` ("why is X dead?").
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dynago.actors.messages import (
     Deliver,
     DialSeedFailed,
     Flush,
+    GetHistory,
     GetStats,
     Leave,
     MemberView,
@@ -35,20 +39,24 @@ from dynago.actors.messages import (
     Rejected,
     Remove,
     SetAddress,
+    SetTags,
     Snapshot,
     StreamOpened,
     Subscribe,
     Tick,
     Unsubscribe,
+    UpdateTags,
 )
 from dynago.actors.peer import PeerActor
 from dynago.actors.refs import mailbox_depth, tell_quietly
 from dynago.actors.timers import Scheduler
 from dynago.clock import Clock
 from dynago.config import Config
+from dynago.core.history import History
 from dynago.core.member import Status
 from dynago.core.membership import MembershipCore
-from dynago.core.messages import DialSeed, Effect, MemberEvent, Publish, Send
+from dynago.core.messages import DialSeed, Effect, EventKind, MemberEvent, Publish, Send
+from dynago.core.tags import Tags, apply_patch
 from dynago.transport.base import Stream, Transport
 
 log = logging.getLogger(__name__)
@@ -68,6 +76,8 @@ class MembershipActor(pykka.ThreadingActor):
         scheduler: Scheduler,
         seeds: tuple[str, ...] = (),
         seed: int | None = None,
+        tags: Tags = (),
+        history: History | None = None,
     ) -> None:
         super().__init__()
         self._config = config
@@ -77,11 +87,16 @@ class MembershipActor(pykka.ThreadingActor):
         self._rng = random.Random(seed)
         self.core = MembershipCore(
             name, address, config, random.Random(self._rng.getrandbits(64)),
-            clock.monotonic(), seeds=seeds,
+            clock.monotonic(), seeds=seeds, tags=tags,
         )
         self.name = name
         self._peers: dict[str, pykka.ActorRef[Any]] = {}
-        self._subscribers: dict[int, Callable[[MemberEvent], None] | Any] = {}
+        self._subscribers: dict[
+            int, tuple[Callable[[MemberEvent], None] | Any, frozenset[EventKind] | None]
+        ] = {}
+        self._history = history or History()
+        self._history.record(MemberEvent(EventKind.JOINED, self.core.local_member, None,
+                                         "self", "this node started"), clock.wall())
         self._tokens = itertools.count(1)
         self._handler_errors = 0
         self._seed_dial_failures = 0
@@ -108,7 +123,7 @@ class MembershipActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         # Nothing may escape: pykka stops an actor whose *told* message raised, and this
         # actor cannot know whether it was asked or told.
-        if isinstance(message, Add | Merge | Remove):
+        if isinstance(message, Add | Merge | Remove | SetTags | UpdateTags | GetHistory):
             try:
                 return self._dispatch(message)
             except (ValueError, KeyError) as error:
@@ -144,10 +159,23 @@ class MembershipActor(pykka.ThreadingActor):
                 self._run(self.core.remove(name, now))
             case Snapshot(include_dead):
                 return self._snapshot(include_dead, now)
-            case Subscribe(subscriber):
+            case Subscribe(subscriber, kinds, with_snapshot):
                 token = next(self._tokens)
-                self._subscribers[token] = subscriber
+                self._subscribers[token] = (subscriber, kinds)
+                if with_snapshot:
+                    return token, self._snapshot(True, now)
                 return token
+            case SetTags(tags):
+                self._run(self.core.set_tags(tags, now))
+            case UpdateTags(patch):
+                tags = apply_patch(self.core.local_member.tags, dict(patch))
+                self._run(self.core.set_tags(tags, now))
+                return tags
+            case GetHistory(name):
+                history = self._history.of(name)
+                if history is None and self.core.get(name) is None:
+                    raise KeyError(f"no member named {name!r}")
+                return history or ()
             case Unsubscribe(token):
                 self._subscribers.pop(token, None)
             case Leave():
@@ -194,6 +222,7 @@ class MembershipActor(pykka.ThreadingActor):
                 status=member.status.label,
                 incarnation=member.incarnation,
                 since=wall_now - (now - record.since),
+                tags=member.tags,
             ))
         return tuple(views)
 
@@ -301,6 +330,7 @@ class MembershipActor(pykka.ThreadingActor):
                  extra={"event": event.kind.value, "member": member.name,
                         "address": member.address, "status": member.status.label,
                         "incarnation": member.incarnation})
+        self._history.record(event, self._clock.wall())
         previous = event.previous
         if member.name != self.name:
             peer = self._peers.get(member.name)
@@ -311,7 +341,9 @@ class MembershipActor(pykka.ThreadingActor):
                 peer.stop(block=False)
                 del self._peers[member.name]
                 self._peer_started.pop(member.name, None)
-        for token, subscriber in list(self._subscribers.items()):
+        for token, (subscriber, kinds) in list(self._subscribers.items()):
+            if kinds is not None and event.kind not in kinds:
+                continue
             try:
                 if hasattr(subscriber, "tell"):
                     subscriber.tell(event)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynago.core.member import Member
-from dynago.core.messages import CoreMessage, MemberEvent
+from dynago.core.messages import CoreMessage, EventKind, MemberEvent
+from dynago.core.tags import Tags
 from dynago.transport.base import Stream
 
 # ---------------------------------------------------------------- MembershipActor
@@ -50,11 +51,15 @@ class Snapshot:
 class Subscribe:
     """Publish every later MemberEvent to ``subscriber`` (a callable or an ActorRef).
 
-    A callable runs on the membership actor's thread and must not block. Ask: returns a
-    token for Unsubscribe.
+    A callable runs on the membership actor's thread and must not block. ``kinds``, if
+    set, limits the events to those kinds. Ask: returns a token for Unsubscribe; with
+    ``with_snapshot``, ``(token, snapshot)`` where the snapshot (every record, as
+    Snapshot) is taken in the same turn, so no event falls between the two.
     """
 
     subscriber: Callable[[MemberEvent], None] | Any
+    kinds: frozenset[EventKind] | None = None
+    with_snapshot: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,31 @@ class Leave:
 @dataclass(frozen=True, slots=True)
 class GetStats:
     """Ask for counters (dict of name -> int)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetTags:
+    """This node's tags become ``tags`` (canonical, core.tags); it raises its incarnation.
+    Ask: raises ValueError if they are invalid or the node is leaving."""
+
+    tags: Tags
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateTags:
+    """Change this node's tags by a merge patch: a string value sets that key, None
+    removes it (core.tags.apply_patch). Ask: returns the new tags; raises ValueError if
+    the result is invalid or the node is leaving (nothing changes then)."""
+
+    patch: tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GetHistory:
+    """Ask for the history of member ``name``: a tuple of core.history.HistoryEntry, oldest
+    first. Raises KeyError if this node neither holds nor remembers that member."""
+
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +152,9 @@ MembershipMessage = (
     | Unsubscribe
     | Leave
     | GetStats
+    | SetTags
+    | UpdateTags
+    | GetHistory
     | Tick
     | StreamOpened
     | PeerMessage
@@ -151,6 +184,7 @@ class MemberView:
     incarnation: int
     since: float
     """Wall-clock time (Unix seconds, this node's clock) at which this node saw the change."""
+    tags: Tags = ()
 
 
 # ---------------------------------------------------------------- PeerActor

@@ -5,10 +5,12 @@ Laws (checked by property tests in tests/core/test_core_merge_laws.py):
 * A member is identified by its ``name``. Its record carries the ``address`` it is
   reached at, an ``incarnation`` that only the member itself increases, and a ``status``.
 * Records of one member are totally ordered by ``(incarnation, status rank, address,
-  origin)``: a higher incarnation wins; at equal incarnation SUSPECT beats ALIVE, FAILED
-  beats SUSPECT and LEFT beats everything (so LEFT is final for that incarnation); the
-  address and the origin (who suspected or declared the failure) only break ties between
-  records that carry the same news.
+  origin, tags)``: a higher incarnation wins; at equal incarnation SUSPECT beats ALIVE,
+  FAILED beats SUSPECT and LEFT beats everything (so LEFT is final for that incarnation);
+  the address, the origin (who suspected or declared the failure) and the tags only
+  break ties between records that carry the same news.
+* Only the member itself changes its tags, and it raises its incarnation when it does,
+  so a tag change wins like a refutation (core.tags, MembershipCore.set_tags).
 * ``merge_member`` keeps the greater record, so merging is commutative, associative and
   idempotent: every node that has seen the same records holds the same view, whatever the
   order or repetition of messages. No wall clock of any node takes part in it.
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from dynago.core.address import is_valid_address
+from dynago.core.tags import Tags, tags_problem
 
 MAX_NAME_LENGTH = 255
 MAX_INCARNATION = (1 << 64) - 1
@@ -60,10 +63,13 @@ class Member:
     """Who suspected (SUSPECT) or declared (FAILED) this member; empty for ALIVE and LEFT,
     which only the member itself announces. Lifeguard counts distinct origins as
     independent confirmations of a suspicion."""
+    tags: Tags = ()
+    """The member's key/value metadata, sorted by key (core.tags). Only the member itself
+    changes them, at a new incarnation; other records of it (suspect, failed) carry them on."""
 
-    def precedence(self) -> tuple[int, int, str, str]:
+    def precedence(self) -> tuple[int, int, str, str, Tags]:
         """The key that decides which of two records of one member wins."""
-        return (self.incarnation, int(self.status), self.address, self.origin)
+        return (self.incarnation, int(self.status), self.address, self.origin, self.tags)
 
     def supersedes(self, other: Member) -> bool:
         """True if this record wins over ``other`` (a record of the same member)."""
@@ -88,6 +94,10 @@ class Member:
                 ch.isspace() for ch in self.origin
             ):
                 return f"member {self.name!r} has an invalid origin {self.origin!r}"
+        if self.tags != ():
+            problem = tags_problem(self.tags)
+            if problem:
+                return f"member {self.name!r}: {problem}"
         return None
 
 

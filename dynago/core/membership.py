@@ -11,8 +11,9 @@ Rules (each tested in tests/core/):
 * Only a member raises its own incarnation. When it hears a record of itself that wins
   over its own (a suspicion, a failure, or its own previous life after a restart), it
   takes an incarnation above that record and gossips that it is alive (SWIM refutation).
-* Every change that wins is queued for gossip: ``gossip_fanout`` random live members per
-  round, each change for ``retransmit_mult * ceil(log10(N+1))`` rounds, at most
+* Every change that wins is queued for gossip (except what a node that has not joined
+  yet learns from a full list: news to it alone): ``gossip_fanout`` random live members
+  per round, each change for ``retransmit_mult * ceil(log10(N+1))`` rounds, at most
   ``max_updates_per_message`` records per message.
 * Every ``anti_entropy_interval_s`` the node exchanges its full list with one random live
   member (push-pull), in chunks of ``max_members_per_sync_message`` records.
@@ -28,6 +29,13 @@ Rules (each tested in tests/core/):
   gossiped. A suspicion becomes FAILED after its Lifeguard timeout unless the member
   refutes; independent confirmations shrink the timeout. A lost stream is only a hint:
   it makes this node probe that member now.
+* In a peer's full list (push-pull), a FAILED record of a member this node holds live
+  counts only as a suspicion from the node that declared it (memberlist's rule): a node
+  that was cut off brings back stale verdicts in the exchange that reconnects it, and
+  they must not fail members the others can reach. Gossiped verdicts are fresh and
+  apply as they are; an operator's removal (no origin) always stands. A node with no
+  live member to gossip to still counts its rounds, so what it queued while cut off
+  (verdicts on everyone) expires instead of being pushed out when it reconnects.
 * Time this node did not run (a gap between ticks longer than the probe timeout) does
   not count against others: probe and suspicion deadlines move by the gap.
 * A message from a member this node holds as failed is answered with that record, so a
@@ -70,6 +78,7 @@ from dynago.core.messages import (
 from dynago.core.nameset import NameSet
 from dynago.core.probe import ActiveProbe, Prober
 from dynago.core.suspicion import Suspicion, expected_confirmations, suspicion_bounds
+from dynago.core.tags import Tags
 from dynago.core.view import ConvergedView
 
 
@@ -116,8 +125,9 @@ class MembershipCore:
         rng: random.Random,
         now: float,
         seeds: Iterable[str] = (),
+        tags: Tags = (),
     ) -> None:
-        me = Member(name, address, 0, Status.ALIVE)
+        me = Member(name, address, 0, Status.ALIVE, tags=tags)
         problem = me.problem()
         if problem:
             raise ValueError(problem)
@@ -237,7 +247,7 @@ class MembershipCore:
             if now >= self._next_probe:
                 self._next_probe = _next_due(
                     self._next_probe, self.awareness.scale(self.config.probe_interval_s), now)
-                next_target = self._prober.next_target(self._live.names, self._live.index)
+                next_target = self._prober.next_target(self._live.names, self._is_live_peer)
                 if next_target is not None:
                     self._start_probe(next_target, now, effects)
             self._run_probe_deadlines(now, effects)
@@ -316,7 +326,7 @@ class MembershipCore:
         """Hint: the stream to ``name`` was lost. Not a verdict: probe it now."""
         self._due = None  # whatever follows may move the next deadline
         effects: list[Effect] = []
-        if not self._leaving and name in self._live.index and not self.probing(name):
+        if not self._leaving and self._is_live_peer(name) and not self.probing(name):
             self._start_probe(name, now, effects)
         return effects
 
@@ -331,9 +341,9 @@ class MembershipCore:
         elif isinstance(message, Ack):
             self._on_ack(sender, message, now, effects)
         elif isinstance(message, Gossip):
-            self._receive_all(message.updates, now, effects, sender)
+            self._receive_all(message.updates, now, effects, sender, full_state=False)
         elif isinstance(message, StateSync):
-            self._receive_all(message.members, now, effects, sender)
+            self._receive_all(message.members, now, effects, sender, full_state=True)
             if message.last:
                 if sender in self._seed_peers:
                     self._synced = True
@@ -452,8 +462,9 @@ class MembershipCore:
             raise KeyError(f"no member named {name!r}")
         effects: list[Effect] = []
         if record.member.status.is_live:
-            failed = Member(name, record.member.address, record.member.incarnation, Status.FAILED)
-            self._apply(failed, now, effects)
+            failed = Member(name, record.member.address, record.member.incarnation, Status.FAILED,
+                            tags=record.member.tags)
+            self._apply(failed, now, effects, "local")
         return effects
 
     def leave(self, now: float) -> list[Effect]:
@@ -464,17 +475,36 @@ class MembershipCore:
         if self._leaving:
             return effects
         self._leaving = True
-        left = Member(me.name, me.address, me.incarnation, Status.LEFT)
-        self._apply(left, now, effects)
+        left = Member(me.name, me.address, me.incarnation, Status.LEFT, tags=me.tags)
+        self._apply(left, now, effects, "local")
         notice = Gossip((left,))
         for peer in self._live.names():
             effects.append(Send(peer, self._records[peer].member.address, notice))
         return effects
 
+    def set_tags(self, tags: Tags, now: float) -> list[Effect]:
+        """This node's tags become ``tags`` (canonical, see core.tags): it raises its
+        incarnation, as a refutation does, so that its new record wins everywhere. Raises
+        ValueError for invalid tags, while leaving, or at the maximum incarnation."""
+        self._due = None  # whatever follows may move the next deadline
+        me = self.local_member
+        if tags == me.tags:
+            return []
+        updated = Member(me.name, me.address, me.incarnation + 1, Status.ALIVE, tags=tags)
+        problem = updated.problem()
+        if problem:
+            raise ValueError(problem)
+        if self._leaving:
+            raise ValueError("this node is leaving; its tags no longer change")
+        effects: list[Effect] = []
+        self._apply(updated, now, effects, "local")
+        return effects
+
     # ------------------------------------------------------------------ rules
 
     def _receive(
-        self, member: Member, now: float, effects: list[Effect], sender: str | None = None
+        self, member: Member, now: float, effects: list[Effect], sender: str | None = None,
+        *, full_state: bool = False,
     ) -> None:
         """Take in one record from outside: validate, refute if it is about us, merge.
 
@@ -495,22 +525,38 @@ class MembershipCore:
             return
         if member.name not in self._records and not self._admit_new(sender, now):
             return
+        if (full_state and member.status is Status.FAILED and member.origin
+                and held is not None and held.member.status.is_live
+                and member.incarnation >= held.member.incarnation):
+            # In another node's full list, its verdict on a member we hold live is a
+            # suspicion here, from the node that declared it (memberlist's push-pull
+            # rule): our own Lifeguard timer decides, and the member may refute first. A
+            # node that was cut off brings its stale verdicts back in the push-pull that
+            # reconnects it; they fail no one that the rest of the cluster can reach. (A
+            # verdict with no origin is an operator's removal, which stands.)
+            member = Member(member.name, member.address, member.incarnation,
+                            Status.SUSPECT, member.origin, member.tags)
         if member.status is Status.SUSPECT:
             suspicion = self._suspicions.get(member.name)
             if suspicion is not None and suspicion.incarnation == member.incarnation:
                 suspicion.confirm(member.origin)  # Lifeguard: an independent confirmation
         if held is None or member.supersedes(held.member):
-            self._apply(member, now, effects)
+            # A node that has not joined yet learns the cluster from a seed's full list:
+            # that news is news to it alone (the seed and its cluster hold it already),
+            # and gossiping all N records on would cost every join O(N) messages.
+            self._apply(member, now, effects, sender if sender is not None else "local",
+                        gossip=self._synced or not full_state)
 
     def _receive_all(
-        self, members: tuple[Member, ...], now: float, effects: list[Effect], sender: str
+        self, members: tuple[Member, ...], now: float, effects: list[Effect], sender: str,
+        *, full_state: bool,
     ) -> None:
         records = self._records
         for member in members:
             held = records.get(member.name)
             if held is not None and held.member is member:
                 continue  # the very record we hold (an in-process peer: the simulator)
-            self._receive(member, now, effects, sender)
+            self._receive(member, now, effects, sender, full_state=full_state)
 
     def _admit_new(self, sender: str | None, now: float) -> bool:
         """Whether one more member may enter the map (see _receive)."""
@@ -543,10 +589,13 @@ class MembershipCore:
         self.counters.refutations += 1
         if member.status in (Status.SUSPECT, Status.FAILED):
             self.awareness.apply(+1)  # Lifeguard: being suspected hints that we are slow
-        self._apply(Member(me.name, me.address, member.incarnation + 1, status), now, effects)
+        self._apply(Member(me.name, me.address, member.incarnation + 1, status, tags=me.tags),
+                    now, effects)
 
-    def _apply(self, member: Member, now: float, effects: list[Effect]) -> None:
-        """The only transition of the member map: store, gossip and publish one record."""
+    def _apply(self, member: Member, now: float, effects: list[Effect],
+               reporter: str = "self", detail: str = "", *, gossip: bool = True) -> None:
+        """The only transition of the member map: store, gossip (unless ``gossip`` is
+        False) and publish one record."""
         held = self._records.get(member.name)
         previous = held.member if held is not None else None
         name = member.name
@@ -556,23 +605,33 @@ class MembershipCore:
         if self._at_seed:
             self._track_seed_address(previous, member)
         if name != self.name:
+            was_live = previous is not None and previous.status.is_live
             if member.status.is_live:
-                self._live.add(name)
+                if not was_live:
+                    self._live.add(name)
                 self._tombstones.pop(name, None)
             else:
-                self._live.discard(name)
+                if was_live:
+                    self._live.discard(name)
                 self._prober.forget_target(name)
                 self._tombstones.pop(name, None)
                 self._tombstones[name] = now  # re-inserted: the dict stays oldest first
+            was_failed = previous is not None and previous.status is Status.FAILED
             if member.status is Status.FAILED:
-                self._failed.add(name)
-            else:
+                if not was_failed:
+                    self._failed.add(name)
+            elif was_failed:
                 self._failed.discard(name)
             self._track_suspicion(member, now)
-        self._broadcasts.enqueue(member)
+        if gossip:
+            self._broadcasts.enqueue(member)
         kind = _event_kind(previous, member)
         if kind is not None:
-            effects.append(Publish(MemberEvent(kind, member, previous)))
+            effects.append(Publish(MemberEvent(kind, member, previous, reporter, detail)))
+
+    def _is_live_peer(self, name: str) -> bool:
+        record = self._records.get(name)
+        return record is not None and record.member.status.is_live and name != self.name
 
     def _track_seed_address(self, previous: Member | None, member: Member) -> None:
         if previous is not None and previous.status.is_live:
@@ -658,7 +717,7 @@ class MembershipCore:
             suspicion = self._suspicions.get(member.name)
             if suspicion is not None and suspicion.confirm(self.name):
                 mine = Member(member.name, member.address, member.incarnation,
-                              Status.SUSPECT, self.name)
+                              Status.SUSPECT, self.name, member.tags)
                 if mine.supersedes(member):
                     self._apply(mine, now, effects)
                 else:
@@ -668,8 +727,9 @@ class MembershipCore:
             return
         self.counters.suspicions_raised += 1
         suspect = Member(member.name, member.address, member.incarnation, Status.SUSPECT,
-                         self.name)
-        self._apply(suspect, now, effects)
+                         self.name, member.tags)
+        self._apply(suspect, now, effects, detail=f"our probe got no ack, direct or via "
+                    f"{probe.helpers} helper(s) ({probe.nacks} nacked)")
 
     def _run_suspicion_deadlines(self, now: float, effects: list[Effect]) -> None:
         for name, suspicion in list(self._suspicions.items()):
@@ -683,7 +743,7 @@ class MembershipCore:
             if member.status is Status.SUSPECT and member.incarnation == suspicion.incarnation:
                 self.counters.failures_declared += 1
                 failed = Member(name, member.address, member.incarnation, Status.FAILED,
-                                self.name)
+                                self.name, member.tags)
                 self._apply(failed, now, effects)
 
     def _on_ping(self, sender: str, ping: Ping, now: float, effects: list[Effect]) -> None:
@@ -728,8 +788,8 @@ class MembershipCore:
             if since > horizon:
                 break
             del self._tombstones[name]
-            del self._records[name]
-            self._failed.discard(name)
+            if self._records.pop(name).member.status is Status.FAILED:
+                self._failed.discard(name)
             self._notified.pop(name, None)
             self._suspicions.pop(name, None)
             self.counters.tombstones_reaped += 1
@@ -745,7 +805,14 @@ class MembershipCore:
     # ------------------------------------------------------------------ dissemination
 
     def _gossip_round(self) -> list[Effect]:
-        if not self._broadcasts.queued or not len(self._live):
+        if not self._broadcasts.queued:
+            return []
+        if not len(self._live):
+            # Nobody to tell: the round still counts, so that what this node queued
+            # while cut off expires rather than reaching the cluster when it is back
+            # (full-state exchanges carry what still matters).
+            self._broadcasts.take(self.config.max_updates_per_message,
+                                  retransmit_limit(self.config.retransmit_mult, 1))
             return []
         targets = self._live.sample(self._rng, self.config.gossip_fanout)
         limit = retransmit_limit(self.config.retransmit_mult, len(self._live) + 1)
@@ -790,7 +857,7 @@ def _event_kind(previous: Member | None, current: Member) -> EventKind | None:
     """Which event a change from ``previous`` to ``current`` is, if any."""
     if (previous is not None and previous.status == current.status
             and previous.incarnation == current.incarnation
-            and previous.address == current.address):
+            and previous.address == current.address and previous.tags == current.tags):
         return None  # only the origin changed: the same news from someone else
     was_live = previous is not None and previous.status.is_live
     if current.status is Status.ALIVE:

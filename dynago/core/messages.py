@@ -74,7 +74,7 @@ class EventKind(Enum):
     JOINED = "joined"
     """A member not known, or known as failed or left, is now alive."""
     CHANGED = "changed"
-    """A live member's record changed (incarnation, address, or back to alive)."""
+    """A live member's record changed (incarnation, address, tags, or back to alive)."""
     SUSPECTED = "suspected"
     """A live member is suspected of having failed."""
     FAILED = "failed"
@@ -90,6 +90,13 @@ class MemberEvent:
     kind: EventKind
     member: Member
     previous: Member | None
+    reporter: str = ""
+    """Who brought the change: the peer whose message carried the record, ``"self"`` when
+    this node's own rules made it (its probe, its suspicion timeout, its refutation) and
+    ``"local"`` when a local caller did (add, merge, remove, leave, set_tags)."""
+    detail: str = ""
+    """What this node's own rules saw, in words, when it made the change (e.g. the probe
+    that got no ack); empty otherwise."""
 
 
 @dataclass(frozen=True, slots=True)

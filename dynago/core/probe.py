@@ -11,7 +11,7 @@ others. Pure data: MembershipCore decides what to send.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -60,7 +60,7 @@ class Prober:
         return self._seq
 
     def next_target(
-        self, live: Callable[[], list[str]], is_live: Container[str]
+        self, live: Callable[[], list[str]], is_live: Callable[[str], bool]
     ) -> str | None:
         """The next member to probe, or None if there is nobody (or all are in flight).
 
@@ -78,7 +78,7 @@ class Prober:
                 order[position], order[pick] = order[pick], order[position]
                 self._position = position + 1
                 name = order[position]
-                if name in is_live and name not in self.by_target:
+                if is_live(name) and name not in self.by_target:
                     return name
             self._order = live()
             self._position = 0

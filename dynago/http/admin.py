@@ -3,7 +3,9 @@
 * ``GET /members``    — JSON array of ``"host:port"`` of live members (alive, suspect),
   this node included: the shape Dynago's clients read.
 * ``GET /v1/members`` — JSON array of objects: name, address, status, incarnation, since
-  (RFC 3339 UTC time at which this node saw the change).
+  (RFC 3339 UTC time at which this node saw the change), tags; ``?tag=KEY=VALUE`` filters.
+* ``GET /v1/members/{name}/history``, ``GET|PUT|POST /v1/tags`` — see http.membership_api.
+* ``GET /v1/events`` — membership events as server-sent events; see http.events.
 * ``GET /metrics``    — the same counters and more in the Prometheus text format
   (dynago.ops.metrics).
 * ``GET /v1/stats``   — counters: membership (probes, suspicions, invalid records, ...)
@@ -17,14 +19,13 @@
   or ``true`` for everything); the answer is the rules now in force. Bad input: 400 and
   nothing changes.
 
-Requests that change the node (every POST) need ``Authorization: Bearer TOKEN`` when the
+Requests that change the node (every POST and PUT) need ``Authorization: Bearer TOKEN`` when the
 node has an admin token; without it they get 401 and nothing changes. Reads stay open.
 Handlers only ``ask`` the membership actor (with a timeout); they never touch its state.
 """
 
 from __future__ import annotations
 
-import datetime
 import hmac
 import json
 import logging
@@ -32,10 +33,13 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import pykka
 
 from dynago.core.address import format_address, parse_address
+from dynago.http import membership_api
+from dynago.http.events import EventStreams
 from dynago.transport.faults import FaultError, Faults
 
 if TYPE_CHECKING:
@@ -44,16 +48,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _rfc3339(seconds: float) -> str:
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     node: Node
     on_leave: Any
     token: bytes | None
+    events: EventStreams
 
 
 class _Server6(_Server):
@@ -83,30 +83,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        path, _, query_text = self.path.partition("?")
+        path = path.rstrip("/") or "/"
+        query = parse_qs(query_text, keep_blank_values=True)
         node = self.server.node
         try:
-            if path == "/members":
+            history_of = membership_api.history_name(path)
+            if path == "/v1/events":
+                refused = self.server.events.serve(self, node, query)
+                if refused is not None:
+                    self._send_json(*refused)
+            elif history_of is not None:
+                self._send_json(*membership_api.history(node, history_of))
+            elif path == "/v1/tags":
+                self._send_json(*membership_api.tags(node))
+            elif path == "/members":
                 live = node.members(live_only=True)
                 self._send_json(200, sorted(view.address for view in live))
             elif path == "/v1/members":
-                views = node.members()
-                self._send_json(200, [
-                    {
-                        "name": v.name,
-                        "address": v.address,
-                        "status": v.status,
-                        "incarnation": v.incarnation,
-                        "since": _rfc3339(v.since),
-                    }
-                    for v in views
-                ])
+                self._send_json(*membership_api.members(node, query))
             elif path == "/metrics":
                 from dynago.ops import metrics
 
                 self._send_bytes(200, metrics.render(node), metrics.CONTENT_TYPE)
             elif path == "/v1/stats":
-                self._send_json(200, node.stats())
+                self._send_json(200, {**node.stats(), **self.server.events.counters()})
             elif path == "/v1/faults" and node.faults is not None:
                 self._send_json(200, node.faults.rules.as_dict())
             elif path == "/healthz":
@@ -149,7 +150,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length > 0 else b""
         faults = self.server.node.faults
-        if path == "/v1/faults" and faults is not None:
+        if path == "/v1/tags":
+            try:
+                self._send_json(*membership_api.change_tags(self.server.node, self.command, body))
+            except (pykka.ActorDeadError, pykka.Timeout, AssertionError):
+                self._send_json(503, {"error": "membership not running"})
+        elif self.command == "PUT":
+            self._send_json(405, {"error": f"PUT is not allowed on {path}"})
+        elif path == "/v1/faults" and faults is not None:
             try:
                 _apply_faults(faults, json.loads(body or b"{}"))
             except (ValueError, TypeError, KeyError) as error:
@@ -165,6 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
             threading.Thread(target=callback, name="dynago-leave", daemon=True).start()
         else:
             self._send_json(404, {"error": f"no such resource {path}"})
+
+    do_PUT = do_POST  # noqa: N815 - stdlib name; PUT /v1/tags only
 
 
 def _apply_faults(faults: Faults, request: object) -> None:
@@ -207,6 +217,7 @@ class AdminServer:
         self._server.node = node
         self._server.on_leave = on_leave
         self._server.token = token.encode() if token else None
+        self.events = self._server.events = EventStreams()
         bound_port = self._server.server_address[1]
         self.address = format_address(host, int(bound_port))
         self._thread = threading.Thread(
@@ -222,5 +233,6 @@ class AdminServer:
         self._thread.start()
 
     def stop(self) -> None:
+        self.events.close()  # before shutdown: event streams end cleanly, with a last word
         self._server.shutdown()
         self._server.server_close()

@@ -32,6 +32,7 @@ from typing import Any
 
 from dynago.config import DEFAULT_CLUSTER, Config, ConfigError
 from dynago.core.address import AddressError, parse_address
+from dynago.core.tags import make_tags, parse_tag
 from dynago.transport.resolve import parse_seed
 
 ENV_PREFIX = "DYNAGO_"
@@ -90,6 +91,19 @@ def _seeds(value: object) -> list[str]:
     for item in value:
         parse_seed(_text(item))
     return list(value)
+
+
+def _tags(value: object) -> list[str]:
+    """Node tags as sorted ``KEY=VALUE`` strings, from a TOML table (``{role = "kv"}``),
+    a list of ``KEY=VALUE`` strings (file, DYNAGO_TAGS=role=kv,zone=a) or the pairs of
+    ``--tag``."""
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        pairs = [parse_tag(item) if isinstance(item, str) else item for item in value]
+    else:
+        raise ValueError(f"expected a table of tags or a list of KEY=VALUE, got {_shown(value)}")
+    return [f"{key}={text}" for key, text in make_tags(pairs)]
 
 
 def _commands(value: object) -> list[str]:
@@ -192,6 +206,7 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     _s("advertise", _address_of(False)),
     _s("name", _text),
     _s("seeds", _seeds, [], dest="seed", flag="--seed", from_env=_comma_list),
+    _s("tags", _tags, [], dest="tag", flag="--tag", from_env=_comma_list),
     _s("http", _http),
     _s("cluster", _text, DEFAULT_CLUSTER),
     _s("admin_token_file", _text),

@@ -6,9 +6,11 @@ own environment plus:
 
 * ``DYNAGO_EVENT`` — ``joined``, ``changed``, ``suspected``, ``failed`` or ``left``;
 * ``DYNAGO_MEMBER_<FIELD>`` — each field of the member's new record (``NAME``,
-  ``ADDRESS``, ``INCARNATION``, ``STATUS``, ``ORIGIN``, and any field added later);
+  ``ADDRESS``, ``INCARNATION``, ``STATUS``, ``ORIGIN``, ``TAGS`` as a JSON object, and
+  any field added later);
 * ``DYNAGO_PREVIOUS_<FIELD>`` — the same for the record it replaced, when there was one;
-* ``DYNAGO_EVENT_<FIELD>`` — any further field of the event;
+* ``DYNAGO_EVENT_<FIELD>`` — any further field of the event (``REPORTER``: the peer that
+  brought the change, ``self`` or ``local``; ``DETAIL``);
 * ``DYNAGO_SELF_NAME``, ``DYNAGO_SELF_ADDRESS``, ``DYNAGO_CLUSTER`` — this node.
 
 Statuses are written as their labels (``alive``), mappings and lists as JSON. The whole
@@ -39,6 +41,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dynago.core.member import Member
 from dynago.core.messages import MemberEvent
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,7 @@ def _jsonable(value: Any) -> Any:
         label = getattr(value, "label", None)
         return label if label is not None else value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _jsonable(_field(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -79,6 +82,13 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+def _field(record: Any, name: str) -> Any:
+    """A field of a record; a Member's tags (sorted pairs) as a mapping, so they show as a
+    JSON object."""
+    value = getattr(record, name)
+    return dict(value) if name == "tags" and isinstance(record, Member) else value
 
 
 def event_environment(event: MemberEvent) -> dict[str, str]:
@@ -93,7 +103,7 @@ def event_environment(event: MemberEvent) -> dict[str, str]:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             prefix = f"DYNAGO_{field.name.upper()}_"
             for inner in dataclasses.fields(value):
-                env[prefix + inner.name.upper()] = _text(getattr(value, inner.name))
+                env[prefix + inner.name.upper()] = _text(_field(value, inner.name))
         else:
             env[f"DYNAGO_EVENT_{field.name.upper()}"] = _text(value)
     return env

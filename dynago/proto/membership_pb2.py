@@ -24,37 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64ynago/proto/membership.proto\x12\tdynago.v1\"\x8d\x01\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07\x63luster\x18\x03 \x01(\t\x12\x18\n\x10protocol_version\x18\x04 \x01(\r\x12\x1c\n\x14min_protocol_version\x18\x05 \x01(\r\x12\r\n\x05nonce\x18\x06 \x01(\x0c\x12\r\n\x05proof\x18\x07 \x01(\x0c\"\x15\n\x04\x41uth\x12\r\n\x05proof\x18\x01 \x01(\x0c\"\x19\n\x07Refusal\x12\x0e\n\x06reason\x18\x01 \x01(\t\"u\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\'\n\x06status\x18\x04 \x01(\x0e\x32\x17.dynago.v1.MemberStatus\x12\x0e\n\x06origin\x18\x05 \x01(\t\",\n\x06Gossip\x12\"\n\x07updates\x18\x01 \x03(\x0b\x32\x11.dynago.v1.Member\"S\n\tStateSync\x12\"\n\x07members\x18\x01 \x03(\x0b\x32\x11.dynago.v1.Member\x12\x14\n\x0creply_wanted\x18\x02 \x01(\x08\x12\x0c\n\x04last\x18\x03 \x01(\x08\"6\n\x04Ping\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12!\n\x06target\x18\x02 \x01(\x0b\x32\x11.dynago.v1.Member\"5\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12!\n\x06member\x18\x02 \x01(\x0b\x32\x11.dynago.v1.Member\"9\n\x07PingReq\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12!\n\x06target\x18\x02 \x01(\x0b\x32\x11.dynago.v1.Member\"\x13\n\x04Nack\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"\xd7\x02\n\x08\x45nvelope\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.dynago.v1.HelloH\x00\x12%\n\x07refusal\x18\x02 \x01(\x0b\x32\x12.dynago.v1.RefusalH\x00\x12#\n\x06gossip\x18\x03 \x01(\x0b\x32\x11.dynago.v1.GossipH\x00\x12*\n\nstate_sync\x18\x04 \x01(\x0b\x32\x14.dynago.v1.StateSyncH\x00\x12\x1f\n\x04ping\x18\x05 \x01(\x0b\x32\x0f.dynago.v1.PingH\x00\x12\x1d\n\x03\x61\x63k\x18\x06 \x01(\x0b\x32\x0e.dynago.v1.AckH\x00\x12&\n\x08ping_req\x18\x07 \x01(\x0b\x32\x12.dynago.v1.PingReqH\x00\x12\x1f\n\x04nack\x18\x08 \x01(\x0b\x32\x0f.dynago.v1.NackH\x00\x12\x1f\n\x04\x61uth\x18\t \x01(\x0b\x32\x0f.dynago.v1.AuthH\x00\x42\x06\n\x04kind*\x93\x01\n\x0cMemberStatus\x12\x1d\n\x19MEMBER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13MEMBER_STATUS_ALIVE\x10\x01\x12\x19\n\x15MEMBER_STATUS_SUSPECT\x10\x02\x12\x18\n\x14MEMBER_STATUS_FAILED\x10\x03\x12\x16\n\x12MEMBER_STATUS_LEFT\x10\x04\x32\x44\n\nMembership\x12\x36\n\x06Stream\x12\x13.dynago.v1.Envelope\x1a\x13.dynago.v1.Envelope(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64ynago/proto/membership.proto\x12\tdynago.v1\"\x8d\x01\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07\x63luster\x18\x03 \x01(\t\x12\x18\n\x10protocol_version\x18\x04 \x01(\r\x12\x1c\n\x14min_protocol_version\x18\x05 \x01(\r\x12\r\n\x05nonce\x18\x06 \x01(\x0c\x12\r\n\x05proof\x18\x07 \x01(\x0c\"\x15\n\x04\x41uth\x12\r\n\x05proof\x18\x01 \x01(\x0c\"\x19\n\x07Refusal\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x96\x01\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\'\n\x06status\x18\x04 \x01(\x0e\x32\x17.dynago.v1.MemberStatus\x12\x0e\n\x06origin\x18\x05 \x01(\t\x12\x1f\n\x04tags\x18\x06 \x01(\x0b\x32\x11.dynago.v1.TagSet\")\n\x06TagSet\x12\x1f\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x0e.dynago.v1.Tag\"!\n\x03Tag\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\",\n\x06Gossip\x12\"\n\x07updates\x18\x01 \x03(\x0b\x32\x11.dynago.v1.Member\"S\n\tStateSync\x12\"\n\x07members\x18\x01 \x03(\x0b\x32\x11.dynago.v1.Member\x12\x14\n\x0creply_wanted\x18\x02 \x01(\x08\x12\x0c\n\x04last\x18\x03 \x01(\x08\"6\n\x04Ping\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12!\n\x06target\x18\x02 \x01(\x0b\x32\x11.dynago.v1.Member\"5\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12!\n\x06member\x18\x02 \x01(\x0b\x32\x11.dynago.v1.Member\"9\n\x07PingReq\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12!\n\x06target\x18\x02 \x01(\x0b\x32\x11.dynago.v1.Member\"\x13\n\x04Nack\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"\xd7\x02\n\x08\x45nvelope\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.dynago.v1.HelloH\x00\x12%\n\x07refusal\x18\x02 \x01(\x0b\x32\x12.dynago.v1.RefusalH\x00\x12#\n\x06gossip\x18\x03 \x01(\x0b\x32\x11.dynago.v1.GossipH\x00\x12*\n\nstate_sync\x18\x04 \x01(\x0b\x32\x14.dynago.v1.StateSyncH\x00\x12\x1f\n\x04ping\x18\x05 \x01(\x0b\x32\x0f.dynago.v1.PingH\x00\x12\x1d\n\x03\x61\x63k\x18\x06 \x01(\x0b\x32\x0e.dynago.v1.AckH\x00\x12&\n\x08ping_req\x18\x07 \x01(\x0b\x32\x12.dynago.v1.PingReqH\x00\x12\x1f\n\x04nack\x18\x08 \x01(\x0b\x32\x0f.dynago.v1.NackH\x00\x12\x1f\n\x04\x61uth\x18\t \x01(\x0b\x32\x0f.dynago.v1.AuthH\x00\x42\x06\n\x04kind*\x93\x01\n\x0cMemberStatus\x12\x1d\n\x19MEMBER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13MEMBER_STATUS_ALIVE\x10\x01\x12\x19\n\x15MEMBER_STATUS_SUSPECT\x10\x02\x12\x18\n\x14MEMBER_STATUS_FAILED\x10\x03\x12\x16\n\x12MEMBER_STATUS_LEFT\x10\x04\x32\x44\n\nMembership\x12\x36\n\x06Stream\x12\x13.dynago.v1.Envelope\x1a\x13.dynago.v1.Envelope(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dynago.proto.membership_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MEMBERSTATUS']._serialized_start=1026
-  _globals['_MEMBERSTATUS']._serialized_end=1173
+  _globals['_MEMBERSTATUS']._serialized_start=1138
+  _globals['_MEMBERSTATUS']._serialized_end=1285
   _globals['_HELLO']._serialized_start=45
   _globals['_HELLO']._serialized_end=186
   _globals['_AUTH']._serialized_start=188
   _globals['_AUTH']._serialized_end=209
   _globals['_REFUSAL']._serialized_start=211
   _globals['_REFUSAL']._serialized_end=236
-  _globals['_MEMBER']._serialized_start=238
-  _globals['_MEMBER']._serialized_end=355
-  _globals['_GOSSIP']._serialized_start=357
-  _globals['_GOSSIP']._serialized_end=401
-  _globals['_STATESYNC']._serialized_start=403
-  _globals['_STATESYNC']._serialized_end=486
-  _globals['_PING']._serialized_start=488
-  _globals['_PING']._serialized_end=542
-  _globals['_ACK']._serialized_start=544
-  _globals['_ACK']._serialized_end=597
-  _globals['_PINGREQ']._serialized_start=599
-  _globals['_PINGREQ']._serialized_end=656
-  _globals['_NACK']._serialized_start=658
-  _globals['_NACK']._serialized_end=677
-  _globals['_ENVELOPE']._serialized_start=680
-  _globals['_ENVELOPE']._serialized_end=1023
-  _globals['_MEMBERSHIP']._serialized_start=1175
-  _globals['_MEMBERSHIP']._serialized_end=1243
+  _globals['_MEMBER']._serialized_start=239
+  _globals['_MEMBER']._serialized_end=389
+  _globals['_TAGSET']._serialized_start=391
+  _globals['_TAGSET']._serialized_end=432
+  _globals['_TAG']._serialized_start=434
+  _globals['_TAG']._serialized_end=467
+  _globals['_GOSSIP']._serialized_start=469
+  _globals['_GOSSIP']._serialized_end=513
+  _globals['_STATESYNC']._serialized_start=515
+  _globals['_STATESYNC']._serialized_end=598
+  _globals['_PING']._serialized_start=600
+  _globals['_PING']._serialized_end=654
+  _globals['_ACK']._serialized_start=656
+  _globals['_ACK']._serialized_end=709
+  _globals['_PINGREQ']._serialized_start=711
+  _globals['_PINGREQ']._serialized_end=768
+  _globals['_NACK']._serialized_start=770
+  _globals['_NACK']._serialized_end=789
+  _globals['_ENVELOPE']._serialized_start=792
+  _globals['_ENVELOPE']._serialized_end=1135
+  _globals['_MEMBERSHIP']._serialized_start=1287
+  _globals['_MEMBERSHIP']._serialized_end=1355
 # @@protoc_insertion_point(module_scope)

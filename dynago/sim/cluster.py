@@ -43,6 +43,7 @@ from dynago.core.messages import (
     Send,
     StateSync,
 )
+from dynago.core.tags import Tags
 from dynago.core.view import ConvergedView
 from dynago.sim.network import NetworkModel
 
@@ -57,10 +58,10 @@ MAX_TICKS_AT_ONE_INSTANT = 1000
 """A core ticked this often without time moving has a deadline it never clears: a bug."""
 
 Observer = Callable[[float, str, MemberEvent], None]
+"""Called with (time, node, event) for every member event any node publishes."""
 
 _Posted = tuple[float, int, str, str, object]
 """(time, kind, target, sender, payload): an event for a node of another worker."""
-"""Called with (time, node, event) for every member event any node publishes."""
 
 
 @dataclass(slots=True)
@@ -412,12 +413,12 @@ _STATUSES = tuple(Status)
 _KINDS: tuple[type, ...] = (Ping, Ack, PingReq, Nack, Gossip, StateSync)
 
 
-def _flat_member(m: Member) -> tuple[str, str, int, int, str]:
-    return (m.name, m.address, m.incarnation, int(m.status), m.origin)
+def _flat_member(m: Member) -> tuple[str, str, int, int, str, Tags]:
+    return (m.name, m.address, m.incarnation, int(m.status), m.origin, m.tags)
 
 
-def _member(t: tuple[str, str, int, int, str]) -> Member:
-    return Member(t[0], t[1], t[2], _STATUSES[t[3]], t[4])
+def _member(t: tuple[str, str, int, int, str, Tags]) -> Member:
+    return Member(t[0], t[1], t[2], _STATUSES[t[3]], t[4], t[5])
 
 
 def _flatten(posted: list[_Posted]) -> list[_Posted]:

@@ -117,7 +117,10 @@ def render(report: dict[str, Any]) -> str:
         f"{report['traffic']['bytes_per_node_per_s']} bytes per node per second",
         "reference:",
         f"  first detection ≈ {ref['first_detection_probe_periods']} probe periods "
-        f"= {ref['first_detection_s']} s (SWIM)",
+        f"= {ref['first_detection_s']} s (SWIM, synchronous rounds); first suspicion "
+        f"here ≈ {ref['first_suspicion_s']['median']} s median, "
+        f"{ref['first_suspicion_s']['mean']} s mean",
+        f"  failed everywhere ≈ {ref['failed_everywhere_s']} s",
         f"  gossip dissemination ≈ {ref['dissemination_rounds']} rounds "
         f"= {ref['dissemination_s']} s",
         f"  suspicion timeout {ref['suspicion_timeout_s']['min']}–"

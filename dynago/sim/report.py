@@ -32,24 +32,33 @@ failed one, when each of N-1 members picks a target uniformly: 1 / (1 - 1/e) ≈
 
 def references(config: Config, nodes: int) -> dict[str, Any]:
     """What theory predicts for this configuration and cluster size."""
+    period = config.probe_interval_s
     fanout = config.gossip_fanout
     rounds = math.log(nodes, fanout + 1) + math.log(nodes) / fanout
+    dissemination = rounds * config.gossip_interval_s
     minimum, maximum = suspicion_bounds(
-        config.suspicion_mult, config.suspicion_max_timeout_mult,
-        config.probe_interval_s, nodes)
+        config.suspicion_mult, config.suspicion_max_timeout_mult, period, nodes)
     return {
         "first_detection_probe_periods": round(SWIM_FIRST_DETECTION_PERIODS, 3),
-        "first_detection_s": round(SWIM_FIRST_DETECTION_PERIODS * config.probe_interval_s, 4),
-        "first_detection_note": "expected periods until the first probe of a failed member "
-                                "(SWIM, uniform random targets: e/(e-1)); the suspicion is "
-                                "raised at the end of that period",
+        "first_detection_s": round(SWIM_FIRST_DETECTION_PERIODS * period, 4),
+        "first_detection_note": "SWIM with synchronous rounds: e/(e-1) periods until the "
+                                "round in which a failed member is first probed ends",
+        "first_suspicion_s": {"mean": round(2 * period, 4),
+                              "median": round((1 + math.log(2)) * period, 4)},
+        "first_suspicion_note": "free-running periods (as here): the first probe of the "
+                                "failed member starts after ~Exp(one period), and the "
+                                "suspicion is raised one period later",
         "dissemination_rounds": round(rounds, 2),
-        "dissemination_s": round(rounds * config.gossip_interval_s, 4),
-        "dissemination_note": f"push gossip with fan-out {fanout} reaches N members in about "
-                              f"log_(f+1) N + ln N / f rounds",
+        "dissemination_s": round(dissemination, 4),
+        "dissemination_note": f"push gossip with fan-out {fanout} in synchronous rounds "
+                              f"reaches N members in about log_(f+1) N + ln N / f rounds",
         "suspicion_timeout_s": {"min": round(minimum, 4), "max": round(maximum, 4)},
         "suspicion_note": "Lifeguard: a suspicion starts at max and shrinks toward min as "
-                          "independent members confirm it",
+                          f"independent members confirm it "
+                          f"({max(0, config.suspicion_mult - 2)} confirmations reach min)",
+        "failed_everywhere_s": round(2 * period + minimum + dissemination, 4),
+        "failed_everywhere_note": "first suspicion (mean) + minimum suspicion timeout + "
+                                  "dissemination of the failure",
         "retransmit_rounds": retransmit_limit(config.retransmit_mult, nodes),
     }
 
@@ -83,7 +92,7 @@ def message_sizer() -> Callable[[CoreMessage], int]:
 def _run_part(options: SimOptions, worker: int,
               links: Sequence[Connection | None]) -> dict[str, Any]:
     """Run the scenario's script on one worker; what that worker saw."""
-    watch = Watch()
+    watch = Watch(options.config.probe_interval_s)
     sim = SimCluster(
         options.config, options.seed,
         latency_s=options.latency_s,

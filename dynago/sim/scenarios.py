@@ -76,16 +76,29 @@ class SimOptions:
 
 @dataclass(slots=True)
 class Watch:
-    """Observes every member event; the scenario reads what it needs afterwards."""
+    """Observes every member event; the scenario reads what it needs afterwards.
 
+    A suspicion is false when the suspect was running and reachable from the node that
+    raised it throughout the probe that failed (the protocol period before it); a
+    failure is false when the suspect was running and reachable throughout, from when
+    that node first held it suspect.
+    """
+
+    probe_period_s: float
     down: set[str] = field(default_factory=set)
-    """Members that are stopped or paused: suspecting them is not false."""
-    cut: Callable[[str, str], bool] = lambda _a, _b: False
-    """Whether node a cannot reach member b right now."""
+    """Members that were stopped: suspecting them is not false."""
+    cuts: list[tuple[float, float, Callable[[str, str], bool]]] = field(default_factory=list)
+    """(from, until, cut): between those times, node a could not reach b if cut(a, b)."""
     live_count: dict[str, int] = field(default_factory=dict)
+    suspected_at: dict[tuple[str, str], float] = field(default_factory=dict)
     false_suspicions: int = 0
     false_failures: int = 0
     on_event: list[Callable[[float, str, MemberEvent], None]] = field(default_factory=list)
+
+    def unreachable(self, node: str, member: str, start: float, end: float) -> bool:
+        """Whether ``node`` could not reach ``member`` at some time in [start, end]."""
+        return any(begin <= end and start <= until and cut(node, member)
+                   for begin, until, cut in self.cuts)
 
     def __call__(self, now: float, node: str, event: MemberEvent) -> None:
         member = event.member
@@ -94,12 +107,20 @@ class Watch:
         delta = int(member.status.is_live) - int(was_live)
         if delta:
             self.live_count[node] = self.live_count.get(node, 0) + delta
-        if (event.kind in (EventKind.SUSPECTED, EventKind.FAILED) and member.origin == node
-                and member.name not in self.down and not self.cut(node, member.name)):
-            if event.kind is EventKind.SUSPECTED:
+        kind = event.kind
+        if kind is EventKind.SUSPECTED:
+            self.suspected_at.setdefault((node, member.name), now)
+            if (member.origin == node and member.name not in self.down
+                    and not self.unreachable(node, member.name, now - self.probe_period_s,
+                                             now)):
                 self.false_suspicions += 1
-            else:
+        elif kind is EventKind.FAILED:
+            since = self.suspected_at.pop((node, member.name), now)
+            if (member.origin == node and member.name not in self.down
+                    and not self.unreachable(node, member.name, since, now)):
                 self.false_failures += 1
+        elif kind in (EventKind.JOINED, EventKind.CHANGED):
+            self.suspected_at.pop((node, member.name), None)
         for callback in self.on_event:
             callback(now, node, event)
 
@@ -141,12 +162,16 @@ class Outcome:
     times: dict[str, dict[str, float]]
 
 
-def _first_times(watch: Watch, subject: str, kind: EventKind) -> dict[str, float]:
-    """node -> first time it published ``kind`` about ``subject`` (filled while running)."""
+def _first_times(
+    watch: Watch, subject: str, kind: EventKind, since: float
+) -> dict[str, float]:
+    """node -> first time from ``since`` on that it published ``kind`` about ``subject``
+    (filled while running)."""
     times: dict[str, float] = {}
 
     def record(now: float, node: str, event: MemberEvent) -> None:
-        if event.kind is kind and event.member.name == subject and node not in times:
+        if (event.kind is kind and event.member.name == subject and node not in times
+                and now >= since):
             times[node] = now
 
     watch.on_event.append(record)
@@ -201,9 +226,9 @@ def drive_crash(sim: SimCluster, watch: Watch, options: SimOptions,
     n = options.nodes
     sim.converged(n)
     victim = node_name(rng.randrange(n))
-    suspected = _first_times(watch, victim, EventKind.SUSPECTED)
-    failed = _first_times(watch, victim, EventKind.FAILED)
     at = event_time(options)
+    suspected = _first_times(watch, victim, EventKind.SUSPECTED, at)
+    failed = _first_times(watch, victim, EventKind.FAILED, at)
     sim.run_until(at)
     sim.crash(victim)
     watch.down.add(victim)
@@ -233,8 +258,8 @@ def drive_leave(sim: SimCluster, watch: Watch, options: SimOptions,
     n = options.nodes
     sim.converged(n)
     leaver = node_name(rng.randrange(n))
-    left = _first_times(watch, leaver, EventKind.LEFT)
     at = event_time(options)
+    left = _first_times(watch, leaver, EventKind.LEFT, at)
     sim.run_until(at)
     sim.leave(leaver)
     # A real node flushes its notice, then exits (within 2 s).
@@ -282,15 +307,12 @@ def drive_partition(sim: SimCluster, watch: Watch, options: SimOptions,
             healed[node] = now
 
     watch.on_event.append(record)
+    watch.cuts.append((split_at, heal_at, lambda a, b: side_of.get(a) != side_of.get(b)))
     sim.run_until(split_at)
     sim.network.partition(side_a, side_b)
-    watch.cut = lambda a, b: side_of.get(a) != side_of.get(b)
     sim.run_until(heal_at)
     sim.network.heal()
     state["healed"] = True
-    # Suspicions raised across the cut before the heal are settled after it; only new
-    # ones between members that can reach each other would be false.
-    watch.cut = lambda _a, _b: False
     for name in sim.nodes:
         if watch.live_count.get(name) == n:
             healed[name] = heal_at

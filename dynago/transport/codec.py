@@ -14,8 +14,10 @@ Errors are split by who is at fault (as h11/wsproto do):
 * ``encode`` raises ``ValueError``/``TypeError`` when *we* misuse it (a record that cannot
   travel, such as an incarnation outside uint64): that is a bug on this node.
 
-``decode`` does not check member names or addresses: the core does (``Member.problem``)
-and counts what it drops. It only bounds the cost of a message for the core.
+``decode`` does not check member names, addresses or tags: the core does
+(``Member.problem``) and counts what it drops. It only bounds the cost of a message for
+the core (records per message, tags per record). Tags keep the order they came in, so a
+record whose tags are not in canonical order is one the core drops.
 
 Unknown enum values: proto3 enums are *open*, so protobuf parses a ``status`` it does not
 know (say 99, from a newer or broken peer) without error and keeps the raw integer in the
@@ -37,6 +39,7 @@ from google.protobuf import message as _protobuf_message
 
 from dynago.core.member import Member, Status
 from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
+from dynago.core.tags import MAX_TAGS
 from dynago.proto import membership_pb2 as pb
 
 if TYPE_CHECKING:
@@ -159,13 +162,17 @@ def _wire_status(member: Member) -> pb.MemberStatus.ValueType:
 def _encode_members(target: _MemberRecords, members: Iterable[Member]) -> None:
     for member in members:
         # protobuf itself raises ValueError for an incarnation outside 0..2**64-1.
-        target.add(
+        record = target.add(
             name=member.name,
             address=member.address,
             incarnation=member.incarnation,
             status=_wire_status(member),
             origin=member.origin,
         )
+        if member.tags:
+            entries = record.tags.entries
+            for key, value in member.tags:
+                entries.add(key=key, value=value)
 
 
 def _encode_member(target: pb.Member, member: Member) -> None:
@@ -174,6 +181,10 @@ def _encode_member(target: pb.Member, member: Member) -> None:
     target.incarnation = member.incarnation
     target.status = _wire_status(member)
     target.origin = member.origin
+    if member.tags:
+        entries = target.tags.entries
+        for key, value in member.tags:
+            entries.add(key=key, value=value)
 
 
 def decode(data: bytes, max_bytes: int) -> _WireMessage:
@@ -241,7 +252,14 @@ def _decode_member(record: pb.Member, index: int) -> Member:
     status = _STATUS_FROM_WIRE.get(record.status)
     if status is None:
         raise DecodeError(f"member record {index} has unknown status {int(record.status)}")
-    return Member(record.name, record.address, record.incarnation, status, record.origin)
+    if not record.HasField("tags"):  # cheap, unlike touching a repeated field
+        return Member(record.name, record.address, record.incarnation, status, record.origin)
+    entries = record.tags.entries
+    if len(entries) > MAX_TAGS:
+        raise DecodeError(f"member record {index} has {len(entries)} tags, "
+                          f"more than {MAX_TAGS}")
+    tags = tuple((tag.key, tag.value) for tag in entries)
+    return Member(record.name, record.address, record.incarnation, status, record.origin, tags)
 
 
 def check_hello(local: Hello, remote: Hello) -> str | None:

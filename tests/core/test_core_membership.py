@@ -577,12 +577,13 @@ def test_events_lifecycle_of_member() -> None:
     ]
     for i, (record, kind, previous) in enumerate(steps):
         effects = a.handle("x", Gossip((record,)), float(i))
-        assert events(effects) == [MemberEvent(kind, record, previous)]
+        assert events(effects) == [MemberEvent(kind, record, previous, reporter="x")]
 
     c0 = Member("c", addr(7003))
     c_left = Member("c", addr(7003), 0, Status.LEFT)
     a.add(c0, 10.0)
-    assert events(a.add(c_left, 11.0)) == [MemberEvent(EventKind.LEFT, c_left, c0)]
+    assert events(a.add(c_left, 11.0)) == [
+        MemberEvent(EventKind.LEFT, c_left, c0, reporter="local")]
 
 
 @pytest.mark.parametrize("status", [Status.FAILED, Status.LEFT])
@@ -621,7 +622,7 @@ def test_remove_live_member_marks_failed() -> None:
     a.add(b3, 0.0)
     effects = a.remove("b", 1.0)
     failed = Member("b", addr(7002), 3, Status.FAILED)
-    assert events(effects) == [MemberEvent(EventKind.FAILED, failed, b3)]
+    assert events(effects) == [MemberEvent(EventKind.FAILED, failed, b3, reporter="local")]
     assert held(a, "b") == failed
     assert "b" not in a.live_peer_names()
     assert failed in a.pending_broadcasts()

@@ -34,14 +34,19 @@ incarnations = st.one_of(
 )
 addresses = st.sampled_from([7001, 7002, 7003]).map(lambda port: f"127.0.0.1:{port}")
 statuses = st.sampled_from(list(Status))
+tag_sets = st.dictionaries(
+    st.sampled_from(["role", "zone"]), st.sampled_from(["a", "b"]), max_size=2
+).map(lambda tags: tuple(sorted(tags.items())))
+"""Canonical tags from a small pool, so that records differing only in tags collide."""
 
 
-fields = st.tuples(addresses, incarnations, statuses)
-"""(address, incarnation, status) of one record; the name is drawn separately."""
+fields = st.tuples(addresses, incarnations, statuses, tag_sets)
+"""(address, incarnation, status, tags) of one record; the name is drawn separately."""
 
 
-def _record(name: str, field: tuple[str, int, Status]) -> Member:
-    return Member(name, *field)
+def _record(name: str, field: tuple[str, int, Status, tuple[tuple[str, str], ...]]) -> Member:
+    address, incarnation, status, tags = field
+    return Member(name, address, incarnation, status, tags=tags)
 
 
 members = st.builds(_record, st.sampled_from(NAMES), fields)
@@ -86,7 +91,8 @@ def test_merge_member_idempotent(a: Member) -> None:
 @LAWS
 @given(same_member_triples)
 def test_merge_member_keeps_greater_record(triple: tuple[Member, Member, Member]) -> None:
-    """member.py law: merge_member keeps the greater record by (incarnation, rank, address)."""
+    """member.py law: merge_member keeps the greater record by (incarnation, rank, address,
+    origin, tags)."""
     a, b, _ = triple
     winner = merge_member(a, b)
     assert winner in (a, b)

@@ -160,7 +160,7 @@ def test_live_sender_not_answered_with_its_record() -> None:
     a = make_core()
     a.merge([Member("b", addr(7002))], 0.0)
     assert a.handle("b", Gossip((Member("c", addr(7003)),)), 1.0) == [
-        Publish(MemberEvent(EventKind.JOINED, Member("c", addr(7003)), None))
+        Publish(MemberEvent(EventKind.JOINED, Member("c", addr(7003)), None, reporter="b"))
     ]
 
 

@@ -324,3 +324,49 @@ def test_precedence_failed_member_not_revived_by_stale_alive() -> None:
     core.handle("p1", Gossip((members["p0"],)), 0.5)
     assert held(core, "p0").status is Status.FAILED
     assert "p0" not in core.live_peer_names()
+
+
+# ====================================================================== stale verdicts
+
+
+def test_failed_in_full_state_about_live_member_is_only_a_suspicion() -> None:
+    """membership.py (memberlist's push-pull rule): a FAILED record in a peer's full list
+    about a member held ALIVE at the same incarnation starts a suspicion from the node
+    that declared it, rather than failing the member at once."""
+    core = make_core()
+    core.merge([_rec(3, Status.ALIVE)], 0.0)
+    effects = core.handle("z", StateSync((_rec(3, Status.FAILED),), False, True), 1.0)
+    assert held(core, "m") == Member("m", addr(8100), 3, Status.SUSPECT, "x")
+    assert [e.kind for e in events(effects)] == [EventKind.SUSPECTED]
+    assert core.suspicion_deadline("m") is not None
+
+
+def test_failed_in_gossip_or_from_operator_applies_at_once() -> None:
+    """membership.py: a gossiped verdict is fresh and applies as it is; a verdict with no
+    origin (an operator's removal) applies even in a full list."""
+    gossiped = make_core()
+    gossiped.merge([_rec(3, Status.ALIVE)], 0.0)
+    gossiped.handle("z", Gossip((_rec(3, Status.FAILED),)), 1.0)
+    assert held(gossiped, "m").status is Status.FAILED
+    removal = Member("m", addr(8100), 3, Status.FAILED)
+    synced = make_core()
+    synced.merge([_rec(3, Status.ALIVE)], 0.0)
+    synced.handle("z", StateSync((removal,), False, True), 1.0)
+    assert held(synced, "m") == removal
+
+
+def test_node_alone_lets_its_gossip_queue_expire() -> None:
+    """membership.py: with no live member to gossip to, rounds still count, so what a
+    cut-off node queued is not pushed out when it reconnects."""
+    core, members = with_peers(2)
+    for name in members:
+        core.remove(name, 0.0)
+    assert core.pending_broadcasts()
+    now = 0.0
+    for _ in range(200):
+        now = core.next_deadline()
+        core.tick(now)
+        if not core.pending_broadcasts():
+            break
+    assert core.pending_broadcasts() == ()
+    assert now < 5.0

@@ -17,10 +17,13 @@ from dynago.core.messages import EventKind, MemberEvent
 from dynago.launch import wait_until
 from dynago.ops.handlers import EventHandlers, event_environment, event_json
 
-JOINED = MemberEvent(EventKind.JOINED, Member("b", "127.0.0.1:7002", 3, Status.ALIVE), None)
+JOINED = MemberEvent(EventKind.JOINED,
+                     Member("b", "127.0.0.1:7002", 3, Status.ALIVE, tags=(("role", "kv"),)),
+                     None, "b")
 FAILED = MemberEvent(EventKind.FAILED,
-                     Member("b", "127.0.0.1:7002", 3, Status.FAILED, origin="c"),
-                     JOINED.member)
+                     Member("b", "127.0.0.1:7002", 3, Status.FAILED, origin="c",
+                            tags=(("role", "kv"),)),
+                     JOINED.member, "d")
 
 
 @pytest.fixture
@@ -46,15 +49,16 @@ def test_event_environment_names_every_field() -> None:
         "DYNAGO_EVENT": "failed",
         "DYNAGO_MEMBER_NAME": "b", "DYNAGO_MEMBER_ADDRESS": "127.0.0.1:7002",
         "DYNAGO_MEMBER_INCARNATION": "3", "DYNAGO_MEMBER_STATUS": "failed",
-        "DYNAGO_MEMBER_ORIGIN": "c",
+        "DYNAGO_MEMBER_ORIGIN": "c", "DYNAGO_MEMBER_TAGS": '{"role": "kv"}',
         "DYNAGO_PREVIOUS_NAME": "b", "DYNAGO_PREVIOUS_ADDRESS": "127.0.0.1:7002",
         "DYNAGO_PREVIOUS_INCARNATION": "3", "DYNAGO_PREVIOUS_STATUS": "alive",
-        "DYNAGO_PREVIOUS_ORIGIN": "",
+        "DYNAGO_PREVIOUS_ORIGIN": "", "DYNAGO_PREVIOUS_TAGS": '{"role": "kv"}',
+        "DYNAGO_EVENT_REPORTER": "d", "DYNAGO_EVENT_DETAIL": "",
     }
     assert event_json(JOINED) == {
-        "event": "joined", "previous": None,
+        "event": "joined", "previous": None, "reporter": "b", "detail": "",
         "member": {"name": "b", "address": "127.0.0.1:7002", "incarnation": 3,
-                   "status": "alive", "origin": ""},
+                   "status": "alive", "origin": "", "tags": {"role": "kv"}},
     }
 
 

@@ -71,9 +71,11 @@ def test_join_v1_members_and_healthz(cluster: Any) -> None:
         now = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)
         for m in rows:
             where = f"{node.name}'s record {m}"
-            if set(m) != {"name", "address", "status", "incarnation", "since"}:
+            if set(m) != {"name", "address", "status", "incarnation", "since", "tags"}:
                 problems.append(f"{where}: wrong fields")
                 continue
+            if m["tags"] != {}:
+                problems.append(f"{where}: tags of a node started without --tag")
             if m["status"] != "alive" or m["incarnation"] != 0:
                 problems.append(f"{where}: not alive at incarnation 0")
             if not RFC3339_MS.match(m["since"]):

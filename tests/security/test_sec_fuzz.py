@@ -24,6 +24,7 @@ from dynago.config import Config
 from dynago.core.member import MAX_INCARNATION, Member, Status
 from dynago.core.membership import MembershipCore
 from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, Send, StateSync
+from dynago.core.tags import MAX_TAGS
 from dynago.proto import membership_pb2 as pb
 from dynago.transport import codec
 from dynago.transport.codec import MAX_MEMBERS_PER_MESSAGE, DecodeError
@@ -57,6 +58,12 @@ def pb_members(draw: Any) -> dict[str, Any]:
         "incarnation": uint64s,
         "status": st.one_of(st.integers(1, 4), st.integers(0, 100)),
         "origin": st.one_of(st.just(""), any_text),
+        "tags": st.one_of(
+            st.lists(st.tuples(st.sampled_from(["role", "zone", ""]), any_text), max_size=4),
+            st.lists(st.tuples(any_text, any_text), max_size=4),
+            st.integers(MAX_TAGS - 1, MAX_TAGS + 2).map(
+                lambda n: [(f"k{i:03d}", "v") for i in range(n)]),
+        ),
     }
     chosen = draw(st.lists(st.sampled_from(sorted(fields)), unique=True))
     if draw(st.booleans()):
@@ -66,7 +73,12 @@ def pb_members(draw: Any) -> dict[str, Any]:
 
 def _fill_member(target: pb.Member, values: dict[str, Any]) -> None:
     for name, value in values.items():
-        setattr(target, name, value)
+        if name == "tags":
+            target.tags.SetInParent()  # an empty TagSet too: no tags
+            for key, text in value:
+                target.tags.entries.add(key=key, value=text)
+        else:
+            setattr(target, name, value)
 
 
 @st.composite
@@ -149,6 +161,7 @@ def _check_decoded(data: bytes) -> None:
     for member in members:
         assert isinstance(member.status, Status)
         assert 0 <= member.incarnation <= MAX_INCARNATION
+        assert len(member.tags) <= MAX_TAGS
     assert codec.decode(codec.encode(message), LIMIT) == message
 
 
@@ -216,8 +229,23 @@ INCARNATIONS = st.one_of(st.integers(0, 3), st.just(MAX_INCARNATION),
                          st.just(MAX_INCARNATION - 1), st.integers(-2, MAX_INCARNATION + 2))
 STATUSES = st.one_of(st.sampled_from(Status), st.sampled_from(Status), st.integers(-1, 100))
 
+TAG_SETS = st.one_of(
+    st.just(()),
+    st.dictionaries(st.sampled_from(["role", "zone", "rack"]), st.sampled_from(["a", "b", ""]),
+                    max_size=3).map(lambda tags: tuple(sorted(tags.items()))),
+)
+"""Valid tags (canonical: sorted by key, each key once)."""
+ANY_TAGS = st.one_of(
+    TAG_SETS,
+    st.lists(st.tuples(any_text, any_text), max_size=4).map(tuple),  # unsorted, bad keys
+    st.just((("zone", "a"), ("role", "kv"))),  # not sorted
+    st.just((("role", "a"), ("role", "b"))),  # a key twice
+    st.just(tuple((f"k{i:03d}", "v") for i in range(MAX_TAGS + 1))),  # too many
+    st.just((("big", "x" * 513),)),  # value too long
+)
+
 any_members = st.builds(Member, name=NAMES, address=ADDRESSES, incarnation=INCARNATIONS,
-                        status=STATUSES, origin=st.one_of(st.just(""), NAMES))
+                        status=STATUSES, origin=st.one_of(st.just(""), NAMES), tags=ANY_TAGS)
 
 
 @st.composite
@@ -232,7 +260,7 @@ def plausible_members(draw: Any) -> Member:
                   draw(st.sampled_from(["127.0.0.1:7001", "127.0.0.1:7002", ME_ADDRESS])),
                   draw(st.one_of(st.integers(0, 3), st.just(MAX_INCARNATION - 1),
                                  st.just(MAX_INCARNATION))),
-                  status, origin)
+                  status, origin, draw(TAG_SETS))
 
 
 members = st.one_of(plausible_members(), plausible_members(), plausible_members(),
@@ -256,6 +284,7 @@ steps = st.one_of(
     st.tuples(st.just("tick"), st.sampled_from([0.0, 0.05, 0.1, 0.3, 1.0, 5.0, 120.0])),
     st.tuples(st.just("opened"), NAMES, ADDRESSES, st.booleans()),
     st.tuples(st.just("unreachable"), NAMES),
+    st.tuples(st.just("set_tags"), ANY_TAGS),
 )
 
 
@@ -318,6 +347,13 @@ def test_fuzz_core_handle_never_raises_and_keeps_invariants(
         elif step[0] == "opened":
             _, peer, address, via_seed = step
             effects = core.stream_opened(peer, address, now, via_seed=via_seed)
+        elif step[0] == "set_tags":
+            before = core.local_member
+            try:
+                effects = core.set_tags(step[1], now)
+            except ValueError:
+                assert core.local_member == before, "a refused tag change changed the record"
+                effects = []
         else:
             effects = core.peer_unreachable(step[1], now)
         _check_invariants(core, config)

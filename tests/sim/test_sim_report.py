@@ -102,3 +102,17 @@ def test_bad_arguments_one_line_exit_2(args: tuple[str, ...], message: str) -> N
     assert done.returncode == 2
     assert message in done.stderr
     assert done.stdout == ""
+
+
+def test_two_workers_reproduce_and_agree_on_the_outcome() -> None:
+    """--workers 2 shares the nodes between two processes: the run repeats exactly, and
+    it shows the same crash known by every survivor."""
+    args = ("--nodes", "120", "--duration", "20", "--seed", "4")
+    first = sim_json(*args, "--workers", "2")
+    again = sim_json(*args, "--workers", "2", hash_seed="5")
+    assert without_wall_clock(first) == without_wall_clock(again)
+    single = sim_json(*args)
+    assert first["workers"] == 2 and first["sync_windows"] > 0
+    assert first["results"]["victim"] == single["results"]["victim"]
+    assert first["results"]["survivors_not_knowing"] == 0
+    assert first["results"]["failed_everywhere"]["nodes"] == 119

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from dynago.core.member import Member, Status
 from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
+from dynago.core.tags import MAX_TAGS
 from dynago.proto import membership_pb2 as pb
 from dynago.transport.codec import (
     MAX_MEMBERS_PER_MESSAGE,
@@ -33,6 +34,7 @@ members = st.builds(
     address=utf8_text,
     incarnation=st.integers(min_value=0, max_value=(1 << 64) - 1),
     status=st.sampled_from(Status),
+    tags=st.lists(st.tuples(printable_text, utf8_text), max_size=4).map(tuple),
 )
 member_lists = st.lists(members, max_size=20).map(tuple)
 uint32 = st.integers(min_value=0, max_value=(1 << 32) - 1)
@@ -59,6 +61,33 @@ def _gossip_bytes(*records: pb.Member) -> bytes:
 
 
 # --- round trips -------------------------------------------------------------------------
+
+
+def test_codec_round_trip_member_tags_in_every_record_kind() -> None:
+    """Tags travel in gossip, state sync, ping, ack and ping-req records, in their order."""
+    member = Member("a", "127.0.0.1:7001", 3, Status.SUSPECT, "b",
+                    (("role", "kv"), ("zone", "eu west")))
+    for message in (Gossip((member,)), StateSync((member,), True, True), Ping(1, member),
+                    Ack(2, member), PingReq(3, member)):
+        assert decode(encode(message), LIMIT) == message
+
+
+def test_codec_member_without_tags_decodes_with_empty_tags() -> None:
+    """A record from a node that knows no tags (field 6 unset) has no tags."""
+    record = pb.Member(name="a", address="127.0.0.1:7001", status=pb.MEMBER_STATUS_ALIVE)
+    assert decode(_gossip_bytes(record), LIMIT) == Gossip((Member("a", "127.0.0.1:7001"),))
+
+
+def test_codec_refuses_record_with_more_than_max_tags() -> None:
+    """The codec bounds what one record costs: more than MAX_TAGS tags is a DecodeError."""
+    record = pb.Member(name="a", address="127.0.0.1:7001", status=pb.MEMBER_STATUS_ALIVE)
+    for i in range(MAX_TAGS + 1):
+        record.tags.entries.add(key=f"k{i:03d}", value="v")
+    with pytest.raises(DecodeError, match="tags"):
+        decode(_gossip_bytes(record), LIMIT)
+    del record.tags.entries[-1]
+    (decoded,) = decode(_gossip_bytes(record), LIMIT).updates  # type: ignore[union-attr]
+    assert len(decoded.tags) == MAX_TAGS
 
 
 @given(message=wire_messages)

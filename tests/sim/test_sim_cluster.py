@@ -1,0 +1,54 @@
+"""SimCluster directly: pauses, and the cross-worker message encoding."""
+
+from __future__ import annotations
+
+from dynago.config import Config
+from dynago.core import EventKind, Member, MemberEvent, Status
+from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
+from dynago.core.suspicion import suspicion_bounds
+from dynago.sim.cluster import SimCluster, _flatten, _restore, node_name
+
+
+def test_node_paused_past_its_suspicion_timeout_is_failed_then_back() -> None:
+    """A paused node neither ticks nor reads; once resumed it reads what waited, learns it
+    was declared failed, refutes, and is alive everywhere again — and while paused it
+    accused nobody for the time it slept."""
+    config = Config.lan()
+    seen: list[tuple[float, str, MemberEvent]] = []
+    sim = SimCluster(config, 7, observer=lambda now, node, event: seen.append((now, node, event)))
+    names = sim.converged(20)
+    sleeper = names[3]
+    _minimum, maximum = suspicion_bounds(config.suspicion_mult,
+                                         config.suspicion_max_timeout_mult,
+                                         config.probe_interval_s, 20)
+    sim.run_until(2.0)
+    sim.pause(sleeper)
+    sim.run_until(2.0 + maximum + 5.0)
+    failed_by = {node for _, node, e in seen
+                 if e.kind is EventKind.FAILED and e.member.name == sleeper}
+    assert failed_by == set(names) - {sleeper}
+    resumed_at = sim.now
+    sim.resume(sleeper)
+    sim.run_until(resumed_at + 10.0)
+    for name in names:
+        held = sim.nodes[name].core.get(sleeper)
+        assert held is not None and held.member.status is Status.ALIVE, name
+    # The sleeper raised no suspicion of anyone after it woke up.
+    assert not [e for now, node, e in seen if node == sleeper and now >= resumed_at
+                and e.kind is EventKind.SUSPECTED and e.member.origin == sleeper]
+
+
+def test_messages_cross_workers_unchanged() -> None:
+    a = Member("a", "10.0.0.1:7946", 3, Status.SUSPECT, "b")
+    b = Member("b", "10.0.0.2:7946", tags=(("role", "kv"), ("zone", "a")))
+    gossip = Gossip((a, b))
+    posted = [
+        (1.0, 1, "x", "y", Ping(5, a)), (1.0, 1, "x", "y", Ack(6, b)),
+        (1.0, 1, "x", "y", PingReq(7, a)), (1.0, 1, "x", "y", Nack(8)),
+        (2.0, 1, "x", "y", gossip), (2.0, 1, "z", "y", gossip),
+        (3.0, 1, "x", "y", StateSync((a, b), True, False)), (4.0, 2, "x", node_name(1), True),
+    ]
+    restored = _restore(_flatten(posted))
+    assert restored == posted
+    # One message sent to two nodes of the other worker is still one object there.
+    assert restored[4][4] is restored[5][4]
