@@ -127,7 +127,8 @@ def run_once(n: int, preset: str, idle_s: float, stagger_s: float,
             members=remaining)
         left = [r.log.first(leaver.name, ["left"], left_at) for r in remaining]
         result["left_everywhere_s"] = round(max(e.at for e in left if e) - left_at, 3)
-        leaver.process.proc.wait(10)
+        # Its exit is not waited for: on a loaded machine it can take longer than the
+        # figure, and the teardown stops it by its PID either way.
 
         reborn: Member = cluster.launch(victim.name, bind=victim.address)
         cluster.replace(victim, reborn)
