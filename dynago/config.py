@@ -142,9 +142,9 @@ class Config:
     (default 100/s). Bounds what a misbehaving peer can make up."""
 
     new_members_burst: int = 2048
-    """How many new members one peer may introduce at once (default 2048): a joiner learns
-    a cluster up to this size from its seed in one exchange; beyond it, the rest arrives
-    through other members' gossip and anti-entropy, at the rate above per peer."""
+    """How many new members one peer may introduce at once (default 2048), then at the
+    rate above. A node that has not joined yet takes the whole list of the seed it joins
+    through, whatever its size (only ``max_members`` applies): the operator named it."""
 
     keepalive_interval_s: float = 10.0
     """HTTP/2 keepalive ping period on node-to-node connections (default 10 s). A hint about

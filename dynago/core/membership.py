@@ -563,7 +563,10 @@ class MembershipCore:
         if len(self._records) >= self.config.max_members:
             self.counters.members_refused_cap += 1
             return False
-        if sender is None:
+        if sender is None or (not self._synced and sender in self._seed_peers):
+            # The operator named the seed: a node that has not joined yet takes the
+            # whole cluster from it (only the map's cap applies). Everyone else may
+            # introduce members only at their allowance.
             return True
         burst = float(self.config.new_members_burst)
         tokens, since = self._allowances.get(sender, (burst, now))

@@ -186,3 +186,18 @@ def test_joiner_does_not_regossip_the_list_it_joined_with() -> None:
     newcomer = Member("q", addr(9100))
     joiner.handle("p0", StateSync((newcomer,), reply_wanted=False, last=True), 0.2)
     assert newcomer in joiner.pending_broadcasts()
+
+
+def test_joiner_takes_whole_list_from_its_seed_but_others_only_their_allowance() -> None:
+    """membership.py (_admit_new): a node that has not joined yet takes all of its seed's
+    list (the operator named the seed); any other peer introduces new members only at its
+    allowance (new_members_burst, then new_members_per_peer_per_s)."""
+    config = Config.local(new_members_burst=10, new_members_per_peer_per_s=1.0)
+    joiner = make_core("j", 7100, seeds=[addr(8000)], config=config)
+    joiner.stream_opened("p0", addr(8000), 0.0, via_seed=True)
+    joiner.handle("p0", StateSync(tuple(peers(60)), reply_wanted=False, last=True), 0.1)
+    assert len(joiner.live_peer_names()) == 60
+    strangers = [Member(f"s{i}", addr(9500 + i)) for i in range(30)]
+    joiner.handle("p1", StateSync(tuple(strangers), reply_wanted=False, last=True), 0.2)
+    assert len(joiner.live_peer_names()) == 70
+    assert joiner.counters.members_refused_rate == 20
