@@ -135,7 +135,9 @@ class SimCluster:
         self._owner: dict[str, int] = {}
         self._down: set[str] = set()
         self._paused: set[str] = set()
-        self.traffic = Traffic()
+        self._sent: dict[type, list[int]] = {}
+        """Message kind -> [messages, bytes] the cores asked to send."""
+        self._dropped = 0
         self.events_published = 0
         self._observer = observer
         self._message_size = message_size
@@ -331,39 +333,67 @@ class SimCluster:
             peer, self.addresses[peer], self.now, via_seed=dialled))
 
     def _run(self, node: SimNode, effects: list[Effect]) -> None:
-        """Carry out a core's effects, then make sure its next deadline is scheduled."""
+        """Carry out a core's effects, then make sure its next deadline is scheduled.
+
+        (The hot loop of the simulator: sends are routed inline.)"""
         if effects:
+            sent = self._sent
+            size_of = self._message_size
+            by_address = self._by_address
+            down = self._down
+            network = self.network
+            lossy = bool(network.loss or network.groups or network.one_way_cuts)
+            arrive = self.now + network.latency_s
+            name = node.name
             last_message: object = None
             last_size = 0
             for effect in effects:
-                if isinstance(effect, Send):
-                    message = effect.message
-                    kind = type(message).__name__
-                    self.traffic.messages[kind] += 1
-                    if self._message_size is not None:
+                kind = type(effect)
+                if kind is Send:
+                    send = cast(Send, effect)
+                    message = send.message
+                    counts = sent.get(type(message))
+                    if counts is None:
+                        counts = sent[type(message)] = [0, 0]
+                    counts[0] += 1
+                    if size_of is not None:
                         if message is not last_message:
-                            last_message, last_size = message, self._message_size(message)
-                        self.traffic.bytes[kind] += last_size
-                    self._send(node, effect)
-                elif isinstance(effect, Publish):
-                    self._publish(node.name, effect.event)
-                elif isinstance(effect, DialSeed):
-                    self._dial(node, effect.address)
+                            last_message, last_size = message, size_of(message)
+                        counts[1] += last_size
+                    to = send.to
+                    # An empty address: the member is not in the sender's map yet, but a
+                    # stream to it is open (it reached us first): route by name.
+                    target = by_address.get(send.address) if send.address else to
+                    if (target != to or to in down
+                            or (lossy and not network.delivers(name, to))):
+                        self._dropped += 1
+                        continue
+                    owner = self._owner[to]
+                    if owner == self.worker:
+                        self._seq += 1
+                        heapq.heappush(self._queue,
+                                       (arrive, self._seq, _DELIVER, to, name, message))
+                    else:
+                        self._outbox[owner].append((arrive, _DELIVER, to, name, message))
+                elif kind is Publish:
+                    self._publish(name, cast(Publish, effect).event)
+                elif kind is DialSeed:
+                    self._dial(node, cast(DialSeed, effect).address)
         due = node.core.next_deadline()
         if due < node.due:
-            node.due = max(due, self.now)
-            self._push(node.due, _TICK, node.name, "", None)
+            node.due = due if due > self.now else self.now
+            self._seq += 1
+            heapq.heappush(self._queue, (node.due, self._seq, _TICK, node.name, "", None))
 
-    def _send(self, node: SimNode, send: Send) -> None:
-        # An empty address: the member is not in the sender's map yet, but a stream to it
-        # is open (it reached us first), so the message goes by name.
-        target = self._by_address.get(send.address) if send.address else send.to
-        if (target != send.to or target in self._down
-                or not self.network.delivers(node.name, target)):
-            self.traffic.dropped += 1
-            return
-        self._post(self.now + self.network.latency_s, _DELIVER, target, node.name,
-                   send.message)
+    @property
+    def traffic(self) -> Traffic:
+        """Messages and bytes the cores asked to send, by kind, and how many were not
+        delivered."""
+        traffic = Traffic(dropped=self._dropped)
+        for kind, (count, size) in self._sent.items():
+            traffic.messages[kind.__name__] = count
+            traffic.bytes[kind.__name__] = size
+        return traffic
 
     def _dial(self, node: SimNode, address: str) -> None:
         target = self._by_address.get(address)

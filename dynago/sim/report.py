@@ -15,12 +15,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 from dynago.config import Config
 from dynago.core.broadcast import retransmit_limit
 from dynago.core.member import Member
-from dynago.core.messages import Ack, CoreMessage, Ping, PingReq
+from dynago.core.messages import Ack, CoreMessage, Gossip, Ping, PingReq, StateSync
 from dynago.core.suspicion import suspicion_bounds
 from dynago.sim.cluster import EXCHANGE_TIMEOUT_S, SimCluster
 from dynago.sim.scenarios import SCENARIO_STEPS, SimOptions, Watch
@@ -66,25 +66,50 @@ def references(config: Config, nodes: int) -> dict[str, Any]:
 def message_sizer() -> Callable[[CoreMessage], int]:
     """Bytes of each message as the gRPC transport encodes it (a protobuf Envelope).
 
-    Probe messages differ only in their sequence number, so their size is cached by
-    (kind, record, bytes of the sequence number's varint): exact, and it spares encoding
-    millions of pings and acks. Gossip and full-state chunks are encoded each time.
+    Exact, without encoding millions of messages: probe messages differ only in their
+    sequence number, so their size is cached by (kind, record, length of the sequence
+    number's varint); gossip and full-state messages are sums of their records' sizes
+    (cached per record) plus protobuf's tag and length bytes. Records are immutable and
+    shared, so caches are keyed by identity; each entry keeps its record, so an id is
+    never reused while its entry lives.
     """
     from dynago.transport import codec
 
-    cache: dict[tuple[type, Member, int], int] = {}
+    probes: dict[tuple[type, int, int], tuple[Member, int]] = {}
+    records: dict[int, tuple[Member, int]] = {}
+    varint = codec.varint_size
+
+    def record_field(member: Member) -> int:
+        """A record as a repeated field: tag, length, record."""
+        known = records.get(id(member))
+        if known is None or known[0] is not member:
+            if len(records) > 1_000_000:
+                records.clear()
+            length = codec.member_size(member)
+            known = records[id(member)] = (member, 1 + varint(length) + length)
+        return known[1]
 
     def size(message: CoreMessage) -> int:
-        if isinstance(message, Ping | Ack | PingReq):
-            member = message.target if isinstance(message, Ping | PingReq) else message.member
-            key = (type(message), member, (message.seq.bit_length() + 6) // 7)
-            known = cache.get(key)
-            if known is None:
-                known = cache[key] = len(codec.encode(message))
-                if len(cache) > 1_000_000:
-                    cache.clear()
-            return known
-        return len(codec.encode(message))
+        kind = type(message)
+        if kind is Ping or kind is Ack or kind is PingReq:
+            probe = cast(Ping | Ack | PingReq, message)
+            member = probe.member if kind is Ack else probe.target  # type: ignore[union-attr]
+            key = (kind, id(member), varint(probe.seq))
+            known = probes.get(key)
+            if known is None or known[0] is not member:
+                if len(probes) > 1_000_000:
+                    probes.clear()
+                known = probes[key] = (member, len(codec.encode(message)))
+            return known[1]
+        if kind is Gossip:
+            body = sum(record_field(m) for m in cast(Gossip, message).updates)
+        elif kind is StateSync:
+            sync = cast(StateSync, message)
+            body = (sum(record_field(m) for m in sync.members)
+                    + 2 * sync.reply_wanted + 2 * sync.last)
+        else:
+            return len(codec.encode(message))
+        return 1 + varint(body) + body  # the Envelope's field: tag, length, message
 
     return size
 

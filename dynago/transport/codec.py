@@ -187,6 +187,19 @@ def _encode_member(target: pb.Member, member: Member) -> None:
             entries.add(key=key, value=value)
 
 
+def member_size(member: Member) -> int:
+    """Bytes of one member record inside a message (its protobuf ``Member``, without the
+    field tag and length that precede it)."""
+    record = pb.Member()
+    _encode_member(record, member)
+    return record.ByteSize()
+
+
+def varint_size(value: int) -> int:
+    """Bytes of a protobuf varint holding ``value`` (>= 0)."""
+    return max(1, (value.bit_length() + 6) // 7)
+
+
 def decode(data: bytes, max_bytes: int) -> _WireMessage:
     """Parse one ``dynago.v1.Envelope``; raise DecodeError (short reason) if it is not one.
 
