@@ -1,11 +1,12 @@
 """The simulator's figures for docs/performance.md: scenarios at several cluster sizes.
 
-    python -m bench.simulate [--sizes 100 1000 10000] [--seeds 3] [--workers 1]
-                             [--out bench-results/simulate.json]
+    python -m bench.simulate [--sizes 100 1000 10000] [--seeds 3] [--big-seeds 1]
+                             [--workers 1] [--out bench-results/simulate.json]
 
 Runs ``dynago sim`` (each run in its own process, so peak memory is per run) for the
 crash, join and leave scenarios at every size, the partition scenario and the loss
-sweep at the middle size, each with ``--seeds`` seeds; prints Markdown tables (median
+sweep at the middle size, each with ``--seeds`` seeds (``--big-seeds`` at 10,000 nodes
+and more: each of those runs takes minutes); prints Markdown tables (median
 over seeds of each run's median/p99/max over nodes) and writes every report as JSON.
 Simulated times do not depend on the machine; wall times do (run on a quiet machine).
 """
@@ -47,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--big-seeds", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--duration", type=float, default=DURATION_S)
     parser.add_argument("--out", type=Path, default=Path("bench-results/simulate.json"))
@@ -55,22 +57,23 @@ def main() -> None:
     common = ["--duration", str(args.duration), "--workers", str(args.workers)]
     runs: dict[str, list[dict[str, Any]]] = {}
 
-    def run(key: str, extra: list[str]) -> list[dict[str, Any]]:
+    def run(key: str, extra: list[str], count: int | None = None) -> list[dict[str, Any]]:
         reports = []
-        for seed in seeds:
+        for seed in (seeds if count is None else range(1, count + 1)):
             report = sim([*extra, *common, "--seed", str(seed)])
             print(f"{key} seed {seed}: wall {report['wall_s']} s", file=sys.stderr)
             reports.append(report)
         runs[key] = reports
         return reports
 
-    lines = ["| N | scenario | measured: median / p99 / max over nodes (s) | reference (s) "
-             "| false susp. / fail. | msgs, bytes per node per s | wall (s) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| N | scenario | seeds | measured: median / p99 / max over nodes (s) "
+             "| reference (s) | false susp. / fail. | msgs, bytes per node per s | wall (s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for n in args.sizes:
         for scenario, key in (("crash", "failed_everywhere"), ("join", "all_alive_everywhere"),
                               ("leave", "left_everywhere")):
-            reports = run(f"{scenario}-{n}", ["--nodes", str(n), "--scenario", scenario])
+            reports = run(f"{scenario}-{n}", ["--nodes", str(n), "--scenario", scenario],
+                          args.big_seeds if n >= 10_000 else None)
             ref = reports[0]["reference"]
             reference = {"crash": ref["failed_everywhere_s"],
                          "join": ref["dissemination_s"], "leave": "direct notice"}[scenario]
@@ -80,7 +83,8 @@ def main() -> None:
                 extra = (f"; first suspicion {first} (ref. median "
                          f"{ref['first_suspicion_s']['median']})")
             lines.append(
-                f"| {n} | {scenario} | {timing_cell(reports, key)}{extra} | {reference} | "
+                f"| {n} | {scenario} | {len(reports)} | {timing_cell(reports, key)}{extra} | "
+                f"{reference} | "
                 f"{sum(r['false_suspicions'] for r in reports)} / "
                 f"{sum(r['false_failures'] for r in reports)} | "
                 f"{med([r['traffic']['messages_per_node_per_s'] for r in reports])}, "
@@ -89,7 +93,8 @@ def main() -> None:
     middle = sorted(args.sizes)[len(args.sizes) // 2]
     reports = run(f"partition-{middle}", ["--nodes", str(middle), "--scenario", "partition"])
     lines.append(
-        f"| {middle} | partition ({reports[0]['results']['split_s']} s) | other side failed "
+        f"| {middle} | partition ({reports[0]['results']['split_s']} s) | {len(reports)} "
+        f"| other side failed "
         f"{timing_cell(reports, 'other_side_failed')}; all alive after heal "
         f"{timing_cell(reports, 'all_alive_after_heal')} | — | "
         f"{sum(r['false_suspicions'] for r in reports)} / "
