@@ -54,8 +54,8 @@ def references(config: Config, nodes: int) -> dict[str, Any]:
                               f"reaches N members in about log_(f+1) N + ln N / f rounds",
         "suspicion_timeout_s": {"min": round(minimum, 4), "max": round(maximum, 4)},
         "suspicion_note": "Lifeguard: a suspicion starts at max and shrinks toward min as "
-                          f"independent members confirm it "
-                          f"({max(0, config.suspicion_mult - 2)} confirmations reach min)",
+                          "independent members confirm it (min after "
+                          f"{max(0, config.suspicion_mult - 2)} confirmation(s))",
         "failed_everywhere_s": round(2 * period + minimum + dissemination, 4),
         "failed_everywhere_note": "first suspicion (mean) + minimum suspicion timeout + "
                                   "dissemination of the failure",
