@@ -271,7 +271,9 @@ class MembershipActor(pykka.ThreadingActor):
                         if record is not None and record.member.status is Status.LEFT:
                             continue  # it said goodbye; a new life will dial us
                         peer = self._peer(to, address)
-                    peer.tell(Deliver(message))
+                    # It may stop between the check and the tell (node shutdown, sweep
+                    # of a member no longer live): the message is lost like any other.
+                    tell_quietly(peer, Deliver(message))
                 case Publish(event):
                     self._publish(event)
                 case DialSeed(address):
