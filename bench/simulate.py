@@ -1,6 +1,6 @@
 """The simulator's figures for docs/performance.md: scenarios at several cluster sizes.
 
-    python -m bench.simulate [--sizes 100 1000 10000] [--seeds 3] [--big-seeds 1]
+    python -m bench.simulate [--sizes 100 1000 10000] [--seeds 3] [--big-seeds 1] [--side-seeds N]
                              [--workers 1] [--out bench-results/simulate.json]
 
 Runs ``dynago sim`` (each run in its own process, so peak memory is per run) for the
@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--big-seeds", type=int, default=1)
+    parser.add_argument("--side-seeds", type=int, default=None,
+                        help="seeds of the partition and loss-sweep runs (default: --seeds)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--duration", type=float, default=DURATION_S)
     parser.add_argument("--out", type=Path, default=Path("bench-results/simulate.json"))
@@ -91,7 +93,8 @@ def main() -> None:
                 f"{med([r['traffic']['bytes_per_node_per_s'] for r in reports])} | "
                 f"{med([r['wall_s'] for r in reports])} |")
     middle = sorted(args.sizes)[len(args.sizes) // 2]
-    reports = run(f"partition-{middle}", ["--nodes", str(middle), "--scenario", "partition"])
+    reports = run(f"partition-{middle}", ["--nodes", str(middle), "--scenario", "partition"],
+                  args.side_seeds)
     lines.append(
         f"| {middle} | partition ({reports[0]['results']['split_s']} s) | {len(reports)} "
         f"| other side failed "
@@ -104,7 +107,8 @@ def main() -> None:
         f"{med([r['wall_s'] for r in reports])} |")
     print("\n".join(lines))
 
-    sweep = run(f"loss-{middle}", ["--nodes", str(middle), "--scenario", "loss"])
+    sweep = run(f"loss-{middle}", ["--nodes", str(middle), "--scenario", "loss"],
+                args.side_seeds)
     table = ["| loss | first suspicion (s) | failed everywhere: median / p99 / max (s) "
              "| false suspicions | false failures | msgs per node per s |",
              "|---|---|---|---|---|---|"]
@@ -116,7 +120,7 @@ def main() -> None:
             f"{sum(r['false_suspicions'] for r in per_seed)} | "
             f"{sum(r['false_failures'] for r in per_seed)} | "
             f"{med([r['traffic']['messages_per_node_per_s'] for r in per_seed])} |")
-    print(f"\nloss sweep, {middle} nodes (sums of false alarms over {args.seeds} seeds):")
+    print(f"\nloss sweep, {middle} nodes (sums of false alarms over {len(sweep)} seed(s)):")
     print("\n".join(table))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(runs, indent=1))
