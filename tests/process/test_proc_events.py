@@ -142,8 +142,11 @@ class Terminal:
     it draws. ``screen()`` is the last complete frame, without escape codes."""
 
     # A new session acquires the pty as its controlling terminal by opening it, so that
-    # Ctrl-C written to the terminal reaches the program as SIGINT.
-    LAUNCHER = ("import os, sys; os.close(os.open(os.ttyname(0), os.O_RDWR)); "
+    # Ctrl-C written to the terminal reaches the program as SIGINT. SIGINT gets its
+    # default disposition back, as at an interactive shell: a test run started in the
+    # background of a non-interactive shell inherits it ignored, and so would the program.
+    LAUNCHER = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                "os.close(os.open(os.ttyname(0), os.O_RDWR)); "
                 "os.execv(sys.executable, [sys.executable, '-m', 'dynago', *sys.argv[1:]])")
 
     def __init__(self, args: list[str]) -> None:
