@@ -75,7 +75,3 @@ class Suspicion:
     def confirmations(self) -> int:
         """Independent confirmations after the first suspicion."""
         return max(0, len(self.origins) - 1)
-
-    def deadline(self) -> float:
-        """When the suspect is declared failed unless it refutes first."""
-        return self.due

@@ -87,12 +87,6 @@ class Traffic:
     bytes: Counter[str] = field(default_factory=Counter)
     dropped: int = 0
 
-    def total_messages(self) -> int:
-        return sum(self.messages.values())
-
-    def total_bytes(self) -> int:
-        return sum(self.bytes.values())
-
 
 def node_name(index: int) -> str:
     return f"node-{index:05d}"
