@@ -32,8 +32,10 @@ Rules (each tested in tests/core/):
 * In a peer's full list (push-pull), a FAILED record of a member this node holds live
   counts only as a suspicion from the node that declared it (memberlist's rule): a node
   that was cut off brings back stale verdicts in the exchange that reconnects it, and
-  they must not fail members the others can reach. Gossiped verdicts are fresh and
-  apply as they are; an operator's removal (no origin) always stands. A node with no
+  they must not fail members the others can reach. A gossiped verdict is a suspicion
+  too while its origin is held failed here or came back from failed lately (it may
+  still be pushing out what it queued while cut off); other gossiped verdicts apply as
+  they are; an operator's removal (no origin) always stands. A node with no
   live member to gossip to still counts its rounds, so what it queued while cut off
   (verdicts on everyone) expires instead of being pushed out when it reconnects.
 * Time this node did not run (a gap between ticks longer than the probe timeout) does
@@ -170,6 +172,8 @@ class MembershipCore:
         self._next_reconnect = now + config.reconnect_interval_s
         self._last_tick = now
         self._notified: dict[str, float] = {}
+        self._returned: dict[str, float] = {}
+        """Members that came back from FAILED -> when (see _doubtful_origin)."""
         self._allowances: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ queries
@@ -525,15 +529,18 @@ class MembershipCore:
             return
         if member.name not in self._records and not self._admit_new(sender, now):
             return
-        if (full_state and member.status is Status.FAILED and member.origin
+        if (member.status is Status.FAILED and member.origin
                 and held is not None and held.member.status.is_live
-                and member.incarnation >= held.member.incarnation):
+                and member.incarnation >= held.member.incarnation
+                and (full_state or self._doubtful_origin(member.origin, now))):
             # In another node's full list, its verdict on a member we hold live is a
             # suspicion here, from the node that declared it (memberlist's push-pull
             # rule): our own Lifeguard timer decides, and the member may refute first. A
             # node that was cut off brings its stale verdicts back in the push-pull that
-            # reconnects it; they fail no one that the rest of the cluster can reach. (A
-            # verdict with no origin is an operator's removal, which stands.)
+            # reconnects it; they fail no one that the rest of the cluster can reach. The
+            # same holds for the verdicts it still had queued for gossip, so a gossiped
+            # verdict is a suspicion too while its origin is failed here or came back
+            # only lately. (A verdict with no origin is an operator's removal: it stands.)
             member = Member(member.name, member.address, member.incarnation,
                             Status.SUSPECT, member.origin, member.tags)
         if member.status is Status.SUSPECT:
@@ -557,6 +564,26 @@ class MembershipCore:
             if held is not None and held.member is member:
                 continue  # the very record we hold (an in-process peer: the simulator)
             self._receive(member, now, effects, sender, full_state=full_state)
+
+    def _doubtful_origin(self, origin: str, now: float) -> bool:
+        """Whether ``origin``'s verdicts may be stale: it is held failed (or left) here,
+        or it came back from failed within twice the time a gossiped record lives
+        (retransmit rounds x gossip interval), so whatever it queued while cut off may
+        still be on its way, also relayed once."""
+        record = self._records.get(origin)
+        if record is None or origin == self.name:
+            return False
+        if not record.member.status.is_live:
+            return True
+        returned = self._returned.get(origin)
+        if returned is None:
+            return False
+        window = 2.0 * self.config.gossip_interval_s * retransmit_limit(
+            self.config.retransmit_mult, len(self._live) + 1)
+        if now - returned <= window:
+            return True
+        del self._returned[origin]
+        return False
 
     def _admit_new(self, sender: str | None, now: float) -> bool:
         """Whether one more member may enter the map (see _receive)."""
@@ -625,6 +652,8 @@ class MembershipCore:
                     self._failed.add(name)
             elif was_failed:
                 self._failed.discard(name)
+                if member.status.is_live:
+                    self._returned[name] = now
             self._track_suspicion(member, now)
         if gossip:
             self._broadcasts.enqueue(member)
@@ -794,6 +823,7 @@ class MembershipCore:
             if self._records.pop(name).member.status is Status.FAILED:
                 self._failed.discard(name)
             self._notified.pop(name, None)
+            self._returned.pop(name, None)
             self._suspicions.pop(name, None)
             self.counters.tombstones_reaped += 1
         failed = len(self._failed)

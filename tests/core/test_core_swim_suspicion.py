@@ -355,6 +355,39 @@ def test_failed_in_gossip_or_from_operator_applies_at_once() -> None:
     assert held(synced, "m") == removal
 
 
+@pytest.mark.parametrize("x_back", [True, False], ids=["origin-just-back", "origin-failed"])
+def test_gossiped_verdict_from_a_node_that_was_cut_off_is_only_a_suspicion(
+    x_back: bool,
+) -> None:
+    """membership.py: a node that was cut off still has its verdicts on everyone queued
+    for gossip when it reconnects. While its origin is held failed, or came back from
+    failed only lately, a gossiped FAILED about a member held live is a suspicion from
+    that origin: the member refutes it and is never failed (a chaos run caught this as a
+    false failure right after a heal)."""
+    core = make_core()
+    core.merge([_rec(3, Status.ALIVE), Member("x", addr(8200), 0, Status.ALIVE)], 0.0)
+    core.handle("p", Gossip((Member("x", addr(8200), 0, Status.FAILED, "a"),)), 1.0)
+    if x_back:
+        core.handle("x", Gossip((Member("x", addr(8200), 1, Status.ALIVE),)), 2.0)
+    effects = core.handle("x", Gossip((_rec(3, Status.FAILED),)), 2.1)
+    assert held(core, "m") == Member("m", addr(8100), 3, Status.SUSPECT, "x")
+    assert [e.kind for e in events(effects)] == [EventKind.SUSPECTED]
+    core.handle("m", Gossip((Member("m", addr(8100), 4, Status.ALIVE),)), 2.2)
+    assert held(core, "m").status is Status.ALIVE
+
+
+def test_gossiped_verdict_from_a_node_back_for_a_while_applies_at_once() -> None:
+    """membership.py: once the node that came back has had time to send all it queued
+    (twice retransmit rounds x gossip interval), its verdicts apply as they are."""
+    core = make_core()
+    core.merge([_rec(3, Status.ALIVE), Member("x", addr(8200), 0, Status.ALIVE)], 0.0)
+    core.handle("p", Gossip((Member("x", addr(8200), 0, Status.FAILED, "a"),)), 1.0)
+    core.handle("x", Gossip((Member("x", addr(8200), 1, Status.ALIVE),)), 2.0)
+    window = 2 * LOCAL.gossip_interval_s * LOCAL.retransmit_mult  # log10(3) rounds up to 1
+    core.handle("x", Gossip((_rec(3, Status.FAILED),)), 2.0 + window + 0.01)
+    assert held(core, "m").status is Status.FAILED
+
+
 def test_node_alone_lets_its_gossip_queue_expire() -> None:
     """membership.py: with no live member to gossip to, rounds still count, so what a
     cut-off node queued is not pushed out when it reconnects."""
