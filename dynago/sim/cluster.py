@@ -20,7 +20,7 @@ import hashlib
 import heapq
 import math
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -62,6 +62,9 @@ Observer = Callable[[float, str, MemberEvent], None]
 
 _Posted = tuple[float, int, str, str, object]
 """(time, kind, target, sender, payload): an event for a node of another worker."""
+
+_Event = tuple[float, int, int, str, str, object]
+"""(time, seq, kind, target, sender, payload): events run in (time, seq) order."""
 
 
 @dataclass(slots=True)
@@ -135,7 +138,12 @@ class SimCluster:
         self.events_published = 0
         self._observer = observer
         self._message_size = message_size
-        self._queue: list[tuple[float, int, int, str, str, object]] = []
+        self._queue: list[_Event] = []
+        """Ticks, stream notices and messages from other workers: a heap."""
+        self._inbox: deque[_Event] = deque()
+        """Messages between this worker's nodes, in the order sent. Each arrives one
+        latency after it was sent and the clock never goes back, so this FIFO is already
+        in (time, seq) order: no heap needed for the bulk of the events."""
         self._seq = 0
         self._outbox: list[list[_Posted]] = [[] for _ in range(self.workers)]
         self._by_address: dict[str, str] = {}
@@ -240,7 +248,8 @@ class SimCluster:
     def _exchange(self) -> float:
         """Swap crossing messages with every other worker; the earliest pending event
         time of all workers (every worker computes the same value)."""
-        local_next = self._queue[0][0] if self._queue else math.inf
+        local_next = min(self._queue[0][0] if self._queue else math.inf,
+                         self._inbox[0][0] if self._inbox else math.inf)
         sent_next = min((item[0] for box in self._outbox for item in box), default=math.inf)
         earliest = min(local_next, sent_next)
         for other, link in enumerate(self._links):
@@ -269,14 +278,30 @@ class SimCluster:
 
     def _process(self, end: float, *, inclusive: bool) -> None:
         queue = self._queue
+        inbox = self._inbox
         nodes = self.nodes
-        while queue and (queue[0][0] <= end if inclusive else queue[0][0] < end):
-            time, _seq, kind, target, sender, payload = heapq.heappop(queue)
+        heappop = heapq.heappop
+        popleft = inbox.popleft
+        while True:
+            # The earlier of the heap's first event and the inbox's first message
+            # (seq numbers are unique, so the tuples never compare past them).
+            if inbox and (not queue or inbox[0] < queue[0]):
+                if not (inbox[0][0] <= end if inclusive else inbox[0][0] < end):
+                    break
+                time, _seq, kind, target, sender, payload = popleft()
+            elif queue:
+                if not (queue[0][0] <= end if inclusive else queue[0][0] < end):
+                    break
+                time, _seq, kind, target, sender, payload = heappop(queue)
+            else:
+                break
             self.now = time
             node = nodes[target]
             if not node.up:
                 continue
-            if kind == _TICK:
+            if kind == _DELIVER:
+                self._deliver(node, sender, payload)  # type: ignore[arg-type]
+            elif kind == _TICK:
                 if time != node.due or node.paused:
                     continue  # stale: the node was rescheduled, or it is paused
                 node.due = math.inf
@@ -289,8 +314,6 @@ class SimCluster:
                     continue
                 self._count_tick(target)
                 self._run(node, core.tick(time))
-            elif kind == _DELIVER:
-                self._deliver(node, sender, cast(CoreMessage, payload))
             else:
                 self._connected(node, sender, cast(bool, payload))
 
@@ -339,13 +362,14 @@ class SimCluster:
             lossy = bool(network.loss or network.groups or network.one_way_cuts)
             arrive = self.now + network.latency_s
             name = node.name
+            inbox_append = self._inbox.append
+            owners = self._owner if self.workers > 1 else None
             last_message: object = None
             last_size = 0
             for effect in effects:
                 kind = type(effect)
                 if kind is Send:
-                    send = cast(Send, effect)
-                    message = send.message
+                    message = effect.message  # type: ignore[union-attr]
                     counts = sent.get(type(message))
                     if counts is None:
                         counts = sent[type(message)] = [0, 0]
@@ -354,28 +378,29 @@ class SimCluster:
                         if message is not last_message:
                             last_message, last_size = message, size_of(message)
                         counts[1] += last_size
-                    to = send.to
+                    to = effect.to  # type: ignore[union-attr]
+                    address = effect.address  # type: ignore[union-attr]
                     # An empty address: the member is not in the sender's map yet, but a
                     # stream to it is open (it reached us first): route by name.
-                    target = by_address.get(send.address) if send.address else to
-                    if (target != to or to in down
+                    if ((address and by_address.get(address) != to) or to in down
                             or (lossy and not network.delivers(name, to))):
                         self._dropped += 1
                         continue
-                    owner = self._owner[to]
-                    if owner == self.worker:
-                        self._seq += 1
-                        heapq.heappush(self._queue,
-                                       (arrive, self._seq, _DELIVER, to, name, message))
-                    else:
-                        self._outbox[owner].append((arrive, _DELIVER, to, name, message))
+                    if owners is not None:
+                        owner = owners[to]
+                        if owner != self.worker:
+                            self._outbox[owner].append((arrive, _DELIVER, to, name, message))
+                            continue
+                    self._seq += 1
+                    inbox_append((arrive, self._seq, _DELIVER, to, name, message))
                 elif kind is Publish:
-                    self._publish(name, cast(Publish, effect).event)
+                    self._publish(name, effect.event)  # type: ignore[union-attr]
                 elif kind is DialSeed:
-                    self._dial(node, cast(DialSeed, effect).address)
+                    self._dial(node, effect.address)  # type: ignore[union-attr]
         due = node.core.next_deadline()
         if due < node.due:
-            node.due = due if due > self.now else self.now
+            now = self.now
+            node.due = due if due > now else now
             self._seq += 1
             heapq.heappush(self._queue, (node.due, self._seq, _TICK, node.name, "", None))
 
