@@ -164,7 +164,9 @@ class MembershipCore:
         self._now = now
         """The latest time any input carried."""
         self._due: float | None = None
-        """next_deadline(), cached until an input changes the state."""
+        """next_deadline(), cached; dropped by whatever changes what it is computed from:
+        every input except a Ping, Gossip or Nack that changes no record and confirms no
+        suspicion, and arrives while nothing is overdue (see handle)."""
         self._prober = Prober(rng)
         self.awareness = Awareness(config.awareness_max_multiplier)
         self._suspicions: dict[str, Suspicion] = {}
@@ -336,9 +338,18 @@ class MembershipCore:
 
     def handle(self, sender: str, message: CoreMessage, now: float) -> list[Effect]:
         """A message from member ``sender`` arrived."""
-        self._due = None  # whatever follows may move the next deadline
+        if now > self._now:
+            self._now = now
+            if self._due is not None and self._due < now:
+                # Overdue (no tick yet): a later ``_now`` can move the gossip round on its
+                # grid (see _gossip_due).
+                self._due = None
+        if not isinstance(message, (Ping, Gossip, Nack)):
+            # Acks, relays and full lists change probes, relays or the join state. Pings,
+            # gossip and nacks move a deadline only through a record that changes
+            # (_apply) or a suspicion confirmed (_receive), which drop the cache there.
+            self._due = None
         effects: list[Effect] = []
-        self._now = max(self._now, now)
         incarnation_before = self._me.incarnation
         if isinstance(message, Ping):
             self._on_ping(sender, message, now, effects)
@@ -545,8 +556,9 @@ class MembershipCore:
                             Status.SUSPECT, member.origin, member.tags)
         if member.status is Status.SUSPECT:
             suspicion = self._suspicions.get(member.name)
-            if suspicion is not None and suspicion.incarnation == member.incarnation:
-                suspicion.confirm(member.origin)  # Lifeguard: an independent confirmation
+            if (suspicion is not None and suspicion.incarnation == member.incarnation
+                    and suspicion.confirm(member.origin)):
+                self._due = None  # Lifeguard: an independent confirmation shortens it
         if held is None or member.supersedes(held.member):
             # A node that has not joined yet learns the cluster from a seed's full list:
             # that news is news to it alone (the seed and its cluster hold it already),
@@ -626,6 +638,7 @@ class MembershipCore:
                reporter: str = "self", detail: str = "", *, gossip: bool = True) -> None:
         """The only transition of the member map: store, gossip (unless ``gossip`` is
         False) and publish one record."""
+        self._due = None  # a change of the map may move any deadline
         held = self._records.get(member.name)
         previous = held.member if held is not None else None
         name = member.name
