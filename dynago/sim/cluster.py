@@ -11,7 +11,8 @@ With ``workers > 1`` each of several processes runs the same scenario script but
 only every ``workers``-th node; the processes advance in lock-step windows no longer
 than the network latency (no message sent inside a window can arrive inside it), and
 swap the messages that cross between them at the end of each window (conservative
-parallel discrete-event simulation). Same seed and same number of workers: same run.
+parallel discrete-event simulation; see crossing for how messages and records cross).
+Same seed and same number of workers: same run.
 """
 
 from __future__ import annotations
@@ -19,32 +20,29 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import pickle
 import random
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from time import perf_counter
 from typing import cast
 
 from dynago.config import Config
-from dynago.core.member import Member, Status
+from dynago.core.member import Member
 from dynago.core.membership import MembershipCore
 from dynago.core.messages import (
-    Ack,
     CoreMessage,
     DialSeed,
     Effect,
-    Gossip,
     MemberEvent,
-    Nack,
-    Ping,
-    PingReq,
     Publish,
     Send,
-    StateSync,
 )
-from dynago.core.tags import Tags
 from dynago.core.view import ConvergedView
+from dynago.sim.crossing import Crossing, Posted
 from dynago.sim.network import NetworkModel
 
 _TICK = 0
@@ -54,14 +52,19 @@ _CONNECT = 2
 EXCHANGE_TIMEOUT_S = 600.0
 """A worker that hears nothing from another for this long gives up (it died)."""
 
+SPIN_S = 0.0
+"""How long a worker polls for another's batch before it sleeps until it comes."""
+
+EAGER_SEND_BYTES = 32 * 1024
+"""Batches up to this size are written at once (a socket pair buffers more than that);
+larger ones from a helper thread, so that two workers sending large batches to each
+other cannot both block before either reads."""
+
 MAX_TICKS_AT_ONE_INSTANT = 1000
 """A core ticked this often without time moving has a deadline it never clears: a bug."""
 
 Observer = Callable[[float, str, MemberEvent], None]
 """Called with (time, node, event) for every member event any node publishes."""
-
-_Posted = tuple[float, int, str, str, object]
-"""(time, kind, target, sender, payload): an event for a node of another worker."""
 
 _Event = tuple[float, int, int, str, str, object]
 """(time, seq, kind, target, sender, payload): events run in (time, seq) order."""
@@ -145,7 +148,8 @@ class SimCluster:
         latency after it was sent and the clock never goes back, so this FIFO is already
         in (time, seq) order: no heap needed for the bulk of the events."""
         self._seq = 0
-        self._outbox: list[list[_Posted]] = [[] for _ in range(self.workers)]
+        self._outbox: list[list[Posted]] = [[] for _ in range(self.workers)]
+        self._crossing = Crossing(self.workers)
         self._by_address: dict[str, str] = {}
         self._digest = hashlib.sha256()
         self.log: list[str] | None = [] if keep_log else None
@@ -183,9 +187,12 @@ class SimCluster:
 
     def converged(self, count: int) -> list[str]:
         """Start ``count`` nodes that already know each other (a converged cluster);
-        returns every node's name."""
+        returns every node's name. With several workers, each calls this first, before
+        anything crosses between them (their records are numbered alike, see crossing)."""
         members = [Member(node_name(i), node_address(i)) for i in range(count)]
         view = ConvergedView(members, self.now)
+        if self.workers > 1:
+            self._crossing.preregister(members)
         for member in members:
             self.add_node(member.name, member.address, view=view)
         return [member.name for member in members]
@@ -247,34 +254,51 @@ class SimCluster:
 
     def _exchange(self) -> float:
         """Swap crossing messages with every other worker; the earliest pending event
-        time of all workers (every worker computes the same value)."""
+        time of all workers (every worker computes the same value).
+
+        Every worker sends first and then reads, so a window costs one hand-over, not
+        one per pair in turn; a reply is awaited spinning for a moment before sleeping,
+        because waking a sleeping process costs more than a whole window's work."""
         local_next = min(self._queue[0][0] if self._queue else math.inf,
                          self._inbox[0][0] if self._inbox else math.inf)
         sent_next = min((item[0] for box in self._outbox for item in box), default=math.inf)
         earliest = min(local_next, sent_next)
+        senders: list[threading.Thread] = []
         for other, link in enumerate(self._links):
             if link is None:
                 continue
-            outgoing = (earliest, _flatten(self._outbox[other]))
-            if self.worker < other:
-                link.send(outgoing)
-                incoming = self._receive(link)
-            else:
-                incoming = self._receive(link)
-                link.send(outgoing)
+            data = pickle.dumps((earliest, self._crossing.encode(self._outbox[other], other)),
+                                pickle.HIGHEST_PROTOCOL)
             self._outbox[other] = []
-            their_earliest, messages = incoming
+            if len(data) <= EAGER_SEND_BYTES:
+                link.send_bytes(data)  # fits in the socket's buffer: returns at once
+            else:
+                # Both ends may be sending a large batch: neither may block on a full
+                # buffer before it reads.
+                sender = threading.Thread(target=link.send_bytes, args=(data,), daemon=True)
+                sender.start()
+                senders.append(sender)
+        for other, link in enumerate(self._links):
+            if link is None:
+                continue
+            their_earliest, messages = pickle.loads(self._receive(link))
             earliest = min(earliest, their_earliest)
-            for time, kind, target, sender, payload in _restore(messages):
-                self._push(time, kind, target, sender, payload)
+            for time, kind, target, sender_name, payload in self._crossing.decode(
+                    messages, other):
+                self._push(time, kind, target, sender_name, payload)
+        for sender in senders:
+            sender.join()
         return earliest
 
     @staticmethod
-    def _receive(link: Connection) -> tuple[float, list[_Posted]]:
-        if not link.poll(EXCHANGE_TIMEOUT_S):
-            raise RuntimeError("another simulation worker stopped answering")
-        incoming: tuple[float, list[_Posted]] = link.recv()
-        return incoming
+    def _receive(link: Connection) -> bytes:
+        deadline = perf_counter() + SPIN_S
+        while not link.poll(0):
+            if perf_counter() > deadline:
+                if not link.poll(EXCHANGE_TIMEOUT_S):
+                    raise RuntimeError("another simulation worker stopped answering")
+                break
+        return link.recv_bytes()
 
     def _process(self, end: float, *, inclusive: bool) -> None:
         queue = self._queue
@@ -450,66 +474,3 @@ class SimCluster:
         """SHA-256 of this worker's event log so far (every member event of its nodes,
         in order)."""
         return self._digest.hexdigest()
-
-
-# ---------------------------------------------------------------- crossing workers
-#
-# Messages cross between worker processes as plain tuples: pickling frozen dataclasses
-# costs ten times more. A message sent to several nodes of the other worker is
-# flattened once and comes back as one object, as it would within one worker.
-
-_STATUSES = tuple(Status)
-_KINDS: tuple[type, ...] = (Ping, Ack, PingReq, Nack, Gossip, StateSync)
-
-
-def _flat_member(m: Member) -> tuple[str, str, int, int, str, Tags]:
-    return (m.name, m.address, m.incarnation, int(m.status), m.origin, m.tags)
-
-
-def _member(t: tuple[str, str, int, int, str, Tags]) -> Member:
-    return Member(t[0], t[1], t[2], _STATUSES[t[3]], t[4], t[5])
-
-
-def _flatten(posted: list[_Posted]) -> list[_Posted]:
-    done: dict[int, object] = {}
-    out: list[_Posted] = []
-    for time, kind, target, sender, payload in posted:
-        flat = done.get(id(payload))
-        if flat is None:
-            if isinstance(payload, Ping | Ack | PingReq):
-                member = payload.member if isinstance(payload, Ack) else payload.target
-                flat = (_KINDS.index(type(payload)), payload.seq, _flat_member(member))
-            elif isinstance(payload, Nack):
-                flat = (3, payload.seq)
-            elif isinstance(payload, Gossip):
-                flat = (4, tuple(_flat_member(m) for m in payload.updates))
-            elif isinstance(payload, StateSync):
-                flat = (5, tuple(_flat_member(m) for m in payload.members),
-                        payload.reply_wanted, payload.last)
-            else:
-                flat = payload  # a stream notice: a bool
-            done[id(payload)] = flat
-        out.append((time, kind, target, sender, flat))
-    return out
-
-
-def _restore(posted: list[_Posted]) -> list[_Posted]:
-    done: dict[int, object] = {}
-    out: list[_Posted] = []
-    for time, kind, target, sender, flat in posted:
-        payload = done.get(id(flat))
-        if payload is None:
-            payload = flat
-            if isinstance(flat, tuple):
-                code = flat[0]
-                if code <= 2:
-                    payload = _KINDS[code](flat[1], _member(flat[2]))
-                elif code == 3:
-                    payload = Nack(flat[1])
-                elif code == 4:
-                    payload = Gossip(tuple(_member(m) for m in flat[1]))
-                else:
-                    payload = StateSync(tuple(_member(m) for m in flat[1]), flat[2], flat[3])
-            done[id(flat)] = payload
-        out.append((time, kind, target, sender, payload))
-    return out

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
+
 from dynago.config import Config
 from dynago.core import EventKind, Member, MemberEvent, Status
 from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.core.suspicion import suspicion_bounds
-from dynago.sim.cluster import SimCluster, _flatten, _restore, node_name
+from dynago.sim.cluster import SimCluster, node_name
+from dynago.sim.crossing import Crossing
 
 
 def test_node_paused_past_its_suspicion_timeout_is_failed_then_back() -> None:
@@ -47,11 +50,37 @@ def test_messages_cross_workers_unchanged() -> None:
         (1.0, 1, "x", "y", PingReq(7, a)), (1.0, 1, "x", "y", Nack(8)),
         (2.0, 1, "x", "y", gossip), (2.0, 1, "z", "y", gossip),
         (3.0, 1, "x", "y", StateSync((a, b), True, False)), (4.0, 2, "x", node_name(1), True),
+        (4.0, 2, "z", node_name(1), False),
     ]
-    restored = _restore(_flatten(posted))
+    zero, one = Crossing(2), Crossing(2)
+    restored = one.decode(pickle.loads(pickle.dumps(zero.encode(posted, 1))), 0)
     assert restored == posted
-    # One message sent to two nodes of the other worker is still one object there.
+    # One message sent to two nodes of the other worker is still one object there, and a
+    # record is one object there however often it crosses.
     assert restored[4][4] is restored[5][4]
+    a_there = restored[0][4].target
+    assert restored[2][4].target is a_there and restored[4][4].updates[0] is a_there
+    again = one.decode(pickle.loads(pickle.dumps(zero.encode([posted[0]], 1))), 0)
+    assert again[0][4].target is a_there
+
+
+def test_records_cross_whole_once_and_come_back_as_the_original() -> None:
+    """crossing.py: a record crosses whole only the first time; later, and on its way
+    back, only its number crosses, and the worker that sent it first gets its own object
+    back. Preregistered records (a converged start) never cross whole."""
+    start = [Member(node_name(i), f"10.0.0.{i}:7946") for i in range(3)]
+    zero, one = Crossing(2), Crossing(2)
+    zero.preregister(start)
+    one.preregister([Member(m.name, m.address) for m in start])  # equal, not the same
+    fresh = Member("c", "10.0.0.9:7946", 1, Status.SUSPECT, node_name(0))
+    there = one.decode(zero.encode([(1.0, 1, "x", "y", Gossip((start[1], fresh)))], 1), 0)
+    encoded = zero.encode([(1.0, 1, "x", "y", Gossip((start[1], fresh)))], 1)
+    assert encoded[0][4] == (4, (1, 3))  # numbers only, the second time
+    fresh_there = there[0][4].updates[1]
+    assert fresh_there == fresh and fresh_there is not fresh
+    back = zero.decode(one.encode([(2.0, 1, "y", "x", Ack(4, fresh_there))], 0), 1)
+    assert back[0][4].member is fresh
+    assert back[0][4] == Ack(4, fresh)
 
 
 def test_byte_counts_are_the_codecs_exact_sizes() -> None:
