@@ -12,6 +12,7 @@ thousands holds thousands of new records at once.
 from __future__ import annotations
 
 import math
+from itertools import islice
 
 from dynago.core.member import Member
 
@@ -69,28 +70,47 @@ class BroadcastQueue:
 
         Records already sent in ``retransmits`` rounds are dropped.
         """
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             return ()
-        chosen: list[tuple[str, int]] = []
-        for sent, bucket in enumerate(self._buckets):
-            for name in bucket:
-                if len(chosen) >= limit:
-                    break
-                chosen.append((name, sent))
-            if len(chosen) >= limit:
+        buckets = self._buckets
+        # Fewest-sent first, oldest first within a bucket: (rounds sent, names) per
+        # bucket that gives any.
+        chosen: list[tuple[int, list[str]]] = []
+        room = limit
+        unseen = len(pending)
+        for sent, bucket in enumerate(buckets):
+            if not bucket:
+                continue
+            names = list(bucket) if len(bucket) <= room else list(islice(bucket, room))
+            chosen.append((sent, names))
+            room -= len(names)
+            unseen -= len(bucket)
+            if room <= 0 or not unseen:
                 break
         out: list[Member] = []
-        for name, sent in chosen:
-            member = self._pending[name][0]
-            out.append(member)
-            del self._buckets[sent][name]
-            if sent + 1 >= retransmits:
-                del self._pending[name]
+        for _sent, names in chosen:
+            out.extend([pending[name][0] for name in names])
+        # Move each record up one bucket, the highest bucket first: what moves into a
+        # bucket lands after what stays there, as it would moving one by one.
+        for sent, names in reversed(chosen):
+            bucket = buckets[sent]
+            if len(names) == len(bucket):
+                bucket.clear()
             else:
-                self._pending[name] = (member, sent + 1)
-                if sent + 1 == len(self._buckets):
-                    self._buckets.append({})
-                self._buckets[sent + 1][name] = None
+                for name in names:
+                    del bucket[name]
+            after = sent + 1
+            if after >= retransmits:
+                for name in names:
+                    del pending[name]
+                continue
+            if after == len(buckets):
+                buckets.append({})
+            following = buckets[after]
+            for name in names:
+                pending[name] = (pending[name][0], after)
+                following[name] = None
         return tuple(out)
 
     def pending(self) -> tuple[Member, ...]:

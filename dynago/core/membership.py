@@ -425,8 +425,7 @@ class MembershipCore:
         if len(view) > self.config.max_members:
             raise ValueError(f"the view exceeds {self.config.max_members} members")
         self._records = view.records.copy()
-        self._live = view.live.copy()
-        self._live.discard(self.name)
+        self._live = view.live_without(self.name)
         self._failed = view.failed.copy()
         self._tombstones = view.tombstones.copy()
         for seed, holders in self._at_seed.items():

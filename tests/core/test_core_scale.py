@@ -147,6 +147,18 @@ def test_adopted_view_is_held_without_events_or_gossip() -> None:
     assert held is not None and held.member.status is Status.ALIVE
 
 
+def test_view_without_one_member_is_the_copy_with_that_name_discarded() -> None:
+    """view.py live_without: the same names in the same order as copy() then discard()
+    (the order decides which member a seeded core probes and gossips to)."""
+    members = [*peers(6), Member("gone", addr(9100), 0, Status.FAILED, "p0")]
+    view = ConvergedView(members, 0.0)
+    for name in ["p0", "p3", "p5", "gone", "stranger"]:
+        expected = view.live.copy()
+        expected.discard(name)
+        assert view.live_without(name).names() == expected.names(), name
+    assert view.live.names() == [f"p{i}" for i in range(6)]  # the view is untouched
+
+
 @pytest.mark.parametrize("case", ["missing self", "other self", "not fresh", "duplicate"])
 def test_adopt_view_refuses_what_does_not_fit(case: str) -> None:
     core = make_core("a", 7001)
@@ -201,3 +213,41 @@ def test_joiner_takes_whole_list_from_its_seed_but_others_only_their_allowance()
     joiner.handle("p1", StateSync(tuple(strangers), reply_wanted=False, last=True), 0.2)
     assert len(joiner.live_peer_names()) == 70
     assert joiner.counters.members_refused_rate == 20
+
+
+def _reference_take(
+    pending: dict[str, tuple[Member, int]], limit: int, retransmits: int
+) -> tuple[Member, ...]:
+    """broadcast.py's rule in its plainest form: fewest-sent first, oldest first."""
+    order = sorted(pending, key=lambda name: pending[name][1])  # stable: oldest first
+    out = []
+    for name in order[:limit]:
+        member, sent = pending[name]
+        out.append(member)
+        if sent + 1 >= retransmits:
+            del pending[name]
+        else:
+            del pending[name]  # re-inserted: now the newest of its bucket
+            pending[name] = (member, sent + 1)
+    return tuple(out)
+
+
+def test_queue_take_matches_the_plain_rule_over_random_rounds() -> None:
+    """The bucketed queue picks exactly what sorting the whole queue would, round after
+    round, with records replaced meanwhile and limits that vary."""
+    import random
+
+    rng = random.Random(5)
+    for _ in range(200):
+        queue = BroadcastQueue()
+        model: dict[str, tuple[Member, int]] = {}
+        for _step in range(60):
+            if rng.random() < 0.5:
+                for _ in range(rng.randrange(1, 6)):
+                    record = m(f"x{rng.randrange(30)}", rng.randrange(5))
+                    queue.enqueue(record)
+                    model.pop(record.name, None)
+                    model[record.name] = (record, 0)
+            limit, retransmits = rng.randrange(0, 8), rng.randrange(1, 6)
+            assert queue.take(limit, retransmits) == _reference_take(model, limit, retransmits)
+            assert set(queue.pending()) == {record for record, _ in model.values()}
