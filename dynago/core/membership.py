@@ -173,6 +173,8 @@ class MembershipCore:
         self._next_probe = now + config.probe_interval_s * rng.random()
         self._next_reconnect = now + config.reconnect_interval_s
         self._last_tick = now
+        self._pause_threshold = max(3 * config.tick_interval_s, config.probe_timeout_s)
+        """A tick this late after its deadline means this node did not run meanwhile."""
         self._notified: dict[str, float] = {}
         self._returned: dict[str, float] = {}
         """Members that came back from FAILED -> when (see _doubtful_origin)."""
@@ -231,8 +233,9 @@ class MembershipCore:
         late = now - self.next_deadline()
         self._due = None  # what runs below moves the next deadline
         self._last_tick = now
-        self._now = max(self._now, now)
-        if late > max(3 * self.config.tick_interval_s, self.config.probe_timeout_s):
+        if now > self._now:
+            self._now = now
+        if late > self._pause_threshold:
             # This node did not run for a while (paused, starved of CPU): it ticks long
             # after something was due. What it waited for may be sitting unread in its
             # mailbox: judge nobody on time it slept.
@@ -256,8 +259,10 @@ class MembershipCore:
                 next_target = self._prober.next_target(self._live.names, self._is_live_peer)
                 if next_target is not None:
                     self._start_probe(next_target, now, effects)
-            self._run_probe_deadlines(now, effects)
-            self._run_suspicion_deadlines(now, effects)
+            if self._prober.active or self._prober.relays:
+                self._run_probe_deadlines(now, effects)
+            if self._suspicions:
+                self._run_suspicion_deadlines(now, effects)
             if now >= self._next_reconnect:
                 self._next_reconnect = _next_due(
                     self._next_reconnect, self.config.reconnect_interval_s, now)

@@ -52,7 +52,7 @@ _CONNECT = 2
 EXCHANGE_TIMEOUT_S = 600.0
 """A worker that hears nothing from another for this long gives up (it died)."""
 
-SPIN_S = 0.0
+SPIN_S = 0.002
 """How long a worker polls for another's batch before it sleeps until it comes."""
 
 EAGER_SEND_BYTES = 32 * 1024
@@ -142,11 +142,12 @@ class SimCluster:
         self._observer = observer
         self._message_size = message_size
         self._queue: list[_Event] = []
-        """Ticks, stream notices and messages from other workers: a heap."""
+        """Ticks and stream notices: a heap."""
         self._inbox: deque[_Event] = deque()
-        """Messages between this worker's nodes, in the order sent. Each arrives one
-        latency after it was sent and the clock never goes back, so this FIFO is already
-        in (time, seq) order: no heap needed for the bulk of the events."""
+        """Messages to this worker's nodes, in (time, seq) order. Each arrives one latency
+        after it was sent and the clock never goes back, so appending what this worker's
+        nodes send keeps the order (and what other workers send is merged in at each
+        exchange): no heap needed for the bulk of the events."""
         self._seq = 0
         self._outbox: list[list[Posted]] = [[] for _ in range(self.workers)]
         self._crossing = Crossing(self.workers)
@@ -278,6 +279,7 @@ class SimCluster:
                 sender = threading.Thread(target=link.send_bytes, args=(data,), daemon=True)
                 sender.start()
                 senders.append(sender)
+        arrivals: list[_Event] = []
         for other, link in enumerate(self._links):
             if link is None:
                 continue
@@ -285,7 +287,18 @@ class SimCluster:
             earliest = min(earliest, their_earliest)
             for time, kind, target, sender_name, payload in self._crossing.decode(
                     messages, other):
-                self._push(time, kind, target, sender_name, payload)
+                if kind == _DELIVER:
+                    self._seq += 1
+                    arrivals.append((time, self._seq, kind, target, sender_name, payload))
+                else:
+                    self._push(time, kind, target, sender_name, payload)
+        if arrivals:
+            # Messages arrive one latency after they were sent, like this worker's own
+            # that wait in the inbox: one sort (a merge of sorted runs) keeps the inbox
+            # in (time, seq) order.
+            merged = sorted([*self._inbox, *arrivals])
+            self._inbox.clear()
+            self._inbox.extend(merged)
         for sender in senders:
             sender.join()
         return earliest
@@ -324,7 +337,13 @@ class SimCluster:
             if not node.up:
                 continue
             if kind == _DELIVER:
-                self._deliver(node, sender, payload)  # type: ignore[arg-type]
+                if node.paused:
+                    node.held.append((sender, payload))  # type: ignore[arg-type]
+                    continue
+                core = node.core
+                if core.get(sender) is None:
+                    self._stream_from(node, sender)
+                self._run(node, core.handle(sender, payload, time))  # type: ignore[arg-type]
             elif kind == _TICK:
                 if time != node.due or node.paused:
                     continue  # stale: the node was rescheduled, or it is paused
@@ -350,17 +369,21 @@ class SimCluster:
             raise RuntimeError(f"{name} keeps ticking at t={self.now}: a deadline never clears")
 
     def _deliver(self, node: SimNode, sender: str, message: CoreMessage) -> None:
+        """(What _process does inline for each message.)"""
         if node.paused:
             node.held.append((sender, message))
             return
         core = node.core
         if core.get(sender) is None:
-            # First word from a member this node does not know: in a real node a stream
-            # opened first, and that starts a push-pull.
-            address = self.addresses.get(sender)
-            if address is not None:
-                self._run(node, core.stream_opened(sender, address, self.now))
+            self._stream_from(node, sender)
         self._run(node, core.handle(sender, message, self.now))
+
+    def _stream_from(self, node: SimNode, sender: str) -> None:
+        """First word from a member ``node`` does not know: in a real node a stream
+        opened first, and that starts a push-pull."""
+        address = self.addresses.get(sender)
+        if address is not None:
+            self._run(node, node.core.stream_opened(sender, address, self.now))
 
     def _connected(self, node: SimNode, peer: str, dialled: bool) -> None:
         """A stream between ``node`` and ``peer`` opened; ``dialled`` if ``node`` dialled

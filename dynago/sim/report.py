@@ -89,6 +89,15 @@ def message_sizer() -> Callable[[CoreMessage], int]:
             known = records[id(member)] = (member, 1 + varint(length) + length)
         return known[1]
 
+    def records_size(members: tuple[Member, ...]) -> int:
+        """The records as a repeated field (a full list holds thousands: no call each)."""
+        total = 0
+        for member in members:
+            known = records.get(id(member))
+            total += (known[1] if known is not None and known[0] is member
+                      else record_field(member))
+        return total
+
     def size(message: CoreMessage) -> int:
         kind = type(message)
         if kind is Ping or kind is Ack or kind is PingReq:
@@ -102,11 +111,10 @@ def message_sizer() -> Callable[[CoreMessage], int]:
                 known = probes[key] = (member, len(codec.encode(message)))
             return known[1]
         if kind is Gossip:
-            body = sum(record_field(m) for m in cast(Gossip, message).updates)
+            body = records_size(cast(Gossip, message).updates)
         elif kind is StateSync:
             sync = cast(StateSync, message)
-            body = (sum(record_field(m) for m in sync.members)
-                    + 2 * sync.reply_wanted + 2 * sync.last)
+            body = records_size(sync.members) + 2 * sync.reply_wanted + 2 * sync.last
         else:
             return len(codec.encode(message))
         return 1 + varint(body) + body  # the Envelope's field: tag, length, message
