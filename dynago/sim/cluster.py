@@ -150,7 +150,7 @@ class SimCluster:
         exchange): no heap needed for the bulk of the events."""
         self._seq = 0
         self._outbox: list[list[Posted]] = [[] for _ in range(self.workers)]
-        self._crossing = Crossing(self.workers)
+        self._crossing = Crossing(self.workers, worker)
         self._by_address: dict[str, str] = {}
         self._digest = hashlib.sha256()
         self.log: list[str] | None = [] if keep_log else None

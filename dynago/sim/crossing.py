@@ -1,16 +1,18 @@
 """How simulated messages cross between worker processes.
 
 Messages cross as plain tuples (pickling frozen dataclasses costs ten times more), and
-member records cross by number: the first time a record crosses from one worker to
-another it goes whole and both ends give it the next number of that direction; after
-that only its number crosses, and the other end hands its nodes the very object it
-restored the first time. A record that goes back where it came from becomes the
-original object again. So records keep their identity across workers as they do within
-one: a core skips a record it holds by identity, the byte counter finds its size by
-identity, and a full list of 10,000 records crosses as 10,000 small integers.
+member records cross by number. Each pair of workers shares one numbering of the
+records that crossed between them: the first time a record crosses it goes whole,
+under the next number of the worker that sends it (the lower-numbered worker of the
+pair takes even numbers, the other odd ones, so neither waits for the other); after
+that, in either direction, only its number crosses, and each end hands its nodes its
+own object for that number. So records keep their identity across workers as they do
+within one: a core skips a record it holds by identity, the byte counter finds its size
+by identity, a record that goes back becomes its original object again, and a full
+list of 256 records crosses as 256 integers, looked up without a Python call each.
 
 Both ends number the records of a converged start alike (``preregister``, called by
-every worker with the same records in the same order), so those never cross whole.
+every worker with equal records in the same order), so those never cross whole.
 A message sent to several nodes of the other worker is encoded once and comes back as
 one object, as it would within one worker.
 """
@@ -26,64 +28,77 @@ from dynago.core.tags import Tags
 Posted = tuple[float, int, str, str, object]
 """(time, kind, target, sender, payload): an event for a node of another worker."""
 
+Batch = tuple[list[tuple[int, "_Flat"]], list[Posted]]
+"""What one worker sends another at an exchange: the records crossing for the first
+time (number, fields), then the events, their records given by number."""
+
 _STATUSES = tuple(Status)
 _KINDS: tuple[type, ...] = (Ping, Ack, PingReq, Nack, Gossip, StateSync)
 _Flat = tuple[str, str, int, int, str, Tags]
-_Encoded = int | _Flat
-"""n >= 0: the sender's record number n; n < 0: the receiver's own record number ~n;
-a tuple: a record crossing for the first time (it gets the sender's next number)."""
 
 
-class _Direction:
-    """The records numbered between this worker and one other."""
+class _Pair:
+    """The numbering of the records that crossed between this worker and one other."""
 
-    __slots__ = ("mine", "mine_ids", "theirs", "theirs_ids")
+    __slots__ = ("records", "numbers", "next_number")
 
-    def __init__(self) -> None:
-        self.mine: list[Member] = []
-        """Records this worker numbered (sent first, or preregistered), by number."""
-        self.mine_ids: dict[int, tuple[Member, int]] = {}
-        """id(record) -> (record, number) for ``mine`` (the record keeps its id taken)."""
-        self.theirs: list[Member] = []
-        """Records the other worker numbered, as objects here, by number."""
-        self.theirs_ids: dict[int, tuple[Member, int]] = {}
-        """id(object here) -> (object, the other worker's number) for ``theirs``."""
+    def __init__(self, first_number: int) -> None:
+        self.records: dict[int, Member] = {}
+        """Number -> this worker's object for it (which keeps its id taken)."""
+        self.numbers: dict[int, int] = {}
+        """id(object in ``records``) -> its number."""
+        self.next_number = first_number
+        """The next number this worker gives (numbers go up by two)."""
 
 
 class Crossing:
     """One worker's end of every crossing: encodes what it posts, decodes what it gets."""
 
-    __slots__ = ("_directions",)
+    __slots__ = ("_pairs",)
 
-    def __init__(self, workers: int) -> None:
-        self._directions = [_Direction() for _ in range(workers)]
+    def __init__(self, workers: int, worker: int = 0) -> None:
+        self._pairs = [_Pair(0 if worker < other else 1) for other in range(workers)]
 
     def preregister(self, members: Iterable[Member]) -> None:
         """Number ``members`` alike with every other worker (each worker calls this with
         equal records in the same order, before anything crosses)."""
         batch = list(members)
-        for direction in self._directions:
-            if direction.mine or direction.theirs:
+        for pair in self._pairs:
+            if pair.records:
                 raise ValueError("records are preregistered before anything crosses")
-            direction.mine = batch.copy()
-            direction.mine_ids = {id(m): (m, i) for i, m in enumerate(batch)}
-            direction.theirs = batch.copy()
+            base = 2 * len(batch)
+            pair.records = {2 * i: m for i, m in enumerate(batch)}
+            pair.numbers = {id(m): 2 * i for i, m in enumerate(batch)}
+            pair.next_number += base
 
-    def encode(self, posted: list[Posted], other: int) -> list[Posted]:
+    def encode(self, posted: list[Posted], other: int) -> Batch:
         """The events of ``posted`` (for worker ``other``) as plain tuples."""
-        direction = self._directions[other]
-        mine, mine_ids, theirs_ids = direction.mine, direction.mine_ids, direction.theirs_ids
+        pair = self._pairs[other]
+        records, numbers = pair.records, pair.numbers
+        numbered = numbers.get
+        fresh: list[tuple[int, _Flat]] = []
 
-        def record(m: Member) -> _Encoded:
-            known = theirs_ids.get(id(m))
-            if known is not None:
-                return ~known[1]
-            known = mine_ids.get(id(m))
-            if known is not None:
-                return known[1]
-            mine_ids[id(m)] = (m, len(mine))
-            mine.append(m)
-            return (m.name, m.address, m.incarnation, int(m.status), m.origin, m.tags)
+        def refs(members: tuple[Member, ...]) -> tuple[int, ...]:
+            found = tuple(map(numbered, map(id, members)))
+            if None not in found:
+                return found  # type: ignore[return-value]
+            return tuple([number if number is not None else new(m)
+                          for number, m in zip(found, members, strict=True)])
+
+        def new(m: Member) -> int:
+            number = numbers.get(id(m))  # the same record twice in one list
+            if number is None:
+                number = pair.next_number
+                pair.next_number += 2
+                records[number] = m
+                numbers[id(m)] = number
+                fresh.append((number, (m.name, m.address, m.incarnation, int(m.status),
+                                       m.origin, m.tags)))
+            return number
+
+        def ref(m: Member) -> int:
+            number = numbered(id(m))
+            return number if number is not None else new(m)
 
         done: dict[int, object] = {}
         out: list[Posted] = []
@@ -91,35 +106,31 @@ class Crossing:
             flat = done.get(id(payload))
             if flat is None:
                 if isinstance(payload, Ping | PingReq):
-                    flat = (_KINDS.index(type(payload)), payload.seq, record(payload.target))
+                    flat = (_KINDS.index(type(payload)), payload.seq, ref(payload.target))
                 elif isinstance(payload, Ack):
-                    flat = (1, payload.seq, record(payload.member))
+                    flat = (1, payload.seq, ref(payload.member))
                 elif isinstance(payload, Nack):
                     flat = (3, payload.seq)
                 elif isinstance(payload, Gossip):
-                    flat = (4, tuple([record(m) for m in payload.updates]))
+                    flat = (4, refs(payload.updates))
                 elif isinstance(payload, StateSync):
-                    flat = (5, tuple([record(m) for m in payload.members]),
-                            payload.reply_wanted, payload.last)
+                    flat = (5, refs(payload.members), payload.reply_wanted, payload.last)
                 else:
                     flat = payload  # a stream notice: a bool
                 done[id(payload)] = flat
             out.append((time, kind, target, sender, flat))
-        return out
+        return fresh, out
 
-    def decode(self, posted: list[Posted], other: int) -> list[Posted]:
+    def decode(self, batch: Batch, other: int) -> list[Posted]:
         """The events worker ``other`` encoded, with messages and records as objects."""
-        direction = self._directions[other]
-        mine, theirs, theirs_ids = direction.mine, direction.theirs, direction.theirs_ids
-
-        def record(e: _Encoded) -> Member:
-            if isinstance(e, int):
-                return theirs[e] if e >= 0 else mine[~e]
+        pair = self._pairs[other]
+        records, numbers = pair.records, pair.numbers
+        fresh, posted = batch
+        for number, e in fresh:
             m = Member(e[0], e[1], e[2], _STATUSES[e[3]], e[4], e[5])
-            theirs_ids[id(m)] = (m, len(theirs))
-            theirs.append(m)
-            return m
-
+            records[number] = m
+            numbers[id(m)] = number
+        record = records.__getitem__
         done: dict[int, object] = {}
         out: list[Posted] = []
         for time, kind, target, sender, flat in posted:
@@ -133,10 +144,9 @@ class Crossing:
                     elif code == 3:
                         payload = Nack(flat[1])
                     elif code == 4:
-                        payload = Gossip(tuple([record(e) for e in flat[1]]))
+                        payload = Gossip(tuple(map(record, flat[1])))
                     else:
-                        payload = StateSync(tuple([record(e) for e in flat[1]]),
-                                            flat[2], flat[3])
+                        payload = StateSync(tuple(map(record, flat[1])), flat[2], flat[3])
                 done[id(flat)] = payload
             out.append((time, kind, target, sender, payload))
         return out

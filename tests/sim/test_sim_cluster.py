@@ -52,7 +52,7 @@ def test_messages_cross_workers_unchanged() -> None:
         (3.0, 1, "x", "y", StateSync((a, b), True, False)), (4.0, 2, "x", node_name(1), True),
         (4.0, 2, "z", node_name(1), False),
     ]
-    zero, one = Crossing(2), Crossing(2)
+    zero, one = Crossing(2, 0), Crossing(2, 1)
     restored = one.decode(pickle.loads(pickle.dumps(zero.encode(posted, 1))), 0)
     assert restored == posted
     # One message sent to two nodes of the other worker is still one object there, and a
@@ -69,18 +69,29 @@ def test_records_cross_whole_once_and_come_back_as_the_original() -> None:
     back, only its number crosses, and the worker that sent it first gets its own object
     back. Preregistered records (a converged start) never cross whole."""
     start = [Member(node_name(i), f"10.0.0.{i}:7946") for i in range(3)]
-    zero, one = Crossing(2), Crossing(2)
+    zero, one = Crossing(2, 0), Crossing(2, 1)
     zero.preregister(start)
-    one.preregister([Member(m.name, m.address) for m in start])  # equal, not the same
+    one_start = [Member(m.name, m.address) for m in start]  # equal, not the same
+    one.preregister(one_start)
     fresh = Member("c", "10.0.0.9:7946", 1, Status.SUSPECT, node_name(0))
-    there = one.decode(zero.encode([(1.0, 1, "x", "y", Gossip((start[1], fresh)))], 1), 0)
-    encoded = zero.encode([(1.0, 1, "x", "y", Gossip((start[1], fresh)))], 1)
-    assert encoded[0][4] == (4, (1, 3))  # numbers only, the second time
+    first = zero.encode([(1.0, 1, "x", "y", Gossip((start[1], fresh, fresh)))], 1)
+    assert [number for number, _ in first[0]] == [6]  # whole once, under zero's number
+    there = one.decode(first, 0)
+    again = zero.encode([(1.0, 1, "x", "y", Gossip((start[1], fresh)))], 1)
+    assert again == ([], [(1.0, 1, "x", "y", (4, (2, 6)))])  # numbers only
     fresh_there = there[0][4].updates[1]
     assert fresh_there == fresh and fresh_there is not fresh
+    assert there[0][4].updates[0] is one_start[1] and there[0][4].updates[2] is fresh_there
     back = zero.decode(one.encode([(2.0, 1, "y", "x", Ack(4, fresh_there))], 0), 1)
     assert back[0][4].member is fresh
     assert back[0][4] == Ack(4, fresh)
+    # Both ends number new records at once without clashing.
+    other = Member("d", "10.0.0.8:7946")
+    from_one = one.encode([(3.0, 1, "y", "x", Ping(9, other))], 0)
+    from_zero = zero.encode([(3.0, 1, "x", "y", Ping(9, Member("e", "10.0.0.7:7946")))], 1)
+    assert from_one[0][0][0] != from_zero[0][0][0]
+    assert zero.decode(from_one, 1)[0][4].target == other
+    assert one.decode(from_zero, 0)[0][4].target.name == "e"
 
 
 def test_byte_counts_are_the_codecs_exact_sizes() -> None:
