@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 MAX_ADDRESS_LENGTH = 261
 """253 characters of DNS name, brackets, a colon and five digits of port."""
+
+
+_NOT_IN_HOST = re.compile(r"[\s/@?#]")
+"""Whitespace (``\\s`` in a str pattern is exactly what str.isspace() accepts) and the
+characters that end a host in a URL."""
 
 
 class AddressError(ValueError):
@@ -33,7 +40,7 @@ def parse_address(text: str, *, allow_port_zero: bool = False) -> tuple[str, int
             raise AddressError(f"{text!r}: write an IPv6 host in brackets, [HOST]:PORT")
     if not host:
         raise AddressError(f"{text!r} has no host; expected HOST:PORT")
-    if any(ch.isspace() or ch in "/@?#" for ch in host):
+    if _NOT_IN_HOST.search(host):
         raise AddressError(f"{text!r}: host {host!r} contains characters a host cannot")
     if not (port_text.isascii() and port_text.isdigit()) or len(port_text) > 5:
         raise AddressError(f"{text!r}: port {port_text!r} is not a number")

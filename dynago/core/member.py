@@ -21,12 +21,16 @@ Laws (checked by property tests in tests/core/test_core_merge_laws.py):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
 from dynago.core.address import is_valid_address
 from dynago.core.tags import Tags, tags_problem
+
+_WHITESPACE = re.compile(r"\s")
+"""What str.isspace() accepts (``\\s`` in a str pattern is the same test)."""
 
 MAX_NAME_LENGTH = 255
 MAX_INCARNATION = (1 << 64) - 1
@@ -79,7 +83,7 @@ class Member:
         """Why this record may not enter a member map, or None if it may."""
         if not self.name or len(self.name) > MAX_NAME_LENGTH:
             return f"member name must be 1 to {MAX_NAME_LENGTH} characters"
-        if not self.name.isprintable() or any(ch.isspace() for ch in self.name):
+        if not self.name.isprintable() or _WHITESPACE.search(self.name):
             return f"member name {self.name!r} has whitespace or unprintable characters"
         if not is_valid_address(self.address):
             return f"member {self.name!r} has an invalid address {self.address!r}"
@@ -90,9 +94,8 @@ class Member:
         if self.origin:
             if self.status in (Status.ALIVE, Status.LEFT):
                 return f"member {self.name!r}: an {self.status.label} record has no origin"
-            if len(self.origin) > MAX_NAME_LENGTH or not self.origin.isprintable() or any(
-                ch.isspace() for ch in self.origin
-            ):
+            if (len(self.origin) > MAX_NAME_LENGTH or not self.origin.isprintable()
+                    or _WHITESPACE.search(self.origin)):
                 return f"member {self.name!r} has an invalid origin {self.origin!r}"
         if self.tags != ():
             problem = tags_problem(self.tags)

@@ -14,6 +14,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dynago.core.nameset import below
+
 
 @dataclass(slots=True)
 class ActiveProbe:
@@ -74,7 +76,7 @@ class Prober:
                 # One step of Fisher-Yates: a uniform pick among the members not yet
                 # probed this round.
                 position = self._position
-                pick = self._rng.randrange(position, end)
+                pick = position + below(self._rng, end - position)
                 order[position], order[pick] = order[pick], order[position]
                 self._position = position + 1
                 name = order[position]

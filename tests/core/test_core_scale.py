@@ -251,3 +251,27 @@ def test_queue_take_matches_the_plain_rule_over_random_rounds() -> None:
             limit, retransmits = rng.randrange(0, 8), rng.randrange(1, 6)
             assert queue.take(limit, retransmits) == _reference_take(model, limit, retransmits)
             assert set(queue.pending()) == {record for record, _ in model.values()}
+
+
+def test_fast_draws_are_randranges_draws() -> None:
+    """nameset.py below(): the same numbers as random.Random.randrange from the same
+    seed, so a seeded simulation replays exactly what it did with randrange."""
+    import random
+
+    from dynago.core.nameset import below
+
+    ours, theirs = random.Random(11), random.Random(11)
+    for n in [*range(1, 600), 2**31 - 1, 2**40 + 7, 10**6]:
+        for _ in range(3):
+            assert below(ours, n) == theirs.randrange(n)
+
+
+def test_whitespace_pattern_is_str_isspace() -> None:
+    """member.py and address.py test names and hosts for whitespace with a regular
+    expression: it must accept exactly what str.isspace() does, for every code point."""
+    import sys
+
+    from dynago.core.member import _WHITESPACE
+
+    assert [c for c in map(chr, range(sys.maxunicode + 1))
+            if bool(_WHITESPACE.search(c)) != c.isspace()] == []
