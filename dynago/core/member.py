@@ -48,7 +48,7 @@ class Status(IntEnum):
     @property
     def is_live(self) -> bool:
         """ALIVE and SUSPECT members are still members; FAILED and LEFT are not."""
-        return self in (Status.ALIVE, Status.SUSPECT)
+        return self <= 1  # ALIVE or SUSPECT (an int comparison: no member lookups)
 
     @property
     def label(self) -> str:

@@ -83,6 +83,10 @@ from dynago.core.suspicion import Suspicion, expected_confirmations, suspicion_b
 from dynago.core.tags import Tags
 from dynago.core.view import ConvergedView
 
+_SUSPECT = Status.SUSPECT
+_FAILED = Status.FAILED
+"""(Looking a member up on the Status class costs as much as the test that uses it.)"""
+
 
 @dataclass(slots=True)
 class CoreCounters:
@@ -381,11 +385,11 @@ class MembershipCore:
         held = self._records.get(sender)
         if sender == self.name or held is None:
             return effects
-        me = self.local_member
+        me = self._me
         if me.incarnation != incarnation_before and not isinstance(message, Ping):
             # We refuted something the sender told us: it is the first who must know.
             effects.append(Send(sender, held.member.address, Gossip((me,))))
-        if held.member.status is Status.FAILED:
+        if held.member.status is _FAILED:
             # It talks, so it runs: tell it how we hold it, so that it can refute. At most
             # once per protocol period: two nodes that hold each other failed must not
             # bounce notices forever.
@@ -544,7 +548,7 @@ class MembershipCore:
             return
         if member.name not in self._records and not self._admit_new(sender, now):
             return
-        if (member.status is Status.FAILED and member.origin
+        if (member.status is _FAILED and member.origin
                 and held is not None and held.member.status.is_live
                 and member.incarnation >= held.member.incarnation
                 and (full_state or self._doubtful_origin(member.origin, now))):
@@ -558,7 +562,7 @@ class MembershipCore:
             # only lately. (A verdict with no origin is an operator's removal: it stands.)
             member = Member(member.name, member.address, member.incarnation,
                             Status.SUSPECT, member.origin, member.tags)
-        if member.status is Status.SUSPECT:
+        if member.status is _SUSPECT:
             suspicion = self._suspicions.get(member.name)
             if (suspicion is not None and suspicion.incarnation == member.incarnation
                     and suspicion.confirm(member.origin)):

@@ -156,6 +156,8 @@ class SimCluster:
         self.log: list[str] | None = [] if keep_log else None
         self._ticks_now = 0
         self._ticks_at = -1.0
+        self._max_ticks_now = MAX_TICKS_AT_ONE_INSTANT
+        """Ticks allowed at one instant (grows with the nodes this worker runs)."""
         self.windows = 0
 
     # ------------------------------------------------------------------ set-up
@@ -183,6 +185,7 @@ class SimCluster:
             core.adopt_view(view, self.now)
         node = SimNode(name, address, core)
         self.nodes[name] = node
+        self._max_ticks_now = MAX_TICKS_AT_ONE_INSTANT * len(self.nodes)
         self._run(node, [])
         return node
 
@@ -319,15 +322,17 @@ class SimCluster:
         nodes = self.nodes
         heappop = heapq.heappop
         popleft = inbox.popleft
+        # Before ``end`` is up to the float just below it.
+        last = end if inclusive else math.nextafter(end, -math.inf)
         while True:
             # The earlier of the heap's first event and the inbox's first message
             # (seq numbers are unique, so the tuples never compare past them).
             if inbox and (not queue or inbox[0] < queue[0]):
-                if not (inbox[0][0] <= end if inclusive else inbox[0][0] < end):
+                if inbox[0][0] > last:
                     break
                 time, _seq, kind, target, sender, payload = popleft()
             elif queue:
-                if not (queue[0][0] <= end if inclusive else queue[0][0] < end):
+                if queue[0][0] > last:
                     break
                 time, _seq, kind, target, sender, payload = heappop(queue)
             else:
@@ -355,18 +360,16 @@ class SimCluster:
                     node.due = due
                     self._push(due, _TICK, target, "", None)
                     continue
-                self._count_tick(target)
+                if time != self._ticks_at:
+                    self._ticks_at = time
+                    self._ticks_now = 0
+                self._ticks_now += 1
+                if self._ticks_now > self._max_ticks_now:
+                    raise RuntimeError(
+                        f"{target} keeps ticking at t={time}: a deadline never clears")
                 self._run(node, core.tick(time))
             else:
                 self._connected(node, sender, cast(bool, payload))
-
-    def _count_tick(self, name: str) -> None:
-        if self.now != self._ticks_at:
-            self._ticks_at = self.now
-            self._ticks_now = 0
-        self._ticks_now += 1
-        if self._ticks_now > MAX_TICKS_AT_ONE_INSTANT * max(1, len(self.nodes)):
-            raise RuntimeError(f"{name} keeps ticking at t={self.now}: a deadline never clears")
 
     def _deliver(self, node: SimNode, sender: str, message: CoreMessage) -> None:
         """(What _process does inline for each message.)"""
