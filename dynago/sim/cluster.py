@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import os
 import pickle
 import random
 import threading
@@ -53,6 +54,7 @@ EXCHANGE_TIMEOUT_S = 600.0
 """A worker that hears nothing from another for this long gives up (it died)."""
 
 SPIN_S = 0.002
+YIELD_WHILE_SPINNING = False
 """How long a worker polls for another's batch before it sleeps until it comes."""
 
 EAGER_SEND_BYTES = 32 * 1024
@@ -310,6 +312,7 @@ class SimCluster:
     def _receive(link: Connection) -> bytes:
         deadline = perf_counter() + SPIN_S
         while not link.poll(0):
+            os.sched_yield()  # a process waiting for this core (the other worker?) runs
             if perf_counter() > deadline:
                 if not link.poll(EXCHANGE_TIMEOUT_S):
                     raise RuntimeError("another simulation worker stopped answering")

@@ -13,8 +13,8 @@ list of 256 records crosses as 256 integers, looked up without a Python call eac
 
 Both ends number the records of a converged start alike (``preregister``, called by
 every worker with equal records in the same order), so those never cross whole.
-A message sent to several nodes of the other worker is encoded once and comes back as
-one object, as it would within one worker.
+A gossip or full-list message sent to several nodes of the other worker is encoded
+once and comes back as one object, as it would within one worker.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ Batch = tuple[list[tuple[int, "_Flat"]], list[Posted]]
 time (number, fields), then the events, their records given by number."""
 
 _STATUSES = tuple(Status)
-_KINDS: tuple[type, ...] = (Ping, Ack, PingReq, Nack, Gossip, StateSync)
 _Flat = tuple[str, str, int, int, str, Tags]
 
 
@@ -102,23 +101,33 @@ class Crossing:
 
         done: dict[int, object] = {}
         out: list[Posted] = []
+        append = out.append
         for time, kind, target, sender, payload in posted:
-            flat = done.get(id(payload))
-            if flat is None:
-                if isinstance(payload, Ping | PingReq):
-                    flat = (_KINDS.index(type(payload)), payload.seq, ref(payload.target))
-                elif isinstance(payload, Ack):
-                    flat = (1, payload.seq, ref(payload.member))
-                elif isinstance(payload, Nack):
-                    flat = (3, payload.seq)
-                elif isinstance(payload, Gossip):
-                    flat = (4, refs(payload.updates))
-                elif isinstance(payload, StateSync):
-                    flat = (5, refs(payload.members), payload.reply_wanted, payload.last)
-                else:
-                    flat = payload  # a stream notice: a bool
-                done[id(payload)] = flat
-            out.append((time, kind, target, sender, flat))
+            cls = type(payload)
+            # Probes go to one node each; a gossip message goes to several (encoded once).
+            # (Dispatched on the exact type: ``payload`` is one of these or a bool.)
+            if cls is Ack:
+                answer: Ack = payload  # type: ignore[assignment]
+                flat: object = (1, answer.seq, ref(answer.member))
+            elif cls is Ping or cls is PingReq:
+                probe: Ping = payload  # type: ignore[assignment]
+                flat = (0 if cls is Ping else 2, probe.seq, ref(probe.target))
+            elif cls is Gossip or cls is StateSync:
+                flat = done.get(id(payload))
+                if flat is None:
+                    if cls is Gossip:
+                        gossip: Gossip = payload  # type: ignore[assignment]
+                        flat = (4, refs(gossip.updates))
+                    else:
+                        sync: StateSync = payload  # type: ignore[assignment]
+                        flat = (5, refs(sync.members), sync.reply_wanted, sync.last)
+                    done[id(payload)] = flat
+            elif cls is Nack:
+                nack: Nack = payload  # type: ignore[assignment]
+                flat = (3, nack.seq)
+            else:
+                flat = payload  # a stream notice: a bool
+            append((time, kind, target, sender, flat))
         return fresh, out
 
     def decode(self, batch: Batch, other: int) -> list[Posted]:
@@ -133,20 +142,29 @@ class Crossing:
         record = records.__getitem__
         done: dict[int, object] = {}
         out: list[Posted] = []
+        append = out.append
+        ping, ack, ping_req = Ping, Ack, PingReq
         for time, kind, target, sender, flat in posted:
-            payload = done.get(id(flat))
-            if payload is None:
-                payload = flat
-                if isinstance(flat, tuple):
-                    code = flat[0]
-                    if code <= 2:
-                        payload = _KINDS[code](flat[1], record(flat[2]))
-                    elif code == 3:
-                        payload = Nack(flat[1])
-                    elif code == 4:
+            if type(flat) is not tuple:
+                append((time, kind, target, sender, flat))  # a stream notice: a bool
+                continue
+            code = flat[0]
+            payload: object
+            if code == 1:
+                payload = ack(flat[1], record(flat[2]))
+            elif code == 0:
+                payload = ping(flat[1], record(flat[2]))
+            elif code == 2:
+                payload = ping_req(flat[1], record(flat[2]))
+            elif code == 3:
+                payload = Nack(flat[1])
+            else:
+                payload = done.get(id(flat))
+                if payload is None:
+                    if code == 4:
                         payload = Gossip(tuple(map(record, flat[1])))
                     else:
                         payload = StateSync(tuple(map(record, flat[1])), flat[2], flat[3])
-                done[id(flat)] = payload
-            out.append((time, kind, target, sender, payload))
+                    done[id(flat)] = payload
+            append((time, kind, target, sender, payload))
         return out
