@@ -351,7 +351,14 @@ class SimCluster:
                 core = node.core
                 if core.get(sender) is None:
                     self._stream_from(node, sender)
-                self._run(node, core.handle(sender, payload, time))  # type: ignore[arg-type]
+                effects = core.handle(sender, payload, time)  # type: ignore[arg-type]
+                if effects:
+                    self._run(node, effects)
+                else:  # most gossip changes nothing: only the deadline to check
+                    due = core.next_deadline()
+                    if due < node.due:
+                        node.due = due if due > time else time
+                        self._push(node.due, _TICK, target, "", None)
             elif kind == _TICK:
                 if time != node.due or node.paused:
                     continue  # stale: the node was rescheduled, or it is paused
@@ -454,8 +461,7 @@ class SimCluster:
         if due < node.due:
             now = self.now
             node.due = due if due > now else now
-            self._seq += 1
-            heapq.heappush(self._queue, (node.due, self._seq, _TICK, node.name, "", None))
+            self._push(node.due, _TICK, node.name, "", None)
 
     @property
     def traffic(self) -> Traffic:
