@@ -102,7 +102,8 @@ class MembershipActor(pykka.ThreadingActor):
         self._subscribers: dict[
             int, tuple[Callable[[MemberEvent], None] | Any, frozenset[EventKind] | None]
         ] = {}
-        self._history = history or History()
+        self._history = history or History(per_member=config.history_per_member,
+                                           max_members=config.history_max_members)
         self._history.record(MemberEvent(EventKind.JOINED, self.core.local_member, None,
                                          "self", "this node started"), clock.wall())
         self._tokens = itertools.count(1)
