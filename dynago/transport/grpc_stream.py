@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -109,6 +110,10 @@ class GrpcStream:
         self._flushes: list[concurrent.futures.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
         self._inflight = 0
+        """Messages delivered and not yet ``processed`` (guarded by ``_window_lock``)."""
+        self._reader_waiting = False
+        """The reader waits for the window to open (guarded by ``_window_lock``)."""
+        self._window_lock = threading.Lock()
         self._window_open = asyncio.Event()
         self._window_open.set()
 
@@ -165,7 +170,15 @@ class GrpcStream:
         self._threadsafe(self._close_now)
 
     def processed(self) -> None:
-        self._threadsafe(self._processed_one)
+        # Counted here, on the caller's thread: the loop is woken only when its reader
+        # waits for the window, not once per message.
+        with self._window_lock:
+            self._inflight = max(0, self._inflight - 1)
+            wake = self._reader_waiting and self._inflight < INBOUND_WINDOW
+            if wake:
+                self._reader_waiting = False
+        if wake:
+            self._threadsafe(self._window_open.set)
 
     # -- loop side ------------------------------------------------------------
 
@@ -204,11 +217,6 @@ class GrpcStream:
             self._flushes.append(future)
             self._queue.put_nowait((_FLUSH, future))
 
-    def _processed_one(self) -> None:
-        self._inflight = max(0, self._inflight - 1)
-        if self._inflight < INBOUND_WINDOW:
-            self._window_open.set()
-
     def _close_now(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -240,8 +248,12 @@ class GrpcStream:
         counters = self._transport.counters
         max_bytes = self._transport.config.max_message_bytes
         while True:
-            if self._inflight >= INBOUND_WINDOW:
-                self._window_open.clear()
+            with self._window_lock:
+                full = self._inflight >= INBOUND_WINDOW
+                if full:
+                    self._reader_waiting = True
+                    self._window_open.clear()
+            if full:
                 await self._window_open.wait()
             data = await self._read()
             if data is grpc.aio.EOF or data is None:
@@ -266,7 +278,8 @@ class GrpcStream:
             faults = self._transport.faults
             if faults is not None and faults.inbound(self.remote_name):
                 continue
-            self._inflight += 1
+            with self._window_lock:
+                self._inflight += 1
             if self._on_message is None:
                 self._early.append(message)
             else:
