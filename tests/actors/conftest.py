@@ -367,9 +367,18 @@ def me() -> Member:
 
 
 @pytest.fixture
-def membership(start_membership: Callable[..., pykka.ActorRef[Any]]) -> pykka.ActorRef[Any]:
+def self_tick() -> bool:
+    """Whether ``membership`` schedules its own ticks, as in a Node (a test may
+    parametrize this name to run both ways)."""
+    return False
+
+
+@pytest.fixture
+def membership(
+    start_membership: Callable[..., pykka.ActorRef[Any]], self_tick: bool
+) -> pykka.ActorRef[Any]:
     """A MembershipActor with no seeds: a cluster of one until the test adds members."""
-    return start_membership()
+    return start_membership(self_tick=self_tick)
 
 
 class EventLog:

@@ -1,6 +1,6 @@
 """The MembershipActor scheduling its own ticks (``self_tick``, as every Node does): it
-ticks only on the grid points of ``tick_interval_s`` where the core has work, and probes,
-suspects and fails exactly as with a ticker that ticks every ``tick_interval_s``.
+ticks only on the grid points of ``tick_interval_s`` where the core has work (that it
+suspects and fails on time either way is checked in test_actor_fd_probe.py).
 
 Fixtures: conftest.py (``Config.local()``: probe period 0.3 s, probe timeout 0.1 s,
 tick 0.05 s; a ManualClock moved only by the test).
@@ -14,9 +14,8 @@ import pykka
 
 from dynago.actors import api
 from dynago.config import Config
-from dynago.core import EventKind, Member
+from dynago.core import Member
 from dynago.core.messages import Ack, Ping
-from dynago.core.suspicion import suspicion_bounds
 
 A = "127.0.0.1:7001"
 TIMEOUT_S = 5.0
@@ -65,38 +64,6 @@ def test_self_ticking_node_probes_on_time_and_sleeps_in_between(
     ticks = scheduler.fired - fired_before
     assert ticks <= steps / 2, f"{ticks} ticks in {steps} tick intervals"
     assert all(d >= 0 for d in scheduler.delays)
-
-
-def test_self_ticking_node_suspects_and_fails_a_silent_peer_on_time(
-    start_membership, transport, scheduler, clock, config, eventually
-):
-    """A peer that never acks is SUSPECT within two probe periods and FAILED when the
-    Lifeguard timeout runs out (N = 2: its minimum), to within one tick interval: the
-    timing of a node ticked every interval."""
-    membership = start_membership(self_tick=True)
-    events: list[Any] = []
-    api.subscribe(membership, events.append, timeout_s=TIMEOUT_S)
-    api.add(membership, Member("a", A), timeout_s=TIMEOUT_S)
-    remote = transport.accept("a", A)
-    started_at = clock.monotonic()
-    minimum, _ = suspicion_bounds(config.suspicion_mult, config.suspicion_max_timeout_mult,
-                                  config.probe_interval_s, 2)
-    suspect_at = failed_at = None
-    limit = 2 * config.probe_interval_s + minimum + 1.0
-    for _ in range(int(limit / config.tick_interval_s) + 1):
-        step(scheduler, config, membership)
-        status = status_of(membership, "a")
-        if status == "suspect" and suspect_at is None:
-            suspect_at = clock.monotonic()
-        if status == "failed":
-            failed_at = clock.monotonic()
-            break
-    assert suspect_at is not None and failed_at is not None, f"a ended {status}"
-    assert suspect_at - started_at <= 2 * config.probe_interval_s + config.tick_interval_s
-    assert minimum - EPSILON_S <= failed_at - suspect_at <= minimum + config.tick_interval_s
-    assert remote.received_of(Ping)
-    eventually(lambda: [e.kind for e in events if e.member.name == "a"][-2:]
-               == [EventKind.SUSPECTED, EventKind.FAILED])
 
 
 def test_a_late_tick_is_not_put_off_by_messages_that_come_first(
