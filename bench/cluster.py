@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, NamedTuple
 
+from bench.procstat import cpu_seconds
 from dynago.launch import NodeProcess, http_json, wait_until
 
 MEMBER_LINE = re.compile(
@@ -128,6 +129,9 @@ class BenchCluster:
     """Seconds from each node's start to its ready line, in launch order."""
     launch_load: list[float] = field(default_factory=list)
     """1-minute load average as each node of ``start`` was ready."""
+    launch_cpu: list[float] = field(default_factory=list)
+    """CPU of all running nodes together (percent of one core) over each launch step of
+    ``start``: from the previous node's step to this one's (its start-up included)."""
 
     def __enter__(self) -> BenchCluster:
         return self
@@ -162,6 +166,7 @@ class BenchCluster:
         With ``wait_joined_s`` > 0, each launch also waits (up to that long) until every
         running node has logged the previous one alive: joins then never overlap."""
         began = time.monotonic()
+        step_began, cpu_before = began, self._cpu_total()
         for i in range(n):
             if i and self.stagger_s:
                 time.sleep(self.stagger_s)  # the launch stagger, reported with the results
@@ -175,11 +180,24 @@ class BenchCluster:
                     what=f"every node to log {member.name} alive")
             self.ready_s.append(time.time() - member.started_wall)
             self.launch_load.append(os.getloadavg()[0])
+            now, cpu_now = time.monotonic(), self._cpu_total()
+            self.launch_cpu.append(100 * (cpu_now - cpu_before) / max(now - step_began, 1e-6))
+            step_began, cpu_before = now, cpu_now
             if self.verbose and (i + 1) % 10 == 0:
                 print(f"  {i + 1} nodes ready; last ready {self.ready_s[-1]:.2f} s after "
-                      f"its start; load {self.launch_load[-1]:.2f}", flush=True)
+                      f"its start; load {self.launch_load[-1]:.2f}; all nodes' CPU over "
+                      f"the last step {self.launch_cpu[-1]:.0f} %", flush=True)
         self.launch_s = time.monotonic() - began
         return self.members[-1]
+
+    def _cpu_total(self) -> float:
+        total = 0.0
+        for member in self.members:
+            try:
+                total += cpu_seconds(member.pid)
+            except (OSError, IndexError, ValueError):
+                pass  # it exited
+        return total
 
     def poll_logs(self, members: Sequence[Member] | None = None) -> None:
         for member in members if members is not None else self.members:

@@ -150,6 +150,14 @@ class Config:
     """HTTP/2 keepalive ping period on node-to-node connections (default 10 s). A hint about
     the connection only; it never decides that a member failed."""
 
+    history_per_member: int = 32
+    """How many of its latest state changes the node keeps per member for
+    ``/v1/members/{name}/history`` and ``dynago explain`` (default 32)."""
+
+    history_max_members: int = 2048
+    """Of how many members the node keeps a history (default 2048); past that, the
+    member whose latest change is the oldest is forgotten first."""
+
     @classmethod
     def lan(cls, **overrides: object) -> Config:
         """The default preset for nodes on one local network."""
@@ -225,6 +233,8 @@ class Config:
             "awareness_max_multiplier": self.awareness_max_multiplier,
             "max_members": self.max_members,
             "new_members_burst": self.new_members_burst,
+            "history_per_member": self.history_per_member,
+            "history_max_members": self.history_max_members,
         }
         for name, count in counts.items():
             if count < 1:

@@ -1,4 +1,4 @@
-"""Node: wires a transport, a MembershipActor, a ticker and the admin API together.
+"""Node: wires a transport, a MembershipActor (which ticks itself) and the admin API together.
 
 The CLI builds one; tests build them in-process too (with a MemoryNetwork transport and a
 ManualClock if they like). ``start`` binds everything or raises; ``stop`` takes it all
@@ -15,9 +15,9 @@ import pykka
 
 from dynago.actors import api
 from dynago.actors.membership import MembershipActor
-from dynago.actors.messages import MemberView, StreamOpened, Tick
+from dynago.actors.messages import MemberView, StreamOpened
 from dynago.actors.refs import tell_quietly
-from dynago.actors.timers import Scheduler, ThreadScheduler, Timer
+from dynago.actors.timers import Scheduler, ThreadScheduler
 from dynago.clock import Clock, SystemClock
 from dynago.config import Config
 from dynago.core.address import parse_address
@@ -92,7 +92,6 @@ class Node:
         self.bound_address = ""
         self.name = ""
         self.http: Any = None
-        self._ticker: Timer | None = None
         self._stopped = False
 
     def start(self) -> Node:
@@ -119,6 +118,7 @@ class Node:
                 seeds=seeds,
                 seed=self._rng_seed,
                 tags=self._tags,
+                self_tick=True,
             )
             membership = self.membership
             if self.event_handlers is not None:
@@ -131,9 +131,6 @@ class Node:
                 tell_quietly(membership, StreamOpened(stream))
 
             self.transport.serve(self.name, self.address, on_stream)
-            self._ticker = self._scheduler.call_every(
-                self.config.tick_interval_s, lambda: tell_quietly(membership, Tick())
-            )
             if self.http is not None:
                 self.http.start()
         except BaseException:
@@ -180,8 +177,6 @@ class Node:
         self._stopped = True
         if leave:
             self.leave()
-        if self._ticker is not None:
-            self._ticker.cancel()
         if self.http is not None:
             self.http.stop()
         if self.membership is not None:

@@ -4,8 +4,10 @@ It follows the node's event stream (``GET /v1/events?snapshot=1``): the snapshot
 the table, each event updates one row and is listed under the table. If the node has no
 event stream (an older node: 404) the view polls ``/v1/members`` every ``--interval``
 seconds instead; if the node cannot be reached, the last table stays on screen with the
-reason, and the view keeps retrying. The screen is redrawn with ANSI escapes (cursor
-home, clear to end of line and of screen) at each change and once a second for the ages.
+reason, and the view keeps retrying. On a terminal the screen is redrawn with ANSI
+escapes (cursor home, clear to end of line and of screen) at each change and once a
+second for the ages. When the output is not a terminal (a pipe, a file) it gets plain
+lines instead: the table once, then one line per change or problem, as they come.
 Ctrl-C ends it with exit code 0.
 """
 
@@ -48,12 +50,17 @@ class WatchState:
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
     mode: str = "connecting"
     problem: str = ""
+    changes: int = 0
+    """How many change lines were ever added to ``recent`` (for the plain output)."""
+    loads: int = 0
+    """How many member lists were loaded (snapshots and polls)."""
 
     def load(self, members: list[dict[str, Any]]) -> None:
         """Replace every row with a member list (a snapshot, or a poll)."""
         if self.rows and self.mode == "polling":
             self._diff(members)
         self.rows = {m["name"]: m for m in members}
+        self.loads += 1
 
     def _diff(self, members: list[dict[str, Any]]) -> None:
         now = datetime.datetime.now(datetime.UTC).isoformat()
@@ -61,8 +68,12 @@ class WatchState:
             held = self.rows.get(member["name"])
             if held is None or (held["status"], held["incarnation"], held.get("tags")) != (
                     member["status"], member["incarnation"], member.get("tags")):
-                self.recent.append(f"{_clock(now)}  {member['name']} {member['status']} "
-                                   f"(inc {member['incarnation']}) — seen by polling")
+                self._change(f"{_clock(now)}  {member['name']} {member['status']} "
+                             f"(inc {member['incarnation']}) — seen by polling")
+
+    def _change(self, line: str) -> None:
+        self.recent.append(line)
+        self.changes += 1
 
     def apply(self, event: dict[str, Any]) -> None:
         """One member event from the stream."""
@@ -78,8 +89,8 @@ class WatchState:
         reporter = event.get("reporter") or "?"
         who = {"self": "this node's own finding",
                "local": "a command on this node"}.get(reporter, f"reported by {reporter}")
-        self.recent.append(f"{_clock(event['at'])}  {name} {event['kind']} "
-                           f"(inc {event['incarnation']}) — {who}")
+        self._change(f"{_clock(event['at'])}  {name} {event['kind']} "
+                     f"(inc {event['incarnation']}) — {who}")
 
     def render(self) -> str:
         """The whole screen, as plain lines."""
@@ -204,12 +215,15 @@ def run_watch(args: argparse.Namespace, filters: list[tuple[str, str | None]],
     feed: queue.Queue[tuple[str, Any]] = queue.Queue()
     reader: threading.Thread | None = None
     next_retry = 0.0
-    out.write(HIDE_CURSOR + "\x1b[2J")
+    screen = out.isatty()
+    draw = _draw if screen else _PlainLines().write
+    if screen:
+        out.write(HIDE_CURSOR + "\x1b[2J")
     try:
         while True:
             if state.mode == "polling":
                 _poll(state)
-                _draw(out, state)
+                draw(out, state)
                 time.sleep(args.interval)  # the polling period itself
                 continue
             idle = reader is None or (not reader.is_alive() and feed.empty())
@@ -221,7 +235,7 @@ def run_watch(args: argparse.Namespace, filters: list[tuple[str, str | None]],
             try:
                 what, payload = feed.get(timeout=1.0)
             except queue.Empty:
-                _draw(out, state)
+                draw(out, state)
                 continue
             if what == "open":
                 state.mode, state.problem = "events", ""
@@ -233,11 +247,11 @@ def run_watch(args: argparse.Namespace, filters: list[tuple[str, str | None]],
                 state.mode, state.problem = "polling", ""
             elif what == "closed":
                 state.problem = f"{payload}; retrying"
-            _draw(out, state)
+            draw(out, state)
     except KeyboardInterrupt:
         return 0
     finally:
-        out.write(SHOW_CURSOR + "\n")
+        out.write(SHOW_CURSOR + "\n" if screen else "")
         out.flush()
 
 
@@ -251,6 +265,36 @@ def _poll(state: WatchState) -> None:
         return
     state.problem = ""
     state.load(members)
+
+
+class _PlainLines:
+    """The watch without a terminal: the table when a member list is loaded for the
+    first time, then each new change line and each new problem, once."""
+
+    def __init__(self) -> None:
+        self._loads = 0
+        self._changes = 0
+        self._problem = ""
+
+    def write(self, out: TextIO, state: WatchState) -> None:
+        lines: list[str] = []
+        if state.loads and not self._loads:
+            shown = [row for _, row in sorted(state.rows.items())
+                     if matches(row.get("tags", {}).items(), state.filters)]
+            lines.extend(_table(shown))
+            self._changes = state.changes  # what the table already shows
+        self._loads = state.loads
+        fresh = min(state.changes - self._changes, len(state.recent))
+        if fresh > 0:
+            lines.extend(list(state.recent)[-fresh:])
+        self._changes = state.changes
+        if state.problem != self._problem:
+            if state.problem:
+                lines.append(f"! {state.problem}")
+            self._problem = state.problem
+        if lines:
+            out.write("".join(f"{line}\n" for line in lines))
+            out.flush()
 
 
 def _draw(out: TextIO, state: WatchState) -> None:

@@ -11,12 +11,19 @@ PeerMessage, DialSeedFailed, PeerConnectivity).
 
 Every published event is also kept in a bounded per-member history (core.history), with
 this node's wall time, for ``GetHistory`` ("why is X dead?").
+
+Ticks: with ``self_tick`` (what a Node uses) the actor schedules its own next ``Tick``
+after every message, on the grid of ``tick_interval_s`` but only at the grid point where
+the core next has work (``MembershipCore.next_deadline``): the timing of a ticker that
+ticks every ``tick_interval_s``, without waking an idle node twenty times a second for
+nothing. Without it, ticks come from outside (tests drive them).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import random
 from collections.abc import Callable
 from typing import Any
@@ -49,7 +56,7 @@ from dynago.actors.messages import (
 )
 from dynago.actors.peer import PeerActor
 from dynago.actors.refs import mailbox_depth, tell_quietly
-from dynago.actors.timers import Scheduler
+from dynago.actors.timers import Scheduler, Timer
 from dynago.clock import Clock
 from dynago.config import Config
 from dynago.core.history import History
@@ -78,6 +85,7 @@ class MembershipActor(pykka.ThreadingActor):
         seed: int | None = None,
         tags: Tags = (),
         history: History | None = None,
+        self_tick: bool = False,
     ) -> None:
         super().__init__()
         self._config = config
@@ -94,7 +102,8 @@ class MembershipActor(pykka.ThreadingActor):
         self._subscribers: dict[
             int, tuple[Callable[[MemberEvent], None] | Any, frozenset[EventKind] | None]
         ] = {}
-        self._history = history or History()
+        self._history = history or History(per_member=config.history_per_member,
+                                           max_members=config.history_max_members)
         self._history.record(MemberEvent(EventKind.JOINED, self.core.local_member, None,
                                          "self", "this node started"), clock.wall())
         self._tokens = itertools.count(1)
@@ -102,14 +111,23 @@ class MembershipActor(pykka.ThreadingActor):
         self._seed_dial_failures = 0
         self._peer_started: dict[str, float] = {}
         self._next_sweep = clock.monotonic()
+        self._self_tick = self_tick
+        self._tick_origin = clock.monotonic()
+        self._tick_timer: Timer | None = None
+        self._tick_at = math.inf
 
     # ------------------------------------------------------------------ pykka
 
     def on_start(self) -> None:
         log.info("node %s (%s) started; cluster %r",
                  self.name, self.core.local_member.address, self._config.cluster)
+        if self._self_tick:
+            self._schedule_tick()
 
     def on_stop(self) -> None:
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+            self._tick_timer = None
         # Stopping is the one time this actor waits on others: peers never ask it anything,
         # so this cannot deadlock, and a node must not leave peer threads behind.
         stopping = [peer.stop(block=False) for peer in self._peers.values()]
@@ -121,6 +139,38 @@ class MembershipActor(pykka.ThreadingActor):
                 log.warning("a peer actor did not stop within 2 s")
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._receive(message)
+        finally:
+            if self._self_tick:
+                if isinstance(message, Tick) and message.at == self._tick_at:
+                    self._tick_timer = None
+                    self._tick_at = math.inf
+                self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        """Make sure a Tick comes at the first grid point of ``tick_interval_s`` at or
+        after the core's next deadline, and after now (what fell due since the last tick
+        waits for the next grid point, as with a periodic ticker)."""
+        now = self._clock.monotonic()
+        if self._tick_at <= now:
+            return  # a tick is due already and on its way: moving it would starve the core
+        due = min(self.core.next_deadline(), self._next_sweep)
+        step = self._config.tick_interval_s
+        origin = self._tick_origin
+        slot = max(math.ceil((due - origin) / step - 1e-9),
+                   math.floor((now - origin) / step) + 1)
+        at = max(origin + slot * step, due)
+        if at == self._tick_at:
+            return
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+        me = self.actor_ref
+        self._tick_at = at
+        self._tick_timer = self._scheduler.call_later(
+            at - now, lambda: tell_quietly(me, Tick(at)))
+
+    def _receive(self, message: Any) -> Any:
         # Nothing may escape: pykka stops an actor whose *told* message raised, and this
         # actor cannot know whether it was asked or told.
         if isinstance(message, Add | Merge | Remove | SetTags | UpdateTags | GetHistory):
@@ -138,7 +188,9 @@ class MembershipActor(pykka.ThreadingActor):
     def _dispatch(self, message: Any) -> Any:
         now = self._clock.monotonic()
         match message:
-            case Tick():
+            case Tick(at):
+                if at is not None and at > now:
+                    now = at  # set for then; the clock's float sum reads a hair less
                 self._run(self.core.tick(now))
                 if now >= self._next_sweep:
                     self._next_sweep = now + self._config.reconnect_interval_s

@@ -106,7 +106,11 @@ class GetHistory:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Private: a timer tick; the core runs what is due."""
+    """Private: a timer tick; the core runs what is due. ``at``: the time the tick was
+    set for (a self-scheduled tick), so that what was due then runs even if the clock
+    reads a hair earlier (the float sum of a manual clock's steps)."""
+
+    at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

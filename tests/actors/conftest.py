@@ -265,15 +265,22 @@ def clock() -> ManualClock:
 
 
 class RecordingScheduler(ManualScheduler):
-    """A ManualScheduler that also records the delay of every ``call_later``."""
+    """A ManualScheduler that also records the delay of every ``call_later`` and counts
+    those that fired."""
 
     def __init__(self, clock: ManualClock) -> None:
         super().__init__(clock)
         self._delays_lock = threading.Lock()
         self._delays: list[float] = []
+        self._fired = 0
 
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> Timer:
-        timer = super().call_later(delay_s, callback)
+        def fire() -> None:
+            with self._delays_lock:
+                self._fired += 1
+            callback()
+
+        timer = super().call_later(delay_s, fire)
         # Recorded once the timer is set, so a test that saw the delay can advance past it.
         with self._delays_lock:
             self._delays.append(delay_s)
@@ -283,6 +290,12 @@ class RecordingScheduler(ManualScheduler):
     def delays(self) -> list[float]:
         with self._delays_lock:
             return list(self._delays)
+
+    @property
+    def fired(self) -> int:
+        """How many ``call_later`` timers fired (cancelled ones do not)."""
+        with self._delays_lock:
+            return self._fired
 
 
 @pytest.fixture
@@ -316,11 +329,14 @@ def start_membership(
     """Start a MembershipActor the way ``Node.start`` does, with fakes for the outside.
 
     The node is ``ME`` at ``ME_ADDRESS``. Like ``Node.start``, it serves the transport
-    (each new stream becomes ``StreamOpened``) and installs the periodic ``Tick``, which
-    here fires only when the test advances the scheduler.
+    (each new stream becomes ``StreamOpened``). Ticks come from a periodic timer, or with
+    ``self_tick`` (as in a Node) the actor schedules its own; either way they fire only
+    when the test advances the scheduler.
     """
 
-    def start(*, seeds: tuple[str, ...] = (), seed: int = 1) -> pykka.ActorRef[Any]:
+    def start(
+        *, seeds: tuple[str, ...] = (), seed: int = 1, self_tick: bool = False
+    ) -> pykka.ActorRef[Any]:
         ref = MembershipActor.start(
             name=ME,
             address=ME_ADDRESS,
@@ -330,13 +346,15 @@ def start_membership(
             scheduler=scheduler,
             seeds=seeds,
             seed=seed,
+            self_tick=self_tick,
         )
 
         def on_stream(stream: Stream) -> None:
             ref.tell(StreamOpened(stream))
 
         transport.serve(ME, ME_ADDRESS, on_stream)
-        scheduler.call_every(config.tick_interval_s, lambda: ref.tell(Tick()))
+        if not self_tick:
+            scheduler.call_every(config.tick_interval_s, lambda: ref.tell(Tick()))
         return ref
 
     return start
@@ -349,9 +367,18 @@ def me() -> Member:
 
 
 @pytest.fixture
-def membership(start_membership: Callable[..., pykka.ActorRef[Any]]) -> pykka.ActorRef[Any]:
+def self_tick() -> bool:
+    """Whether ``membership`` schedules its own ticks, as in a Node (a test may
+    parametrize this name to run both ways)."""
+    return False
+
+
+@pytest.fixture
+def membership(
+    start_membership: Callable[..., pykka.ActorRef[Any]], self_tick: bool
+) -> pykka.ActorRef[Any]:
     """A MembershipActor with no seeds: a cluster of one until the test adds members."""
-    return start_membership()
+    return start_membership(self_tick=self_tick)
 
 
 class EventLog:

@@ -97,13 +97,16 @@ def test_probe_hint_stream_closed_by_the_peer_probes_it_at_once(
 # --------------------------------------------------------------------------- no ack
 
 
+@pytest.mark.parametrize("self_tick", [False, True], ids=["ticker", "self-tick"])
 def test_probe_unanswered_peer_becomes_suspect_then_failed(
     membership, transport, scheduler, clock, config, events, eventually
 ):
     """SWIM + Lifeguard: a peer whose stream is up but which never acks is SUSPECT (origin:
     this node) once a probe period ends without an ack, within two periods of the start,
     and FAILED when the suspicion timeout runs out: 1.2 s later for N = 2 (no one else
-    can confirm, and the minimum is the timeout). Events: JOINED, SUSPECTED, FAILED."""
+    can confirm, and the minimum is the timeout). Events: JOINED, SUSPECTED, FAILED. The
+    same timing whether ticks come every interval or the actor schedules its own (as in
+    a Node)."""
     api.add(membership, Member("a", A), timeout_s=TIMEOUT_S)
     remote = transport.accept("a", A)
     started_at = clock.monotonic()

@@ -242,6 +242,46 @@ def test_watch_redraws_rows_as_members_change(cluster: Any, terminal: Any) -> No
     assert term.proc.wait(10) == 0, screen()
 
 
+def test_watch_into_a_pipe_writes_plain_lines(cluster: Any) -> None:
+    """Without a terminal (``| grep``, a log file) the watch writes no escapes: the table
+    once, then one line per change as it comes; SIGINT ends it with 0."""
+    a = cluster("a")
+    b = cluster("b", seeds=[a.address])
+    cluster.wait(lambda: cluster.all_list([a, b], [a.address, b.address]), "convergence")
+    # SIGINT gets its default disposition back (see Terminal.LAUNCHER).
+    launcher = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                "os.execv(sys.executable, [sys.executable, '-m', 'dynago', *sys.argv[1:]])")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launcher, "members", "--watch", "--http", a.http],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        rows = lambda: [line.split()[:3] for line in lines]  # noqa: E731
+        cluster.wait(lambda: ["a", a.address, "alive"] in rows()
+                     and ["b", b.address, "alive"] in rows(), "the table with a and b")
+        assert lines[0].split()[:3] == ["NAME", "ADDRESS", "STATUS"], lines
+        cluster.stop(b)
+        cluster.wait(lambda: any("b left (inc 0) — reported by b" in line for line in lines),
+                     "a line for b's leave")
+        assert not any(ANSI.search(line) for line in lines), lines
+        assert sum(line.startswith("NAME") for line in lines) == 1, lines
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        reader.join(5)
+
+
 class _StubAdmin(BaseHTTPRequestHandler):
     """An admin API without an event stream (as an older node): /v1/members only."""
 

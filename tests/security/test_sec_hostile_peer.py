@@ -36,6 +36,8 @@ FAKE_ADDRESS = "127.0.0.1:1"
 FLOOD_MEMBERS = 1_000_000
 FLOOD_BUDGET_S = 20.0
 """The flood stops after this long even if not all made-up members were sent."""
+HEALTHZ_BOUND_S = 3.0
+"""/healthz must answer within this long throughout a flood (see the flood test)."""
 
 RSS_GROWTH_LIMIT_MB = 200.0
 
@@ -263,8 +265,10 @@ def test_hostile_flood_from_several_streams_keeps_node_responsive(
 ) -> None:
     """Eight intruder streams send 1,000,000 made-up members between them as fast as they
     can. The node should read no faster than it can work: /healthz should keep answering
-    within 1 s throughout (it answers in ~10 ms when idle; a node that does not is
-    restarted by an orchestrator)."""
+    throughout (it answers in ~10 ms when idle; a node that does not is restarted by an
+    orchestrator). The bound is 3 s: a node that queued the flood unread would answer
+    only after working through it (tens of seconds), while a loaded 2-core machine can
+    stretch a healthy answer past 1 s."""
     a, b = _two_nodes(cluster)
     streams = [_intruder(raw_peer, a, f"intruder-{k}") for k in range(8)]
     slowest: list[float] = []
@@ -297,7 +301,7 @@ def test_hostile_flood_from_several_streams_keeps_node_responsive(
     done.set()
     watcher.join(15.0)
     rss_growth = cluster.rss_mb(a) - rss_before
-    assert max(slowest) < 1.0, (
+    assert max(slowest) < HEALTHZ_BOUND_S, (
         f"/healthz took up to {max(slowest):.1f} s while {sent} made-up records arrived "
         f"on 8 streams (RSS +{rss_growth:.0f} MB)")
     # While thousands of made-up members are live, a real member may be suspected for a
