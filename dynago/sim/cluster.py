@@ -20,15 +20,11 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-import os
-import pickle
 import random
-import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from time import perf_counter
 from typing import cast
 
 from dynago.config import Config
@@ -43,24 +39,12 @@ from dynago.core.messages import (
     Send,
 )
 from dynago.core.view import ConvergedView
-from dynago.sim.crossing import Crossing, Posted
+from dynago.sim.crossing import Posted, WorkerLinks
 from dynago.sim.network import NetworkModel
 
 _TICK = 0
 _DELIVER = 1
 _CONNECT = 2
-
-EXCHANGE_TIMEOUT_S = 600.0
-"""A worker that hears nothing from another for this long gives up (it died)."""
-
-SPIN_S = 0.002
-YIELD_WHILE_SPINNING = False
-"""How long a worker polls for another's batch before it sleeps until it comes."""
-
-EAGER_SEND_BYTES = 32 * 1024
-"""Batches up to this size are written at once (a socket pair buffers more than that);
-larger ones from a helper thread, so that two workers sending large batches to each
-other cannot both block before either reads."""
 
 MAX_TICKS_AT_ONE_INSTANT = 1000
 """A core ticked this often without time moving has a deadline it never clears: a bug."""
@@ -126,8 +110,7 @@ class SimCluster:
         self.now = 0.0
         self.worker = worker
         self.workers = len(links)
-        self._links = links
-        """Connection to each other worker, by worker number (None for this one)."""
+        self._links = WorkerLinks(worker, links)
         self.network = NetworkModel(
             random.Random(f"{seed}/network/{worker}"), latency_s, loss)
         self.nodes: dict[str, SimNode] = {}
@@ -152,7 +135,6 @@ class SimCluster:
         exchange): no heap needed for the bulk of the events."""
         self._seq = 0
         self._outbox: list[list[Posted]] = [[] for _ in range(self.workers)]
-        self._crossing = Crossing(self.workers, worker)
         self._by_address: dict[str, str] = {}
         self._digest = hashlib.sha256()
         self.log: list[str] | None = [] if keep_log else None
@@ -198,7 +180,7 @@ class SimCluster:
         members = [Member(node_name(i), node_address(i)) for i in range(count)]
         view = ConvergedView(members, self.now)
         if self.workers > 1:
-            self._crossing.preregister(members)
+            self._links.crossing.preregister(members)
         for member in members:
             self.add_node(member.name, member.address, view=view)
         return [member.name for member in members]
@@ -260,43 +242,19 @@ class SimCluster:
 
     def _exchange(self) -> float:
         """Swap crossing messages with every other worker; the earliest pending event
-        time of all workers (every worker computes the same value).
-
-        Every worker sends first and then reads, so a window costs one hand-over, not
-        one per pair in turn; a reply is awaited spinning for a moment before sleeping,
-        because waking a sleeping process costs more than a whole window's work."""
+        time of all workers (every worker computes the same value)."""
         local_next = min(self._queue[0][0] if self._queue else math.inf,
                          self._inbox[0][0] if self._inbox else math.inf)
         sent_next = min((item[0] for box in self._outbox for item in box), default=math.inf)
-        earliest = min(local_next, sent_next)
-        senders: list[threading.Thread] = []
-        for other, link in enumerate(self._links):
-            if link is None:
-                continue
-            data = pickle.dumps((earliest, self._crossing.encode(self._outbox[other], other)),
-                                pickle.HIGHEST_PROTOCOL)
-            self._outbox[other] = []
-            if len(data) <= EAGER_SEND_BYTES:
-                link.send_bytes(data)  # fits in the socket's buffer: returns at once
-            else:
-                # Both ends may be sending a large batch: neither may block on a full
-                # buffer before it reads.
-                sender = threading.Thread(target=link.send_bytes, args=(data,), daemon=True)
-                sender.start()
-                senders.append(sender)
+        earliest, received = self._links.swap(min(local_next, sent_next), self._outbox)
+        self._outbox = [[] for _ in range(self.workers)]
         arrivals: list[_Event] = []
-        for other, link in enumerate(self._links):
-            if link is None:
-                continue
-            their_earliest, messages = pickle.loads(self._receive(link))
-            earliest = min(earliest, their_earliest)
-            for time, kind, target, sender_name, payload in self._crossing.decode(
-                    messages, other):
-                if kind == _DELIVER:
-                    self._seq += 1
-                    arrivals.append((time, self._seq, kind, target, sender_name, payload))
-                else:
-                    self._push(time, kind, target, sender_name, payload)
+        for time, kind, target, sender, payload in received:
+            if kind == _DELIVER:
+                self._seq += 1
+                arrivals.append((time, self._seq, kind, target, sender, payload))
+            else:
+                self._push(time, kind, target, sender, payload)
         if arrivals:
             # Messages arrive one latency after they were sent, like this worker's own
             # that wait in the inbox: one sort (a merge of sorted runs) keeps the inbox
@@ -304,20 +262,7 @@ class SimCluster:
             merged = sorted([*self._inbox, *arrivals])
             self._inbox.clear()
             self._inbox.extend(merged)
-        for sender in senders:
-            sender.join()
         return earliest
-
-    @staticmethod
-    def _receive(link: Connection) -> bytes:
-        deadline = perf_counter() + SPIN_S
-        while not link.poll(0):
-            os.sched_yield()  # a process waiting for this core (the other worker?) runs
-            if perf_counter() > deadline:
-                if not link.poll(EXCHANGE_TIMEOUT_S):
-                    raise RuntimeError("another simulation worker stopped answering")
-                break
-        return link.recv_bytes()
 
     def _process(self, end: float, *, inclusive: bool) -> None:
         queue = self._queue

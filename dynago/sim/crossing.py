@@ -1,5 +1,9 @@
 """How simulated messages cross between worker processes.
 
+At the end of each window every worker writes each other worker a batch (its earliest
+pending event time and the events for that worker's nodes), then reads theirs
+(``WorkerLinks.swap``).
+
 Messages cross as plain tuples (pickling frozen dataclasses costs ten times more), and
 member records cross by number. Each pair of workers shares one numbering of the
 records that crossed between them: the first time a record crosses it goes whole,
@@ -19,11 +23,29 @@ once and comes back as one object, as it would within one worker.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import pickle
+import threading
+from collections.abc import Iterable, Sequence
+from multiprocessing.connection import Connection
+from time import perf_counter
 
 from dynago.core.member import Member, Status
 from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.core.tags import Tags
+
+EXCHANGE_TIMEOUT_S = 600.0
+"""A worker that hears nothing from another for this long gives up (it died)."""
+
+SPIN_S = 0.002
+"""How long a worker polls for another's batch (yielding its core to any process that
+waits for it) before it sleeps until the batch comes: waking a sleeping process takes
+longer than a window's work."""
+
+EAGER_SEND_BYTES = 32 * 1024
+"""Batches up to this size are written at once (a socket pair buffers more than that);
+larger ones from a helper thread, so that two workers sending large batches to each
+other cannot both block before either reads."""
 
 Posted = tuple[float, int, str, str, object]
 """(time, kind, target, sender, payload): an event for a node of another worker."""
@@ -168,3 +190,57 @@ class Crossing:
                     done[id(flat)] = payload
             append((time, kind, target, sender, payload))
         return out
+
+
+class WorkerLinks:
+    """This worker's connections to the others, and the swap at the end of a window."""
+
+    __slots__ = ("crossing", "_links")
+
+    def __init__(self, worker: int, links: Sequence[Connection | None]) -> None:
+        self.crossing = Crossing(len(links), worker)
+        self._links = links
+        """Connection to each other worker, by worker number (None for this one)."""
+
+    def swap(self, earliest: float, outboxes: Sequence[list[Posted]]) -> tuple[float, list[Posted]]:
+        """Send each other worker its events and ``earliest`` (this worker's earliest
+        pending time), then read theirs. Returns the earliest time of all workers and
+        the events for this worker's nodes, in worker order.
+
+        Every worker sends first and then reads, so a window costs one hand-over, not
+        one per pair in turn."""
+        senders: list[threading.Thread] = []
+        for other, link in enumerate(self._links):
+            if link is None:
+                continue
+            data = pickle.dumps((earliest, self.crossing.encode(outboxes[other], other)),
+                                pickle.HIGHEST_PROTOCOL)
+            if len(data) <= EAGER_SEND_BYTES:
+                link.send_bytes(data)  # fits in the socket's buffer: returns at once
+            else:
+                # Both ends may be sending a large batch: neither may block on a full
+                # buffer before it reads.
+                sender = threading.Thread(target=link.send_bytes, args=(data,), daemon=True)
+                sender.start()
+                senders.append(sender)
+        received: list[Posted] = []
+        for other, link in enumerate(self._links):
+            if link is None:
+                continue
+            their_earliest, batch = pickle.loads(_receive(link))
+            earliest = min(earliest, their_earliest)
+            received.extend(self.crossing.decode(batch, other))
+        for sender in senders:
+            sender.join()
+        return earliest, received
+
+
+def _receive(link: Connection) -> bytes:
+    deadline = perf_counter() + SPIN_S
+    while not link.poll(0):
+        os.sched_yield()  # a process waiting for this core (the other worker?) runs
+        if perf_counter() > deadline:
+            if not link.poll(EXCHANGE_TIMEOUT_S):
+                raise RuntimeError("another simulation worker stopped answering")
+            break
+    return link.recv_bytes()

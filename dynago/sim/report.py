@@ -22,7 +22,8 @@ from dynago.core.broadcast import retransmit_limit
 from dynago.core.member import Member
 from dynago.core.messages import Ack, CoreMessage, Gossip, Ping, PingReq, StateSync
 from dynago.core.suspicion import suspicion_bounds
-from dynago.sim.cluster import EXCHANGE_TIMEOUT_S, SimCluster
+from dynago.sim.cluster import SimCluster
+from dynago.sim.crossing import EXCHANGE_TIMEOUT_S
 from dynago.sim.scenarios import SCENARIO_STEPS, SimOptions, Watch
 
 SWIM_FIRST_DETECTION_PERIODS = math.e / (math.e - 1)
