@@ -57,6 +57,7 @@ import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from dynago.config import Config
 from dynago.core.awareness import Awareness
@@ -83,6 +84,7 @@ from dynago.core.suspicion import Suspicion, expected_confirmations, suspicion_b
 from dynago.core.tags import Tags
 from dynago.core.view import ConvergedView
 
+_member_of = attrgetter("member")
 _SUSPECT = Status.SUSPECT
 _FAILED = Status.FAILED
 """(Looking a member up on the Status class costs as much as the test that uses it.)"""
@@ -880,7 +882,7 @@ class MembershipCore:
         record = self._records.get(peer)
         if record is not None:
             address = record.member.address
-        members = [record.member for record in self._records.values()]
+        members = list(map(_member_of, self._records.values()))
         size = self.config.max_members_per_sync_message
         chunks = [tuple(members[i : i + size]) for i in range(0, len(members), size)]
         if reply_wanted:

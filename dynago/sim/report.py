@@ -77,27 +77,31 @@ def message_sizer() -> Callable[[CoreMessage], int]:
     from dynago.transport import codec
 
     probes: dict[tuple[type, int, int], tuple[Member, int]] = {}
-    records: dict[int, tuple[Member, int]] = {}
+    field_sizes: dict[int, int] = {}
+    """id(record) -> its size as a repeated field."""
+    kept: dict[int, Member] = {}
+    """id(record) -> record, for every record in ``field_sizes``: keeps each id taken."""
     varint = codec.varint_size
 
     def record_field(member: Member) -> int:
         """A record as a repeated field: tag, length, record."""
-        known = records.get(id(member))
-        if known is None or known[0] is not member:
-            if len(records) > 1_000_000:
-                records.clear()
+        size = field_sizes.get(id(member))
+        if size is None:
+            if len(field_sizes) > 1_000_000:
+                field_sizes.clear()
+                kept.clear()
             length = codec.member_size(member)
-            known = records[id(member)] = (member, 1 + varint(length) + length)
-        return known[1]
+            size = field_sizes[id(member)] = 1 + varint(length) + length
+            kept[id(member)] = member
+        return size
 
     def records_size(members: tuple[Member, ...]) -> int:
-        """The records as a repeated field (a full list holds thousands: no call each)."""
-        total = 0
-        for member in members:
-            known = records.get(id(member))
-            total += (known[1] if known is not None and known[0] is member
-                      else record_field(member))
-        return total
+        """The records as a repeated field (a full list holds thousands: summed in C
+        when every size is known)."""
+        try:
+            return sum(map(field_sizes.__getitem__, map(id, members)))
+        except KeyError:
+            return sum(record_field(member) for member in members)
 
     def size(message: CoreMessage) -> int:
         kind = type(message)
