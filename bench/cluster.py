@@ -8,11 +8,13 @@ admin API: a poll adds its own period and load to every figure, a log line does 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
 import signal
 import statistics
+import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -249,11 +251,21 @@ class BenchCluster:
         for process in self._all:
             remaining = deadline - time.monotonic()
             if remaining > 0 and process.proc.poll() is None:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     process.proc.wait(remaining)
-                except Exception:  # noqa: BLE001 - killed below
-                    pass
-            process.close()
+        # SIGKILL every one left before reaping any: on a loaded machine (a hundred nodes
+        # leaving at once) one slow exit must not keep the others running.
+        for process in self._all:
+            if process.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.signal(signal.SIGCONT)
+                    os.kill(process.pid, signal.SIGKILL)
+        reap_deadline = time.monotonic() + 60.0
+        for process in self._all:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.proc.wait(max(0.1, reap_deadline - time.monotonic()))
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.close()
         self._all.clear()
 
 
