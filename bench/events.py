@@ -39,8 +39,10 @@ from dynago.transport.memory import MemoryNetwork
 def stream_delivery(count: int, burst: int) -> dict[str, object]:
     node = Node(bind="127.0.0.1:7999", name="a", config=Config.local(),
                 transport=MemoryNetwork().transport(), http_bind="127.0.0.1:0").start()
+    membership, http_address = node.membership, node.http_address
+    assert membership is not None and http_address is not None, "the node started"
     try:
-        host, port = node.http_address.rsplit(":", 1)
+        host, port = http_address.rsplit(":", 1)
         connection = http.client.HTTPConnection(host, int(port), timeout=30)
         connection.request("GET", "/v1/events?kinds=joined")
         response = connection.getresponse()
@@ -57,7 +59,7 @@ def stream_delivery(count: int, burst: int) -> dict[str, object]:
         for i in range(count):
             name = f"m{i}"
             sent[name] = time.perf_counter()
-            api.add(node.membership, Member(name, f"127.0.0.1:{1000 + i}"))
+            api.add(membership, Member(name, f"127.0.0.1:{1000 + i}"))
             time.sleep(0.005)
         deadline = time.monotonic() + 10
         while len(arrived) < count and time.monotonic() < deadline:
@@ -65,7 +67,7 @@ def stream_delivery(count: int, burst: int) -> dict[str, object]:
         latencies = sorted((arrived[n] - sent[n]) * 1000 for n in sent if n in arrived)
         started = time.perf_counter()
         for b in range(burst // 100):
-            api.merge(node.membership, [Member(f"b{b}-{i}", f"127.0.0.1:{2000 + i}")
+            api.merge(membership, [Member(f"b{b}-{i}", f"127.0.0.1:{2000 + i}")
                                         for i in range(100)])
         merged_ms = (time.perf_counter() - started) * 1000
         deadline = time.monotonic() + 10
