@@ -200,6 +200,10 @@ class ChaosCluster:
                 return False
         return True
 
+    def all_hold(self, observers: Iterable[ChaosNode], member: ChaosNode, status: str) -> bool:
+        """Every observer holds ``member`` with ``status`` (e.g. "failed")."""
+        return all(self.view(observer).get(member.name) == status for observer in observers)
+
     def events(self, since: float = 0.0) -> list[Event]:
         """Every membership change logged by any life of any node at or after ``since``
         (time.time()), about another member, in time order."""

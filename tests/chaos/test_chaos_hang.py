@@ -48,7 +48,7 @@ def test_chaos_hung_connection_is_detected_by_the_protocol(
 
     hung_at = time.time()
     cluster.net.blackhole(victim.host)
-    cluster.wait(lambda: all(cluster.view(n)[victim.name] == "failed" for n in rest),
+    cluster.wait(lambda: cluster.all_hold(rest, victim, "failed"),
                  f"the others to mark the silent {victim.name} failed",
                  2 * TRANSPORT_BOUND_S)
     # The victim's own view (its admin API still answers the observer): the others are

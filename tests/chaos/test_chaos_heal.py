@@ -41,7 +41,7 @@ def test_chaos_heal_fails_no_member_that_stayed_reachable(
 
     cut_at = time.time()
     cluster.net.blackhole(victim.host)
-    cluster.wait(lambda: all(cluster.view(n)[victim.name] == "failed" for n in rest)
+    cluster.wait(lambda: cluster.all_hold(rest, victim, "failed")
                  and all(cluster.view(victim)[n.name] == "failed" for n in rest),
                  f"{victim.name} and the others to hold each other failed", DETECT_TIMEOUT_S)
     healed_at = time.time()

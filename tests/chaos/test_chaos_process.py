@@ -92,7 +92,7 @@ def test_chaos_pause_longer_than_suspicion_then_resume(
 
     paused_at = time.time()
     cluster.pause(victim)
-    cluster.wait(lambda: all(cluster.view(n)[victim.name] == "failed" for n in rest),
+    cluster.wait(lambda: cluster.all_hold(rest, victim, "failed"),
                  f"the others to mark the paused {victim.name} failed", DETECT_TIMEOUT_S)
     resumed_at = time.time()
     cluster.resume(victim)
@@ -122,7 +122,7 @@ def test_chaos_kill_9_then_restart_on_the_same_address(
 
     killed_at = time.time()
     cluster.kill(victim)
-    cluster.wait(lambda: all(cluster.view(n)[victim.name] == "failed" for n in rest),
+    cluster.wait(lambda: cluster.all_hold(rest, victim, "failed"),
                  f"the others to mark the killed {victim.name} failed", DETECT_TIMEOUT_S)
     restarted_at = time.time()
     cluster.start(victim)
