@@ -24,20 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.procstat import cpu_seconds
+from bench.procstat import cpu_seconds, idle_cpu_percent
 from dynago.config import Config
 from dynago.core.member import Member
 from dynago.core.messages import Ack, CoreMessage, Gossip, Ping
 from dynago.launch import NodeProcess, http_json, wait_until
 from dynago.transport.base import Stream
 from dynago.transport.grpc_transport import GrpcTransport
-
-
-def idle_cpu(pid: int, seconds: float) -> float:
-    """Fraction of one core that process ``pid`` used over ``seconds``."""
-    before, began = cpu_seconds(pid), time.monotonic()
-    time.sleep(seconds)  # the observation window
-    return (cpu_seconds(pid) - before) / (time.monotonic() - began)
 
 
 def flood(node: NodeProcess, messages: int, rate: float, batch: int) -> dict[str, float]:
@@ -69,7 +62,8 @@ def flood(node: NodeProcess, messages: int, rate: float, batch: int) -> dict[str
         stream.send(record)
         wait_until(lambda: "bench" in {m["name"] for m in node.members_v1()}, timeout_s=10,
                    what="the node to list the bench client")
-        idle = idle_cpu(node.pid, 3.0)
+        (idle_percent,), _window = idle_cpu_percent([node], 3.0)
+        idle = idle_percent / 100
         received_before = _received(node)
         before, began = cpu_seconds(node.pid), time.monotonic()
         for sent in range(0, messages, batch):
