@@ -16,10 +16,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 1
-"""Version of the wire protocol this code speaks."""
+PROTOCOL_VERSION = 2
+"""Version of the wire protocol this code speaks (2: the key-value store's Kv* kinds)."""
 
-MIN_COMPATIBLE_PROTOCOL_VERSION = 1
+MIN_COMPATIBLE_PROTOCOL_VERSION = 2
 """Oldest peer protocol version this code still understands."""
 
 DEFAULT_CLUSTER = "dynago"
@@ -38,6 +38,15 @@ class Config:
 
     cluster: str = DEFAULT_CLUSTER
     """Cluster name. Nodes refuse streams from nodes with another name."""
+
+    ring_partitions: int = 64
+    """Partitions of the key-value store's ring (default 64; a power of two, 8 to 1024),
+    fixed for the life of a cluster: nodes whose ring differs refuse each other. More
+    partitions spread keys more evenly over many nodes and cost more per ring change."""
+
+    n_val: int = 3
+    """Replicas of every key (default 3; 1 to 5), fixed per cluster like
+    ``ring_partitions``. Quorums (R, W) are counted out of it."""
 
     tick_interval_s: float = 0.05
     """How often the membership actor gets a timer tick (default 0.05 s). Every periodic
@@ -70,8 +79,11 @@ class Config:
     max_members_per_sync_message: int = 256
     """Most member records in one chunk of a full-state exchange (default 256)."""
 
-    max_message_bytes: int = 1 << 20
-    """Largest message accepted or sent on a stream (default 1 MiB). Larger ones are refused."""
+    max_message_bytes: int = 4 << 20
+    """Largest message accepted or sent on a stream (default 4 MiB). Larger ones are
+    refused. It bounds a key-value object on the wire (its values and siblings together),
+    so it must exceed the largest value a client may store (1 MiB by default); a stream
+    reads at most 4 messages ahead, so it also bounds what one peer can make a node hold."""
 
     connect_timeout_s: float = 3.0
     """How long a dial may take, handshake included, before it counts as failed (default 3 s)."""
@@ -203,6 +215,11 @@ class Config:
         """Return self if usable, else raise ConfigError saying what is wrong."""
         if not self.cluster or len(self.cluster) > 128:
             raise ConfigError("cluster name must be 1 to 128 characters long")
+        p = self.ring_partitions
+        if not 8 <= p <= 1024 or p & (p - 1):
+            raise ConfigError(f"ring_partitions must be a power of two from 8 to 1024, got {p}")
+        if not 1 <= self.n_val <= 5:
+            raise ConfigError(f"n_val must be 1 to 5, got {self.n_val}")
         positive = {
             "tick_interval_s": self.tick_interval_s,
             "gossip_interval_s": self.gossip_interval_s,

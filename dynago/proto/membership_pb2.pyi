@@ -61,6 +61,8 @@ class Hello(_message.Message):
     MIN_PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
     NONCE_FIELD_NUMBER: _builtins.int
     PROOF_FIELD_NUMBER: _builtins.int
+    RING_PARTITIONS_FIELD_NUMBER: _builtins.int
+    N_VAL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     address: _builtins.str
     cluster: _builtins.str
@@ -70,6 +72,11 @@ class Hello(_message.Message):
     """Fresh random bytes for the cluster-key proof (dynago/transport/handshake.py)."""
     proof: _builtins.bytes
     """The acceptor's proof of the cluster key; empty from the dialler and without a key."""
+    ring_partitions: _builtins.int
+    """The key-value store's ring: partitions (a power of two) and replicas per key. Nodes
+    whose ring differs refuse each other (dynago/transport/codec.py check_hello).
+    """
+    n_val: _builtins.int
     def __init__(
         self,
         *,
@@ -80,10 +87,12 @@ class Hello(_message.Message):
         min_protocol_version: _builtins.int = ...,
         nonce: _builtins.bytes = ...,
         proof: _builtins.bytes = ...,
+        ring_partitions: _builtins.int = ...,
+        n_val: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "cluster", b"cluster", "min_protocol_version", b"min_protocol_version", "name", b"name", "nonce", b"nonce", "proof", b"proof", "protocol_version", b"protocol_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "cluster", b"cluster", "min_protocol_version", b"min_protocol_version", "n_val", b"n_val", "name", b"name", "nonce", b"nonce", "proof", b"proof", "protocol_version", b"protocol_version", "ring_partitions", b"ring_partitions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -367,6 +376,302 @@ class Nack(_message.Message):
 Global___Nack: _TypeAlias = Nack  # noqa: Y015
 
 @_typing.final
+class KvContent(_message.Message):
+    """---- Key-value store (dynago/kv): replica messages on the same per-peer stream. ----
+    Objects travel as opaque bytes in dynago/kv/version.py's encoding; the receiving
+    replica decodes (and drops a malformed one, counted).
+
+    One sibling's content as a client wrote it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUE_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
+    LAST_MODIFIED_US_FIELD_NUMBER: _builtins.int
+    value: _builtins.bytes
+    content_type: _builtins.str
+    deleted: _builtins.bool
+    last_modified_us: _builtins.int
+    """The coordinator's wall clock at the write, microseconds since the epoch (display only)."""
+    @_builtins.property
+    def meta(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tag]:
+        """X-Riak-Meta-* user metadata, names lower-cased, sorted."""
+
+    def __init__(
+        self,
+        *,
+        value: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+        meta: _abc.Iterable[Global___Tag] | None = ...,
+        deleted: _builtins.bool = ...,
+        last_modified_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "deleted", b"deleted", "last_modified_us", b"last_modified_us", "meta", b"meta", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvContent: _TypeAlias = KvContent  # noqa: Y015
+
+@_typing.final
+class KvPut(_message.Message):
+    """Coordinator -> replica: merge this object into the stored one, durably, then KvPutAck."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    OBJECT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    bucket: _builtins.str
+    key: _builtins.str
+    object: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        bucket: _builtins.str = ...,
+        key: _builtins.str = ...,
+        object: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "key", b"key", "object", b"object", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvPut: _TypeAlias = KvPut  # noqa: Y015
+
+@_typing.final
+class KvPutAck(_message.Message):
+    """Replica -> coordinator: the KvPut request_id is durable here (ok), or why not."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    OK_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    ok: _builtins.bool
+    error: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        ok: _builtins.bool = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "ok", b"ok", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvPutAck: _TypeAlias = KvPutAck  # noqa: Y015
+
+@_typing.final
+class KvGet(_message.Message):
+    """Coordinator -> replica: send back what you hold of this key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    bucket: _builtins.str
+    key: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        bucket: _builtins.str = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "key", b"key", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvGet: _TypeAlias = KvGet  # noqa: Y015
+
+@_typing.final
+class KvGetReply(_message.Message):
+    """Replica -> coordinator: the object held (found = false: none), or an error."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    FOUND_FIELD_NUMBER: _builtins.int
+    OBJECT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    found: _builtins.bool
+    object: _builtins.bytes
+    error: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        found: _builtins.bool = ...,
+        object: _builtins.bytes = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "found", b"found", "object", b"object", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvGetReply: _TypeAlias = KvGetReply  # noqa: Y015
+
+@_typing.final
+class KvForward(_message.Message):
+    """A node outside the key's preference list -> a node in it: coordinate this client write."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    HAS_CONTEXT_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    OVERWRITE_FIELD_NUMBER: _builtins.int
+    W_FIELD_NUMBER: _builtins.int
+    PW_FIELD_NUMBER: _builtins.int
+    TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    bucket: _builtins.str
+    key: _builtins.str
+    has_context: _builtins.bool
+    """The client's causal context (dynago/kv/version.py encode_context); unset: none."""
+    context: _builtins.bytes
+    overwrite: _builtins.bool
+    w: _builtins.int
+    pw: _builtins.int
+    timeout_ms: _builtins.int
+    @_builtins.property
+    def content(self) -> Global___KvContent: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        bucket: _builtins.str = ...,
+        key: _builtins.str = ...,
+        content: Global___KvContent | None = ...,
+        has_context: _builtins.bool = ...,
+        context: _builtins.bytes = ...,
+        overwrite: _builtins.bool = ...,
+        w: _builtins.int = ...,
+        pw: _builtins.int = ...,
+        timeout_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["content", b"content"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "content", b"content", "context", b"context", "has_context", b"has_context", "key", b"key", "overwrite", b"overwrite", "pw", b"pw", "request_id", b"request_id", "timeout_ms", b"timeout_ms", "w", b"w"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvForward: _TypeAlias = KvForward  # noqa: Y015
+
+@_typing.final
+class KvForwardReply(_message.Message):
+    """The coordinator's answer to KvForward: status 200 with the stored object, or the HTTP
+    status of the failure with its reason (503: answered of needed replicas).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    OBJECT_FIELD_NUMBER: _builtins.int
+    ANSWERED_FIELD_NUMBER: _builtins.int
+    NEEDED_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    status: _builtins.int
+    error: _builtins.str
+    object: _builtins.bytes
+    answered: _builtins.int
+    needed: _builtins.int
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        status: _builtins.int = ...,
+        error: _builtins.str = ...,
+        object: _builtins.bytes = ...,
+        answered: _builtins.int = ...,
+        needed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered", b"answered", "error", b"error", "needed", b"needed", "object", b"object", "request_id", b"request_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvForwardReply: _TypeAlias = KvForwardReply  # noqa: Y015
+
+@_typing.final
+class KvListKeys(_message.Message):
+    """Ask a node for every key of a bucket it holds (for listing keys; costly)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    bucket: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        bucket: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvListKeys: _TypeAlias = KvListKeys  # noqa: Y015
+
+@_typing.final
+class KvKeyList(_message.Message):
+    """The keys of KvListKeys request_id held by the sender (live and deleted alike)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    error: _builtins.str
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        keys: _abc.Iterable[_builtins.str] | None = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "keys", b"keys", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvKeyList: _TypeAlias = KvKeyList  # noqa: Y015
+
+@_typing.final
 class Envelope(_message.Message):
     """Every message on a stream is exactly one of these kinds."""
 
@@ -381,6 +686,14 @@ class Envelope(_message.Message):
     PING_REQ_FIELD_NUMBER: _builtins.int
     NACK_FIELD_NUMBER: _builtins.int
     AUTH_FIELD_NUMBER: _builtins.int
+    KV_PUT_FIELD_NUMBER: _builtins.int
+    KV_PUT_ACK_FIELD_NUMBER: _builtins.int
+    KV_GET_FIELD_NUMBER: _builtins.int
+    KV_GET_REPLY_FIELD_NUMBER: _builtins.int
+    KV_FORWARD_FIELD_NUMBER: _builtins.int
+    KV_FORWARD_REPLY_FIELD_NUMBER: _builtins.int
+    KV_LIST_KEYS_FIELD_NUMBER: _builtins.int
+    KV_KEY_LIST_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello: ...
     @_builtins.property
@@ -399,6 +712,22 @@ class Envelope(_message.Message):
     def nack(self) -> Global___Nack: ...
     @_builtins.property
     def auth(self) -> Global___Auth: ...
+    @_builtins.property
+    def kv_put(self) -> Global___KvPut: ...
+    @_builtins.property
+    def kv_put_ack(self) -> Global___KvPutAck: ...
+    @_builtins.property
+    def kv_get(self) -> Global___KvGet: ...
+    @_builtins.property
+    def kv_get_reply(self) -> Global___KvGetReply: ...
+    @_builtins.property
+    def kv_forward(self) -> Global___KvForward: ...
+    @_builtins.property
+    def kv_forward_reply(self) -> Global___KvForwardReply: ...
+    @_builtins.property
+    def kv_list_keys(self) -> Global___KvListKeys: ...
+    @_builtins.property
+    def kv_key_list(self) -> Global___KvKeyList: ...
     def __init__(
         self,
         *,
@@ -411,12 +740,20 @@ class Envelope(_message.Message):
         ping_req: Global___PingReq | None = ...,
         nack: Global___Nack | None = ...,
         auth: Global___Auth | None = ...,
+        kv_put: Global___KvPut | None = ...,
+        kv_put_ack: Global___KvPutAck | None = ...,
+        kv_get: Global___KvGet | None = ...,
+        kv_get_reply: Global___KvGetReply | None = ...,
+        kv_forward: Global___KvForward | None = ...,
+        kv_forward_reply: Global___KvForwardReply | None = ...,
+        kv_list_keys: Global___KvListKeys | None = ...,
+        kv_key_list: Global___KvKeyList | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack", "auth"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack", "auth", "kv_put", "kv_put_ack", "kv_get", "kv_get_reply", "kv_forward", "kv_forward_reply", "kv_list_keys", "kv_key_list"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

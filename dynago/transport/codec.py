@@ -33,14 +33,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING
 
 from google.protobuf import message as _protobuf_message
 
 from dynago.core.member import Member, Status
 from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.core.tags import MAX_TAGS
+from dynago.kv.messages import KV_MESSAGE_TYPES, KvMessage
 from dynago.proto import membership_pb2 as pb
+from dynago.transport.kv_codec import decode_kv, encode_kv
 
 if TYPE_CHECKING:
     from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
@@ -69,6 +71,10 @@ class Hello:
     min_protocol_version: int
     nonce: bytes = b""
     proof: bytes = b""
+    ring_partitions: int = 0
+    """The key-value ring's partition count (0: not said; check_hello then skips it)."""
+    n_val: int = 0
+    """Replicas per key (0: not said)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +95,8 @@ class DecodeError(ValueError):
     """The peer broke the protocol: its bytes are not a message we accept."""
 
 
-_WireMessage = Hello | Refusal | Auth | Gossip | StateSync | Ping | Ack | PingReq | Nack
+_WireMessage = (Hello | Refusal | Auth | Gossip | StateSync | Ping | Ack | PingReq | Nack
+                | KvMessage)
 
 _STATUS_TO_WIRE: dict[Status, pb.MemberStatus.ValueType] = {
     Status.ALIVE: pb.MEMBER_STATUS_ALIVE,
@@ -120,6 +127,8 @@ def encode(message: _WireMessage) -> bytes:
             hello.min_protocol_version = message.min_protocol_version
             hello.nonce = message.nonce
             hello.proof = message.proof
+            hello.ring_partitions = message.ring_partitions
+            hello.n_val = message.n_val
         case Auth():
             envelope.auth.SetInParent()
             envelope.auth.proof = message.proof
@@ -147,6 +156,8 @@ def encode(message: _WireMessage) -> bytes:
         case Nack():
             envelope.nack.SetInParent()
             envelope.nack.seq = message.seq
+        case _ if isinstance(message, KV_MESSAGE_TYPES):
+            encode_kv(envelope, message)
         case _:
             raise TypeError(f"not a wire message: {type(message).__name__}")
     return envelope.SerializeToString()
@@ -227,6 +238,8 @@ def decode(data: bytes, max_bytes: int) -> _WireMessage:
             min_protocol_version=hello.min_protocol_version,
             nonce=hello.nonce,
             proof=hello.proof,
+            ring_partitions=hello.ring_partitions,
+            n_val=hello.n_val,
         )
     if kind == "auth":
         return Auth(proof=envelope.auth.proof)
@@ -250,7 +263,12 @@ def decode(data: bytes, max_bytes: int) -> _WireMessage:
         return PingReq(seq=ping_req.seq, target=_decode_member(ping_req.target, 0))
     if kind == "nack":
         return Nack(seq=envelope.nack.seq)
-    assert_never(kind)
+    if kind.startswith("kv_"):
+        try:
+            return decode_kv(envelope, kind)
+        except ValueError as exc:
+            raise DecodeError(str(exc)) from exc
+    raise DecodeError(f"envelope kind {kind!r} is not handled")
 
 
 def _decode_members(records: _MemberRecords) -> tuple[Member, ...]:
@@ -294,6 +312,11 @@ def check_hello(local: Hello, remote: Hello) -> str | None:
             f"peer needs protocol version {remote.min_protocol_version} or newer "
             f"(it speaks {remote.min_protocol_version}..{remote.protocol_version}, {ours})"
         )
+    if (remote.ring_partitions and local.ring_partitions
+            and (remote.ring_partitions, remote.n_val) != (local.ring_partitions, local.n_val)):
+        return (f"key-value ring differs: the peer has {remote.ring_partitions} partitions and "
+                f"{remote.n_val} replicas per key, we have {local.ring_partitions} and "
+                f"{local.n_val}")
     if remote.name == local.name and remote.address == local.address:
         return f"this is ourselves ({_shown(local.name)} at {_shown(local.address)})"
     if remote.name == local.name:

@@ -164,6 +164,8 @@ class GrpcTransport:
             cluster=self.config.cluster,
             protocol_version=PROTOCOL_VERSION,
             min_protocol_version=MIN_COMPATIBLE_PROTOCOL_VERSION,
+            ring_partitions=self.config.ring_partitions,
+            n_val=self.config.n_val,
         )
         self._on_stream = on_stream
         serving = self._serving

@@ -159,15 +159,15 @@ def _tag(field: int, wire_type: int) -> bytes:
 @pytest.mark.parametrize(
     "data",
     [
-        _tag(10, 2) + b"\x00",  # the next kind a newer version might add, empty
-        _tag(10, 2) + b"\x04\x08\x01\x10\x02",  # ... with fields inside
-        _tag(15, 0) + b"\x01",  # varint
-        _tag(16, 5) + b"\x00\x00\x00\x00",  # fixed32, two-byte key
+        _tag(40, 2) + b"\x00",  # a kind a newer version might add, empty
+        _tag(40, 2) + b"\x04\x08\x01\x10\x02",  # ... with fields inside
+        _tag(45, 0) + b"\x01",  # varint
+        _tag(46, 5) + b"\x00\x00\x00\x00",  # fixed32, two-byte key
         _tag(100, 1) + b"\x00" * 8,  # fixed64
         _tag(536_870_911, 2) + b"\x00",  # the largest field number
         _tag(90, 2) + b"\x00" + _tag(91, 0) + b"\x01",  # two unknown fields
     ],
-    ids=["field-10", "field-10-with-fields", "varint-15", "fixed32-16", "fixed64-100",
+    ids=["field-40", "field-40-with-fields", "varint-45", "fixed32-46", "fixed64-100",
          "max-field", "two-fields"],
 )
 def test_decode_envelope_with_only_unknown_fields_raises(data: bytes) -> None:
