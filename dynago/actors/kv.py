@@ -1,0 +1,227 @@
+"""KvActor: the key-value store's request driver on one node.
+
+It owns no data (the StorageActor owns the engine) and no streams (PeerActors do). It
+holds the ring, built from the members it hears of, and the request state machines of
+``dynago.kv.requests``, and does their I/O:
+
+* a client **put** (or delete: a tombstone) is coordinated by a node of the key's
+  preference list — this one if it is in it, else the first live node of the list, to
+  which it is forwarded (ForwardPut), as Riak does, so that version entries belong to
+  replicas. The coordinator writes locally first (``version.coordinate``: a new dot of its
+  own), then sends the object to the other N-1 (ReplicaPut) and answers after W durable
+  acknowledgements, its own included;
+* a client **get** is coordinated here: ReplicaGet to the N replicas (its own store
+  directly), the answer after R replies, merged (``version.merge``);
+* **replica messages** from peers (routed here by each PeerActor) are served from the
+  local store and answered on the same stream.
+
+Every wait is bounded (``KvConfig.request_timeout_s``, a timer per request), and one
+slow replica only delays the requests that wait on it. Nothing here blocks: the store
+answers through callbacks that ``tell`` this actor, and peers are told through their
+PeerActors. A replica message that breaks the rules is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pykka
+
+from dynago.actors import kv_coordinate
+from dynago.actors.kv_messages import (
+    ClientGet,
+    ClientListKeys,
+    ClientPut,
+    Expire,
+    GetKvStats,
+    LocalDone,
+    LocalKeys,
+    MemberChanged,
+    MembersSeen,
+    ReplicaDone,
+    RingCheck,
+)
+from dynago.kv.members import RingKeeper
+from dynago.actors.refs import tell_quietly
+from dynago.actors.storage import ListKeys as StoreListKeys
+from dynago.actors.storage import Read, Update
+from dynago.actors.timers import Scheduler
+from dynago.clock import Clock
+from dynago.config import Config
+from dynago.kv import version
+from dynago.kv.config import KvConfig
+from dynago.kv.messages import (
+    ForwardPut,
+    ForwardReply,
+    KeyList,
+    KvMessage,
+    ListKeys,
+    ReplicaGet,
+    ReplicaGetReply,
+    ReplicaPut,
+    ReplicaPutAck,
+)
+from dynago.kv.model import ObjectKey
+from dynago.kv.stats import KvStats
+
+log = logging.getLogger(__name__)
+
+
+class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
+    """Drives the KV requests of node ``name``."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        config: Config,
+        kv_config: KvConfig,
+        storage: pykka.ActorRef[Any],
+        peers: kv_coordinate.PeerSender,
+        clock: Clock,
+        scheduler: Scheduler,
+        ring: RingKeeper | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.config = config
+        self.kv_config = kv_config
+        self.storage = storage
+        self.peers = peers
+        self.clock = clock
+        self.scheduler = scheduler
+        self.ring = ring or RingKeeper(name, partitions=config.ring_partitions,
+                                       n_val=config.n_val, grace_s=kv_config.ring_grace_s)
+        self.stats = KvStats()
+        self.max_object_bytes = config.max_message_bytes - 64 * 1024
+        self._next_id = 0
+        self._ring_timer: Any = None
+        kv_coordinate.Coordinator.__init__(self)
+
+    # ------------------------------------------------------------ dispatch
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case ClientGet():
+                self.start_get(message)
+            case ClientPut():
+                self.start_put(message)
+            case ClientListKeys():
+                self.start_listing(message)
+            case LocalDone():
+                self.local_done(message)
+            case LocalKeys():
+                self.local_keys(message)
+            case ReplicaDone():
+                self._replica_done(message)
+            case Expire():
+                self.expire(message.request_id)
+            case MembersSeen():
+                self.ring.seen(message.members, self.clock.monotonic())
+                self._ring_changed()
+            case MemberChanged():
+                self.ring.changed(message.event, self.clock.monotonic())
+                self._ring_changed()
+            case RingCheck():
+                self._ring_timer = None
+                self._ring_changed()
+            case GetKvStats():
+                return self.stats.as_dict() | {"kv_requests_in_flight": self.in_flight()}
+            case _ if hasattr(message, "sender") and hasattr(message, "message"):
+                self._peer_message(message.sender, message.message, getattr(message, "done", None))
+            case _:
+                log.warning("kv: unexpected message %r", type(message).__name__)
+        return None
+
+    def _ring_changed(self) -> None:
+        self.ring.rebuild(self.clock.monotonic())
+        due = self.ring.next_check_in(self.clock.monotonic())
+        if due is not None and self._ring_timer is None:
+            ref = self.actor_ref
+            self._ring_timer = self.scheduler.call_later(
+                due, lambda: tell_quietly(ref, RingCheck()))
+
+    def new_request_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    # ------------------------------------------------------------ replica side
+
+    def _peer_message(self, sender: str, message: KvMessage, done: Any) -> None:
+        try:
+            self._serve_peer(sender, message)
+        finally:
+            if done is not None:
+                done()
+
+    def _serve_peer(self, sender: str, message: KvMessage) -> None:
+        ref = self.actor_ref
+        match message:
+            case ReplicaPut():
+                try:
+                    incoming = version.decode(message.obj)
+                except ValueError as exc:
+                    self.stats.count("kv_replica_messages_dropped")
+                    log.debug("kv: malformed object from %s: %s", sender, exc)
+                    self.peers.send(sender, ReplicaPutAck(message.request_id, False,
+                                                          "malformed object"))
+                    return
+                rid = message.request_id
+
+                def merge(current: bytes | None) -> bytes | None:
+                    if current is None:
+                        return version.encode(incoming)
+                    stored = version.decode(current)
+                    merged = version.merge(stored, incoming)
+                    return None if merged == stored else version.encode(merged)
+
+                self.storage.tell(Update(
+                    message.key.storage_key(), merge,
+                    reply=lambda _b: tell_quietly(ref, ReplicaDone("put", sender, rid)),
+                    on_error=lambda e: tell_quietly(ref, ReplicaDone("put", sender, rid,
+                                                                     error=str(e) or "error"))))
+            case ReplicaGet():
+                rid = message.request_id
+                self.storage.tell(Read(
+                    message.key.storage_key(),
+                    reply=lambda b: tell_quietly(ref, ReplicaDone("get", sender, rid, obj=b))))
+            case ListKeys():
+                rid = message.request_id
+                prefix = ObjectKey(message.bucket, "").storage_key()
+                self.storage.tell(StoreListKeys(
+                    prefix,
+                    reply=lambda keys: tell_quietly(
+                        ref, ReplicaDone("keys", sender, rid, keys=_key_names(keys)))))
+            case ForwardPut():
+                self.coordinate_forwarded(sender, message)
+            case ReplicaPutAck():
+                self.replica_acked(sender, message)
+            case ReplicaGetReply():
+                self.replica_replied(sender, message)
+            case ForwardReply():
+                self.forward_replied(sender, message)
+            case KeyList():
+                self.peer_keys(sender, message)
+            case _:
+                self.stats.count("kv_replica_messages_dropped")
+                log.debug("kv: unexpected message %r from %s", type(message).__name__, sender)
+
+    def _replica_done(self, done: ReplicaDone) -> None:
+        if done.kind == "put":
+            self.peers.send(done.peer, ReplicaPutAck(done.request_id, not done.error,
+                                                     done.error))
+        elif done.kind == "get":
+            self.peers.send(done.peer, ReplicaGetReply(done.request_id, done.obj, done.error))
+        else:
+            self.peers.send(done.peer, KeyList(done.request_id, done.keys, done.error))
+
+
+def _key_names(keys: list[bytes]) -> tuple[str, ...]:
+    names = []
+    for raw in keys:
+        try:
+            names.append(ObjectKey.from_storage_key(raw).key)
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return tuple(names)

@@ -1,0 +1,516 @@
+"""The KvActor's coordinating half: client puts, gets and key listings, their replica
+round trips and their deadlines. Quorum counting is the state machines' (kv/requests.py);
+this only does their I/O and turns outcomes into replies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dynago.actors.kv_messages import (
+    ClientGet,
+    ClientListKeys,
+    ClientPut,
+    Expire,
+    KeysCallback,
+    LocalDone,
+    LocalKeys,
+    PutCallback,
+    GetCallback,
+)
+from dynago.actors.refs import tell_quietly
+from dynago.actors.storage import ListKeys as StoreListKeys
+from dynago.actors.storage import Read, Update
+from dynago.kv import version
+from dynago.kv.messages import (
+    ForwardPut,
+    ForwardReply,
+    KeyList,
+    KvMessage,
+    ListKeys,
+    ReplicaGet,
+    ReplicaGetReply,
+    ReplicaPut,
+    ReplicaPutAck,
+)
+from dynago.kv.model import (
+    BadRequest,
+    Content,
+    GetReply,
+    KvError,
+    ObjectKey,
+    PutReply,
+    Quorum,
+    TooLarge,
+    Unavailable,
+)
+from dynago.kv.requests import (
+    GetDone,
+    GetFailed,
+    GetFsm,
+    PutDone,
+    PutFailed,
+    PutFsm,
+    resolve_quorum,
+)
+
+if TYPE_CHECKING:
+    from dynago.actors.timers import Timer
+
+log = logging.getLogger(__name__)
+
+FORWARD_MARGIN_S = 1.0
+"""A forwarded put waits this much longer than the coordinator's own deadline, so that the
+coordinator's 503 (with its count) arrives before the forwarder gives up on it."""
+
+
+class PeerSender(Protocol):
+    """Sends a KV message to a peer over its stream (its PeerActor); False when there is
+    no peer of that name to send to."""
+
+    def send(self, name: str, message: KvMessage) -> bool: ...
+
+
+@dataclass
+class _Put:
+    op: str  # "put" or "delete"
+    key: ObjectKey
+    preflist: tuple[str, ...]
+    fsm: PutFsm
+    started: float
+    return_body: bool
+    client: PutCallback | None
+    origin: tuple[str, int] | None  # forwarded to us: (node, its request id)
+    timer: Timer | None = None
+    obj: version.Object | None = None
+
+
+@dataclass
+class _Get:
+    key: ObjectKey
+    preflist: tuple[str, ...]
+    fsm: GetFsm
+    started: float
+    include_deleted: bool
+    client: GetCallback
+    answered: bool = False
+    timer: Timer | None = None
+
+
+@dataclass
+class _Forward:
+    op: str
+    key: ObjectKey
+    coordinator: str
+    started: float
+    return_body: bool
+    client: PutCallback
+    timer: Timer | None = None
+
+
+@dataclass
+class _Listing:
+    client: KeysCallback
+    waiting: set[str]
+    keys: set[str] = field(default_factory=set)
+    timer: Timer | None = None
+
+
+class Coordinator:
+    """Mixin of KvActor (which provides name, ring, storage, peers, clock, scheduler,
+    kv_config, config, stats, max_object_bytes, actor_ref, new_request_id)."""
+
+    name: str
+    ring: Any
+    storage: Any
+    peers: PeerSender
+    clock: Any
+    scheduler: Any
+    kv_config: Any
+    config: Any
+    stats: Any
+    max_object_bytes: int
+    actor_ref: Any
+    new_request_id: Callable[[], int]
+
+    def __init__(self) -> None:
+        self._puts: dict[int, _Put] = {}
+        self._gets: dict[int, _Get] = {}
+        self._forwards: dict[int, _Forward] = {}
+        self._listings: dict[int, _Listing] = {}
+
+    def in_flight(self) -> int:
+        return len(self._puts) + len(self._gets) + len(self._forwards) + len(self._listings)
+
+    def _timer(self, request_id: int, delay_s: float) -> Timer:
+        ref = self.actor_ref
+        return self.scheduler.call_later(delay_s, lambda: tell_quietly(ref, Expire(request_id)))
+
+    # ------------------------------------------------------------ puts
+
+    def start_put(self, request: ClientPut) -> None:
+        op = "delete" if request.content.deleted else "put"
+        now = self.clock.monotonic()
+        try:
+            quorum = resolve_quorum(self.config.n_val, request.quorum)
+            context = _context(request.context)
+        except KvError as exc:
+            self._finish_client(op, now, request.reply, exc)
+            return
+        preflist = self.ring.ring.preference_list_for(request.key)
+        if self.name in preflist:
+            self._coordinate(op, request.key, request.content, context, request.overwrite,
+                             quorum.w, quorum.pw, self.kv_config.request_timeout_s,
+                             request.return_body, request.reply, None)
+            return
+        for node in preflist:
+            if not self.ring.reachable(node):
+                continue
+            rid = self.new_request_id()
+            timeout_ms = int(self.kv_config.request_timeout_s * 1000)
+            if self.peers.send(node, ForwardPut(rid, request.key, request.content,
+                                                request.context, request.overwrite,
+                                                quorum.w, quorum.pw, timeout_ms)):
+                fwd = _Forward(op, request.key, node, now, request.return_body, request.reply)
+                fwd.timer = self._timer(rid, self.kv_config.request_timeout_s
+                                        + FORWARD_MARGIN_S)
+                self._forwards[rid] = fwd
+                self.stats.count("kv_forwarded")
+                return
+        self._finish_client(op, now, request.reply, Unavailable(
+            f"no node of the key's preference list ({', '.join(preflist)}) is reachable",
+            answered=0, needed=quorum.w))
+
+    def coordinate_forwarded(self, sender: str, message: ForwardPut) -> None:
+        n_val = self.config.n_val
+        op = "delete" if message.content.deleted else "put"
+        try:
+            quorum = resolve_quorum(n_val, Quorum(w=message.w, pw=message.pw or None))
+            context = _context(message.context)
+        except KvError as exc:
+            self.peers.send(sender, ForwardReply(message.request_id, exc.status, str(exc)))
+            return
+        timeout_s = min(max(message.timeout_ms, 1) / 1000, self.kv_config.request_timeout_s)
+        self._coordinate(op, message.key, message.content, context, message.overwrite,
+                         quorum.w, quorum.pw, timeout_s, False, None,
+                         (sender, message.request_id))
+
+    def _coordinate(self, op: str, key: ObjectKey, content: Content,
+                    context: version.Clock | None, overwrite: bool, w: int, pw: int,
+                    timeout_s: float, return_body: bool, client: PutCallback | None,
+                    origin: tuple[str, int] | None) -> None:
+        now = self.clock.monotonic()
+        rid = self.new_request_id()
+        preflist = self.ring.ring.preference_list_for(key)
+        if self.name not in preflist:  # forwarded by a node with another view of the ring
+            preflist = (self.name, *preflist[:-1])
+        primaries = frozenset(preflist)
+        fsm = PutFsm(rid, key, preflist, primaries, w, pw, now + timeout_s)
+        put = _Put(op, key, preflist, fsm, now, return_body, client, origin)
+        self._puts[rid] = put
+        put.timer = self._timer(rid, timeout_s)
+        replica, limit, ref = self.name, self.max_object_bytes, self.actor_ref
+
+        def write(current: bytes | None) -> bytes:
+            stored = version.decode(current) if current is not None else version.EMPTY
+            updated = version.coordinate(stored, context, replica, content, overwrite=overwrite)
+            data = version.encode(updated)
+            if len(data) > limit:
+                raise TooLarge(f"the object would be {len(data)} bytes with its siblings, "
+                               f"more than {limit}: resolve its siblings first")
+            return data
+
+        self.storage.tell(Update(
+            key.storage_key(), write,
+            reply=lambda data: tell_quietly(ref, LocalDone(rid, data)),
+            on_error=lambda exc: tell_quietly(ref, LocalDone(rid, None, exc))))
+
+    def _put_local_done(self, rid: int, put: _Put, done: LocalDone) -> None:
+        now = self.clock.monotonic()
+        if done.error is not None or done.obj is None:
+            error = done.error if isinstance(done.error, KvError) else Unavailable(
+                f"the coordinator's own write failed: {done.error}", answered=0,
+                needed=put.fsm.w)
+            self._end_put(rid, put, error)
+            return
+        put.obj = version.decode(done.obj)
+        for node in put.preflist:
+            if node == self.name:
+                continue
+            if not self.ring.reachable(node) or not self.peers.send(
+                    node, ReplicaPut(rid, put.key, done.obj)):
+                outcome = put.fsm.failed(node, "unreachable", now)
+                if outcome is not None:
+                    self._put_outcome(rid, put, outcome)
+                    return
+        outcome = put.fsm.acked(self.name, now)
+        if outcome is not None:
+            self._put_outcome(rid, put, outcome)
+
+    def replica_acked(self, sender: str, message: ReplicaPutAck) -> None:
+        put = self._puts.get(message.request_id)
+        if put is None:
+            return
+        now = self.clock.monotonic()
+        outcome = (put.fsm.acked(sender, now) if message.ok
+                   else put.fsm.failed(sender, message.error or "refused", now))
+        if outcome is not None:
+            self._put_outcome(message.request_id, put, outcome)
+
+    def _put_outcome(self, rid: int, put: _Put, outcome: PutDone | PutFailed) -> None:
+        if isinstance(outcome, PutFailed):
+            self._end_put(rid, put, Unavailable(
+                f"{outcome.answered} of the {outcome.needed} replica acknowledgements needed "
+                f"arrived ({outcome.reason})", answered=outcome.answered,
+                needed=outcome.needed))
+            return
+        assert put.obj is not None
+        self._end_put(rid, put, put.obj)
+
+    def _end_put(self, rid: int, put: _Put, result: version.Object | KvError) -> None:
+        self._puts.pop(rid, None)
+        if put.timer is not None:
+            put.timer.cancel()
+        if put.origin is not None:
+            node, their_rid = put.origin
+            if isinstance(result, KvError):
+                answered = getattr(result, "answered", 0)
+                needed = getattr(result, "needed", 0)
+                self.peers.send(node, ForwardReply(their_rid, result.status, str(result),
+                                                   answered=answered, needed=needed))
+            else:
+                self.peers.send(node, ForwardReply(their_rid, 200, obj=version.encode(result)))
+            self.stats.count("kv_coordinated_for_others")
+            return
+        assert put.client is not None
+        reply: PutReply | KvError = (result if isinstance(result, KvError)
+                                     else self._put_reply(put.key, result, put.return_body))
+        self._finish_client(put.op, put.started, put.client, reply)
+
+    def _put_reply(self, key: ObjectKey, obj: version.Object, return_body: bool) -> PutReply:
+        return PutReply(node=self.first_node(key),
+                        context=version.encode_context(version.context_of(obj)),
+                        siblings=version.siblings(obj) if return_body else ())
+
+    def forward_replied(self, sender: str, message: ForwardReply) -> None:
+        fwd = self._forwards.pop(message.request_id, None)
+        if fwd is None or sender != fwd.coordinator:
+            if fwd is not None:
+                self._forwards[message.request_id] = fwd
+            return
+        if fwd.timer is not None:
+            fwd.timer.cancel()
+        result: PutReply | KvError
+        if message.status == 200:
+            try:
+                result = self._put_reply(fwd.key, version.decode(message.obj), fwd.return_body)
+            except ValueError:
+                self.stats.count("kv_replica_messages_dropped")
+                result = KvError(f"coordinator {sender} answered with a malformed object")
+        else:
+            result = _error_of(message)
+        self._finish_client(fwd.op, fwd.started, fwd.client, result)
+
+    def first_node(self, key: ObjectKey) -> str:
+        return str(self.ring.ring.preference_list_for(key)[0])
+
+    # ------------------------------------------------------------ gets
+
+    def start_get(self, request: ClientGet) -> None:
+        now = self.clock.monotonic()
+        try:
+            quorum = resolve_quorum(self.config.n_val, request.quorum)
+        except KvError as exc:
+            self._finish_client("get", now, request.reply, exc)
+            return
+        rid = self.new_request_id()
+        preflist = self.ring.ring.preference_list_for(request.key)
+        timeout_s = self.kv_config.request_timeout_s
+        fsm = GetFsm(rid, request.key, preflist, frozenset(preflist), quorum.r, quorum.pr,
+                     now + timeout_s)
+        get = _Get(request.key, preflist, fsm, now, request.include_deleted, request.reply)
+        self._gets[rid] = get
+        get.timer = self._timer(rid, timeout_s)
+        ref = self.actor_ref
+        for node in preflist:
+            if node == self.name:
+                self.storage.tell(Read(request.key.storage_key(),
+                                       reply=lambda data: tell_quietly(ref, LocalDone(rid, data))))
+            elif not self.ring.reachable(node) or not self.peers.send(
+                    node, ReplicaGet(rid, request.key)):
+                self._get_step(rid, get, get.fsm.failed(node, "unreachable", now))
+                if rid not in self._gets:
+                    return
+
+    def replica_replied(self, sender: str, message: ReplicaGetReply) -> None:
+        get = self._gets.get(message.request_id)
+        if get is None:
+            return
+        now = self.clock.monotonic()
+        if message.error:
+            self._get_step(message.request_id, get, get.fsm.failed(sender, message.error, now))
+            return
+        try:
+            obj = version.decode(message.obj) if message.obj is not None else None
+        except ValueError:
+            self.stats.count("kv_replica_messages_dropped")
+            self._get_step(message.request_id, get, get.fsm.failed(sender, "malformed", now))
+            return
+        self._get_step(message.request_id, get, get.fsm.replied(sender, obj, now))
+
+    def _get_step(self, rid: int, get: _Get, outcome: GetDone | GetFailed | None) -> None:
+        if outcome is not None and not get.answered:
+            get.answered = True
+            self._answer_get(get, outcome)
+        if get.answered and (get.fsm.complete or outcome is not None and
+                             isinstance(outcome, GetFailed)):
+            self._end_get(rid, get)
+
+    def _answer_get(self, get: _Get, outcome: GetDone | GetFailed) -> None:
+        if isinstance(outcome, GetFailed):
+            self._finish_client("get", get.started, get.client, Unavailable(
+                f"{outcome.answered} of the {outcome.needed} replica replies needed arrived "
+                f"({outcome.reason})", answered=outcome.answered, needed=outcome.needed))
+            return
+        obj = outcome.obj
+        shown = version.siblings(obj, include_deleted=get.include_deleted)
+        if len(shown) > 1:
+            self.stats.count("kv_reads_with_siblings")
+        reply = GetReply(siblings=shown,
+                         context=version.encode_context(version.context_of(obj)),
+                         node=get.preflist[0] if get.preflist else self.name)
+        self._finish_client("get", get.started, get.client, reply)
+
+    def _end_get(self, rid: int, get: _Get) -> None:
+        self._gets.pop(rid, None)
+        if get.timer is not None:
+            get.timer.cancel()
+
+    # ------------------------------------------------------------ key listings
+
+    def start_listing(self, request: ClientListKeys) -> None:
+        rid = self.new_request_id()
+        waiting = {self.name}
+        listing = _Listing(request.reply, waiting)
+        for node in self.ring.ring.members:
+            name = node.name
+            if name != self.name and self.ring.reachable(name) and self.peers.send(
+                    name, ListKeys(rid, request.bucket)):
+                waiting.add(name)
+        self._listings[rid] = listing
+        listing.timer = self._timer(rid, self.kv_config.request_timeout_s)
+        ref = self.actor_ref
+        prefix = ObjectKey(request.bucket, "").storage_key()
+        from dynago.actors.kv import _key_names  # the replica side's helper
+
+        self.storage.tell(StoreListKeys(prefix, reply=lambda keys: tell_quietly(
+            ref, LocalKeys(rid, _key_names(keys)))))
+
+    def local_keys(self, message: LocalKeys) -> None:
+        self._listed(message.request_id, self.name, message.keys)
+
+    def peer_keys(self, sender: str, message: KeyList) -> None:
+        self._listed(message.request_id, sender, message.keys)
+
+    def _listed(self, rid: int, node: str, keys: tuple[str, ...]) -> None:
+        listing = self._listings.get(rid)
+        if listing is None or node not in listing.waiting:
+            return
+        listing.waiting.discard(node)
+        listing.keys.update(keys)
+        if not listing.waiting:
+            del self._listings[rid]
+            if listing.timer is not None:
+                listing.timer.cancel()
+            listing.client(sorted(listing.keys))
+
+    # ------------------------------------------------------------ completions, deadlines
+
+    def local_done(self, done: LocalDone) -> None:
+        rid = done.request_id
+        put = self._puts.get(rid)
+        if put is not None:
+            self._put_local_done(rid, put, done)
+            return
+        get = self._gets.get(rid)
+        if get is not None:
+            now = self.clock.monotonic()
+            try:
+                obj = version.decode(done.obj) if done.obj is not None else None
+            except ValueError as exc:
+                log.error("kv: stored object of %r does not decode: %s", get.key, exc)
+                self._get_step(rid, get, get.fsm.failed(self.name, "unreadable", now))
+                return
+            self._get_step(rid, get, get.fsm.replied(self.name, obj, now))
+
+    def expire(self, rid: int) -> None:
+        now = self.clock.monotonic()
+        if (put := self._puts.get(rid)) is not None:
+            outcome = put.fsm.expire(now)
+            if outcome is not None:
+                self._put_outcome(rid, put, outcome)
+            else:
+                self._end_put(rid, put, Unavailable("the request timed out", answered=0,
+                                                    needed=put.fsm.w))
+        elif (get := self._gets.get(rid)) is not None:
+            outcome = get.fsm.expire(now)
+            if outcome is not None and not get.answered:
+                get.answered = True
+                self._answer_get(get, outcome)
+            self._end_get(rid, get)
+        elif (fwd := self._forwards.pop(rid, None)) is not None:
+            self._finish_client(fwd.op, fwd.started, fwd.client, Unavailable(
+                f"coordinator {fwd.coordinator} did not answer in time", answered=0,
+                needed=0))
+        elif (listing := self._listings.pop(rid, None)) is not None:
+            if listing.waiting - {self.name}:
+                listing.client(Unavailable(
+                    f"{len(listing.waiting)} node(s) did not list their keys in time: "
+                    f"{', '.join(sorted(listing.waiting))}", answered=0,
+                    needed=len(listing.waiting)))
+            else:
+                listing.client(sorted(listing.keys))
+
+    def _finish_client(self, op: str, started: float, reply: Callable[[Any], None],
+                       result: Any) -> None:
+        seconds = self.clock.monotonic() - started
+        self.stats.request(op, _outcome(result), seconds)
+        try:
+            reply(result)
+        except Exception:  # a caller's callback must not kill the actor
+            log.exception("kv: reply callback failed")
+
+
+def _context(data: bytes | None) -> version.Clock | None:
+    if data is None:
+        return None
+    try:
+        return version.decode_context(data)
+    except ValueError as exc:
+        raise BadRequest(f"the causal context does not decode: {exc}") from None
+
+
+def _error_of(reply: ForwardReply) -> KvError:
+    if reply.status == 503:
+        return Unavailable(reply.error, answered=reply.answered, needed=reply.needed)
+    for cls in (BadRequest, TooLarge):
+        if reply.status == cls.status:
+            return cls(reply.error)
+    return KvError(reply.error or f"coordinator answered {reply.status}")
+
+
+def _outcome(result: Any) -> str:
+    if isinstance(result, GetReply):
+        return "ok" if result.found else "not_found"
+    if isinstance(result, Unavailable):
+        return "unavailable"
+    if isinstance(result, BadRequest):
+        return "bad_request"
+    if isinstance(result, TooLarge):
+        return "too_large"
+    if isinstance(result, KvError):
+        return "error"
+    return "ok"
