@@ -71,7 +71,10 @@ def add_routes(app: web.Application, surface: KvSurface) -> None:
 
     app.router.add_get("/ping", _ping)
     app.router.add_get("/", _resources)
-    app.router.add_get("/stats", lambda request: _stats(request, surface))
+    async def stats(request: web.Request) -> web.Response:
+        return await _stats(request, surface)
+
+    app.router.add_get("/stats", stats)
     for prefix in ("", "/types/default"):
         keys = prefix + "/buckets/{bucket}/keys"
         app.router.add_get(keys, guarded(_list_keys, prefix))
