@@ -293,7 +293,7 @@ async def _put(request: web.Request, surface: KvSurface, prefix: str) -> web.Res
 
 async def _create(request: web.Request, surface: KvSurface, prefix: str) -> web.Response:
     bucket = _path_bucket(request, prefix)
-    key = frame.unique_id()
+    key = frame.unique_id()[:surface.max_key_bytes]  # ~27 characters; fit a tiny limit
     target = object_key(surface, bucket, key)
     # The bucket as the client encoded it, so that the Location is a valid URL path.
     location = f"{prefix}/buckets/{raw_segments(request)[-2]}/keys/{key}"
