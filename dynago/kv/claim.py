@@ -56,9 +56,18 @@ def claim(names: Sequence[str], partitions: int) -> tuple[int, ...]:
     if len(set(members)) != n:
         raise ValueError("member names must be distinct")
     scores = [[score(name, p) for p in range(partitions)] for name in members]
-    owners = [max(range(n), key=lambda m, p=p: (scores[m][p], -m)) for p in range(partitions)]
+    owners = [_best(scores, p) for p in range(partitions)]
     _Balancer(scores, owners, partitions).run()
     return tuple(owners)
+
+
+def _best(scores: list[list[int]], partition: int) -> int:
+    """The member with the highest score for ``partition`` (the lowest index on a tie)."""
+    best = 0
+    for m in range(1, len(scores)):
+        if scores[m][partition] > scores[best][partition]:
+            best = m
+    return best
 
 
 class _Balancer:

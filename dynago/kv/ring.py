@@ -24,7 +24,7 @@ Rules (docs/kv-ring.md has the reasons and the measured figures):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dynago.kv.claim import claim
@@ -230,7 +230,7 @@ class Ring:
 
 
 def _preference_list(owners: tuple[str, ...], start: int, n_val: int,
-                     zone_of: dict[str, object]) -> tuple[str, ...]:
+                     zone_of: Mapping[str, object]) -> tuple[str, ...]:
     """The zone-spreading clockwise walk described in the module docstring."""
     size = len(owners)
     # Only owners are met on the walk (more members than partitions leaves some without).

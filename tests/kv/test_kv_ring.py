@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 from collections import Counter
 
 import pytest
@@ -52,11 +53,11 @@ def test_ring_partition_of_spreads_keys_evenly() -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(names_st, st.randoms(use_true_random=False), st.sampled_from([8, 64]))
-def test_ring_build_same_for_any_input_order(names: list[str], rnd: object,
+def test_ring_build_same_for_any_input_order(names: list[str], rnd: random.Random,
                                              partitions: int) -> None:
     members = [RingMember(n) for n in names]
     shuffled = list(members)
-    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    rnd.shuffle(shuffled)
     a = Ring.build(members, partitions=partitions)
     b = Ring.build(shuffled, partitions=partitions)
     assert a == b
