@@ -161,7 +161,7 @@ class Ring:
         """The ring of ``members`` (any order; at least one; distinct names).
 
         Raises ValueError on bad parameters, no members, or a name given twice.
-        Cost: O(P * n) hashes plus the claim's balancing, about 10 ms at P=64, n=20.
+        Cost: O(P * n) hashes plus the balancing: ~6 ms at P=64, n=20; 0.6 s at P=1024, n=64.
         """
         check_ring_params(partitions, n_val)
         ordered = tuple(sorted(members, key=lambda m: m.name))
