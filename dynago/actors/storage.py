@@ -8,9 +8,10 @@ Update of the same key sees it) and the overlay is committed with ONE ``engine.c
   batch), or
 * the batch holds ``max_batch`` writes,
 
-whichever comes first. There is no timer: a lone write is committed at once, and under
-load the writes that arrive while one commit syncs form the next batch, so fsyncs per
-write fall as the load rises. The wait is bounded by ``max_batch`` messages of work.
+whichever comes first (and before GetStats is answered). There is no timer: a lone
+write is committed at once, and under load the writes that arrive while one commit
+syncs form the next batch, so fsyncs per write fall as the load rises. The wait is
+bounded by ``max_batch`` messages of work.
 
 Acknowledgement only once durable. The replies of a batch's updates, and of reads that
 saw its pending data, are called only after its commit returned. If the commit raises,
@@ -104,6 +105,8 @@ class StorageActor(pykka.ThreadingActor):
             elif isinstance(message, ListKeys):
                 self._list_keys(message)
             elif isinstance(message, GetStats):
+                # Counted after the batch being gathered: what was told before is in them.
+                self._commit_batch()
                 result = self.stats()
                 if message.reply is not None:
                     self._call(message.reply, result)

@@ -75,7 +75,8 @@ class ListKeys:
 
 @dataclass(frozen=True, slots=True)
 class GetStats:
-    """``reply(StorageStats)`` if ``reply`` is given; an ``ask`` also returns them."""
+    """``reply(StorageStats)`` if ``reply`` is given; an ``ask`` also returns them. The batch
+    being gathered is committed first, so the counters include every write told before."""
 
     reply: Callable[[StorageStats], None] | None = None
 
