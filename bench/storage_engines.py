@@ -13,7 +13,9 @@ a dir on the disk a node would use, not a tmpfs):
 * size: bytes on disk after those ``KEYS`` keys were written;
 * actor: ``WRITERS`` threads each telling one Update at a time to a StorageActor and
   waiting for its reply (``ACTOR_SECONDS``): writes per commit (= per fsync), writes/s,
-  acknowledgement latency p50/p99.
+  acknowledgement latency p50/p99;
+* burst: ``WRITERS`` threads each telling ``BURST`` Updates without waiting: writes per
+  commit and writes/s until the last is acknowledged.
 
 Prints a table and writes the figures as JSON (``--json``). Takes ~30-50 s. Timings are
 for the report, not pass/fail; the decision they led to is in dynago.storage.
@@ -48,6 +50,7 @@ COMMIT_SECONDS = 2.5
 COMMIT_MAX = 400
 WRITERS = 16
 ACTOR_SECONDS = 3.0
+BURST = 2000
 
 
 def _key(index: int) -> bytes:
@@ -140,6 +143,36 @@ def bench_actor(kind: str, data_dir: Path) -> dict[str, float]:
             "writes_per_s": round(stats.writes / elapsed), **_spread_ms(every)}
 
 
+def bench_burst(kind: str, data_dir: Path) -> dict[str, float]:
+    """``WRITERS`` threads telling ``BURST`` Updates each as fast as they can."""
+    ref = StorageActor.start(open_engine(kind, str(data_dir)))
+    total = WRITERS * BURST
+    acked = threading.Semaphore(0)
+    value = bytes(VALUE_BYTES)
+
+    def writer(index: int) -> None:
+        for count in range(BURST):
+            ref.tell(Update(b"burst\x00w%02d-%08d" % (index, count), lambda _old: value,
+                            lambda _new: acked.release(), lambda _error: acked.release()))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(WRITERS)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for _ in range(total):
+        if not acked.acquire(timeout=30.0):
+            raise RuntimeError("the storage actor stopped acknowledging")
+    elapsed = time.monotonic() - started
+    for thread in threads:
+        thread.join()
+    stats = storage_stats(ref)
+    ref.stop(timeout=10)
+    return {"writers": WRITERS, "writes": stats.writes, "commits": stats.commits,
+            "max_batch": stats.max_batch,
+            "writes_per_commit": round(stats.writes / max(1, stats.commits), 2),
+            "writes_per_s": round(stats.writes / elapsed)}
+
+
 def bench_engine(kind: str, root: Path) -> dict[str, Any]:
     rng = random.Random(1)
     data_dir = root / kind
@@ -156,6 +189,7 @@ def bench_engine(kind: str, root: Path) -> dict[str, Any]:
     finally:
         engine.close()
     result["actor"] = bench_actor(kind, root / f"{kind}-actor")
+    result["burst"] = bench_burst(kind, root / f"{kind}-burst")
     return result
 
 
@@ -182,6 +216,10 @@ def print_table(report: dict[str, Any]) -> None:
     print("actor ack p50/p99 ms          " + "".join(
         f"{engines[k]['actor']['p50_ms']:>10.3f} / {engines[k]['actor']['p99_ms']:<9.3f}"
         for k in engines))
+    print(f"burst {WRITERS}x{BURST}: writes/commit   " + "".join(
+        f"{engines[k]['burst']['writes_per_commit']:>22}" for k in engines))
+    print("burst writes/s                " + "".join(
+        f"{engines[k]['burst']['writes_per_s']:>22,}" for k in engines))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,11 +10,11 @@ so a key that one engine refuses is refused by all.
 
 Implementations (see ``dynago.storage.open_engine``):
 
-* ``LmdbEngine`` (dynago.storage.lmdb_engine), the default: a B+tree in one memory map;
-* ``SqliteEngine`` (dynago.storage.sqlite_engine): SQLite in WAL mode;
+* ``SqliteEngine`` (dynago.storage.sqlite_engine), the default: SQLite in WAL mode;
+* ``LmdbEngine`` (dynago.storage.lmdb_engine): a B+tree in one memory map;
 * ``MemoryEngine`` (dynago.storage.memory_engine): a dict, not durable.
 
-Why LMDB is the default is in ``dynago.storage.open_engine``'s docstring, with the
+Why SQLite is the default is in ``dynago.storage.DEFAULT_ENGINE``'s docstring, with the
 numbers of ``python -m bench.storage_engines`` on this kind of machine.
 """
 
