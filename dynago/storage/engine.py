@@ -4,9 +4,9 @@ An ``Engine`` is owned by one thread at a time (the node's StorageActor); none o
 implementations is safe for concurrent use. Values are opaque bytes: the layers above
 encode and decode objects, the engine never looks inside.
 
-Keys are 1 to ``MAX_KEY_BYTES`` bytes and are ordered as byte strings (memcmp), so the
-keys sharing a prefix form one contiguous range. Every engine checks keys the same way,
-so a key that one engine refuses is refused by all.
+Keys are 1 to ``max_key_bytes`` bytes (an attribute of each engine: ``MAX_KEY_BYTES``,
+2 KiB, for SQLite and memory; LMDB's compiled-in 511) and are ordered as byte strings
+(memcmp), so the keys sharing a prefix form one contiguous range.
 
 Implementations (see ``dynago.storage.open_engine``):
 
@@ -23,8 +23,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-MAX_KEY_BYTES = 511
-"""Longest key, in bytes: LMDB's compiled-in limit, applied by every engine alike."""
+MAX_KEY_BYTES = 2048
+"""Longest key, in bytes, of the SQLite and memory engines: room for a 1 KiB client key
+(the KV default bound) with its bucket."""
+
+LMDB_MAX_KEY_BYTES = 511
+"""Longest key of the LMDB engine: LMDB's compiled-in limit."""
 
 DEFAULT_LIST_LIMIT = 1000
 """``Engine.keys`` returns at most this many keys unless told otherwise."""
@@ -39,20 +43,20 @@ class StorageError(Exception):
     which, in words an operator can act on."""
 
 
-def check_key(key: bytes) -> None:
-    """Raise ValueError unless ``key`` is bytes of 1 to ``MAX_KEY_BYTES`` bytes."""
+def check_key(key: bytes, limit: int = MAX_KEY_BYTES) -> None:
+    """Raise ValueError unless ``key`` is bytes of 1 to ``limit`` bytes."""
     if not isinstance(key, bytes):
         raise ValueError(f"a storage key is bytes, not {type(key).__name__}")
     if not key:
         raise ValueError("a storage key cannot be empty")
-    if len(key) > MAX_KEY_BYTES:
-        raise ValueError(f"a storage key is at most {MAX_KEY_BYTES} bytes, not {len(key)}")
+    if len(key) > limit:
+        raise ValueError(f"a storage key is at most {limit} bytes, not {len(key)}")
 
 
-def check_writes(writes: Sequence[Write]) -> None:
+def check_writes(writes: Sequence[Write], limit: int = MAX_KEY_BYTES) -> None:
     """Raise ValueError if any write of the batch is malformed (then nothing is applied)."""
     for key, value in writes:
-        check_key(key)
+        check_key(key, limit)
         if value is not None and not isinstance(value, bytes):
             raise ValueError(f"a stored value is bytes or None, not {type(value).__name__}")
 
@@ -80,6 +84,9 @@ class Engine(Protocol):
 
     durable: bool
     """True if a returned ``commit`` survives a crash of the process or the machine."""
+
+    max_key_bytes: int
+    """Longest key this engine stores (longer ones: ValueError, nothing applied)."""
 
     def get(self, key: bytes) -> bytes | None:
         """The value committed under ``key``, or None if there is none."""

@@ -22,6 +22,7 @@ import lmdb
 from dynago.storage.datadir import DataDir
 from dynago.storage.engine import (
     DEFAULT_LIST_LIMIT,
+    LMDB_MAX_KEY_BYTES,
     StorageError,
     Write,
     check_key,
@@ -49,6 +50,7 @@ class LmdbEngine:
 
     kind = "lmdb"
     durable = True
+    max_key_bytes = LMDB_MAX_KEY_BYTES
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._dir = DataDir(path, self.kind)
@@ -72,13 +74,13 @@ class LmdbEngine:
         self._closed = False
 
     def get(self, key: bytes) -> bytes | None:
-        check_key(key)
+        check_key(key, LMDB_MAX_KEY_BYTES)
         with self._env.begin(db=self._db) as txn:
             value = txn.get(key)
         return None if value is None else bytes(value)
 
     def commit(self, writes: Sequence[Write]) -> None:
-        check_writes(writes)
+        check_writes(writes, LMDB_MAX_KEY_BYTES)
         if not writes:
             return
         while True:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from dynago.storage.engine import (
     DEFAULT_LIST_LIMIT,
+    MAX_KEY_BYTES,
     StorageError,
     Write,
     check_key,
@@ -23,6 +24,7 @@ class MemoryEngine:
     """An Engine over a dict; ``size_bytes`` is the bytes of its keys and values."""
 
     kind = "memory"
+    max_key_bytes = MAX_KEY_BYTES
     durable = False
 
     def __init__(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dynago.storage.datadir import DataDir
 from dynago.storage.engine import (
     DEFAULT_LIST_LIMIT,
+    MAX_KEY_BYTES,
     StorageError,
     Write,
     check_key,
@@ -36,6 +37,7 @@ class SqliteEngine:
     """
 
     kind = "sqlite"
+    max_key_bytes = MAX_KEY_BYTES
     durable = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:

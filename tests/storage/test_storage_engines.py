@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from dynago.storage import (
-    MAX_KEY_BYTES,
     Engine,
     LmdbEngine,
     MemoryEngine,
@@ -105,7 +104,7 @@ def test_engine_keys_with_0xff_prefix_has_no_upper_bound_error(engine: Engine) -
 def test_engine_malformed_batch_is_refused_whole(engine: Engine) -> None:
     engine.commit([(b"kept", b"1")])
     for bad in ([(b"ok", b"2"), (b"", b"x")],
-                [(b"ok", b"2"), (b"k" * (MAX_KEY_BYTES + 1), b"x")],
+                [(b"ok", b"2"), (b"k" * (engine.max_key_bytes + 1), b"x")],
                 [(b"ok", b"2"), (b"k", "text")]):  # type: ignore[list-item]
         with pytest.raises(ValueError):
             engine.commit(bad)
@@ -114,7 +113,7 @@ def test_engine_malformed_batch_is_refused_whole(engine: Engine) -> None:
 
 
 def test_engine_longest_key_is_accepted(engine: Engine) -> None:
-    key = b"k" * MAX_KEY_BYTES
+    key = b"k" * engine.max_key_bytes
     engine.commit([(key, b"v")])
     assert engine.get(key) == b"v"
 
