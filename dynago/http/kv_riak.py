@@ -8,9 +8,9 @@ Rules worth knowing:
   with ``http_url_encoding = on``, what its clients send).
 * ``r``, ``w``, ``pr``, ``pw``: a non-negative integer or ``one`` (1), ``quorum``,
   ``all``, ``default`` (None). ``quorum`` and ``all`` depend on N, which only the
-  frontend knows: they travel as ``QUORUM_MAJORITY`` / ``QUORUM_ALL`` (dynago.kv.model,
-  ``resolve_quorum``). ``returnbody`` is ``true`` or ``false``. Anything else: 400
-  naming the parameter, nothing stored.
+  frontend knows: they travel as ``QUORUM_MAJORITY`` / ``QUORUM_ALL`` (dynago.kv.model),
+  resolved by ``dynago.kv.requests.resolve_quorum``. ``returnbody`` is ``true`` or
+  ``false``. Anything else: 400 naming the parameter, nothing stored.
 * A read asks for tombstones too (Riak's ``deletedvclock``): only tombstones means
   404 with ``X-Riak-Deleted: true`` and the context in ``X-Riak-Vclock``; a tombstone
   beside live values is a sibling, marked ``X-Riak-Deleted: true`` in its part.

@@ -163,21 +163,7 @@ QUORUM_ALL = -1
 """``Quorum`` value for Riak's ``all``: every one of the key's N replicas."""
 
 QUORUM_MAJORITY = -2
-"""``Quorum`` value for Riak's ``quorum``: a majority of N, ``N // 2 + 1``."""
+"""``Quorum`` value for Riak's ``quorum``: a majority of N, ``N // 2 + 1``.
 
-
-def resolve_quorum(value: int | None, n_val: int, default: int) -> int:
-    """The number of replicas a ``Quorum`` field asks for, given the key's ``n_val``.
-
-    None is the configured ``default``; ``QUORUM_ALL`` is ``n_val``; ``QUORUM_MAJORITY``
-    is ``n_val // 2 + 1``; any other value is itself (Riak's ``one`` arrives as 1). The
-    HTTP layer cannot know N, so it passes the two words as these sentinels and the
-    frontend, which knows N, resolves them here.
-    """
-    if value is None:
-        return default
-    if value == QUORUM_ALL:
-        return n_val
-    if value == QUORUM_MAJORITY:
-        return n_val // 2 + 1
-    return value
+The HTTP layer cannot know N, so it passes Riak's two words as these sentinels and
+``dynago.kv.requests.resolve_quorum``, which knows N, resolves them."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dynago.kv.model import BadRequest, ObjectKey, Quorum
+from dynago.kv.model import QUORUM_ALL, QUORUM_MAJORITY, BadRequest, ObjectKey, Quorum
 from dynago.kv.version import EMPTY, Object, merge
 
 
@@ -40,7 +40,8 @@ _NO_DEFAULTS = Quorum()
 
 def resolve_quorum(n_val: int, q: Quorum, defaults: Quorum = _NO_DEFAULTS) -> ResolvedQuorum:
     """The request's quorum: its own value, else the configured default in ``defaults``,
-    else a majority (N//2+1) for r and w and 0 for pr and pw.
+    else a majority (N//2+1) for r and w and 0 for pr and pw. Riak's words arrive as
+    ``QUORUM_ALL`` (N) and ``QUORUM_MAJORITY`` (N//2+1).
 
     Raises:
         BadRequest: ``n_val`` below 1 or a value outside its range, naming it.
@@ -56,6 +57,10 @@ def resolve_quorum(n_val: int, q: Quorum, defaults: Quorum = _NO_DEFAULTS) -> Re
             value = getattr(defaults, name)
         if value is None:
             value = fallback
+        elif value == QUORUM_ALL:
+            value = n_val
+        elif value == QUORUM_MAJORITY:
+            value = majority
         if type(value) is not int or not low <= value <= n_val:
             raise BadRequest(f"{name} must be an integer from {low} to {n_val} "
                              f"(n_val), got {value!r}")

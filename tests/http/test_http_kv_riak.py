@@ -225,7 +225,7 @@ def test_riak_bad_parameter_is_400_naming_it(server: KvServer, query: str,
 
 def test_riak_frontend_refusal_maps_to_its_status(server: KvServer) -> None:
     status, _, body = server.request("PUT", "/buckets/b/keys/k?w=5", b"v", TEXT)
-    assert (status, body) == (400, b"w=5 is more than n_val 3\n")
+    assert (status, body) == (400, b"w must be an integer from 1 to 3 (n_val), got 5\n")
     server.frontend.unavailable = Unavailable("timeout", answered=1, needed=2)
     status, _, body = server.request("GET", "/buckets/b/keys/k")
     assert status == 503 and b"1/2" in body and body.startswith(b"R-value")

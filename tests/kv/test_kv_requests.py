@@ -220,3 +220,12 @@ def test_requests_resolve_quorum_bad_values_are_bad_requests(q: Quorum, name: st
 def test_requests_resolve_quorum_bad_n_val() -> None:
     with pytest.raises(BadRequest, match="n_val"):
         resolve_quorum(0, Quorum())
+
+
+def test_resolve_quorum_riak_words() -> None:
+    """Riak's ``all`` is N and ``quorum`` is N//2+1, whatever N is."""
+    from dynago.kv.model import QUORUM_ALL, QUORUM_MAJORITY
+
+    q = resolve_quorum(5, Quorum(r=QUORUM_ALL, w=QUORUM_MAJORITY, pr=QUORUM_MAJORITY,
+                                 pw=QUORUM_ALL))
+    assert (q.r, q.w, q.pr, q.pw) == (5, 3, 3, 5)
