@@ -205,8 +205,8 @@ def test_requests_resolve_quorum_defaults_and_explicit_values() -> None:
 
 
 @pytest.mark.parametrize(("q", "name"), [
-    (Quorum(r=0), "r"), (Quorum(r=4), "r"), (Quorum(w=0), "w"), (Quorum(w=-1), "w"),
-    (Quorum(pr=4), "pr"), (Quorum(pr=-1), "pr"), (Quorum(pw=9), "pw"),
+    (Quorum(r=0), "r"), (Quorum(r=4), "r"), (Quorum(w=0), "w"), (Quorum(w=-3), "w"),
+    (Quorum(pr=4), "pr"), (Quorum(pr=-7), "pr"), (Quorum(pw=9), "pw"),
     (Quorum(r=True), "r"),  # a bool is no count
 ])
 def test_requests_resolve_quorum_bad_values_are_bad_requests(q: Quorum, name: str) -> None:
