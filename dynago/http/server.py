@@ -179,16 +179,22 @@ class HttpServer:
         if self._stopped:
             return
         self._stopped = True
-        if self._thread.is_alive() and self.loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
+        if self._thread.ident is None:  # never started: the loop never ran
+            self.loop.close()
+        elif self._error is None:
+            # Not ``loop.is_running()``: start() may return just before run_forever begins;
+            # what is scheduled now runs as soon as it does.
             try:
+                future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
                 future.result(timeout_s)
             except Exception:  # noqa: BLE001 - stopping regardless; say why in the log
                 log.warning("admin API: unclean shutdown", exc_info=True)
-            self.loop.call_soon_threadsafe(self.loop.stop)
+            try:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+            except RuntimeError:  # the loop already closed
+                pass
+        if self._thread.ident is not None:
             self._thread.join(timeout_s)
-        elif not self._thread.is_alive() and not self.loop.is_closed():
-            self.loop.close()
         self._socket.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 

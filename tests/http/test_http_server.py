@@ -263,3 +263,15 @@ def test_http_server_port_zero_port_in_use_and_bounded_stop(node, servers):
 
 def _thread_names() -> str:
     return ", ".join(sorted(t.name for t in threading.enumerate()))
+
+
+def test_http_server_stop_without_start_frees_the_port(node):
+    """A node whose start fails after the admin API was bound stops it unstarted: the
+    port is free again and no thread is left."""
+    a = node()
+    server = AdminServer("127.0.0.1:0", a)
+    server.stop()
+    server.stop()
+    again = AdminServer(server.address, a)  # the same port binds again
+    again.stop()
+    assert not any(t.name.startswith("dynago-http") for t in threading.enumerate())
