@@ -19,7 +19,8 @@ so that proxies and clients can tell a quiet stream from a dead one.
 
 No thread per client: every stream is a coroutine on the HTTP loop. The node never waits
 for a client: the membership actor calls each client's subscriber, which stamps the event
-and hands it to the loop (``call_soon_threadsafe``) into that client's bounded queue. A
+and hands it to the loop (``call_soon_threadsafe``, once per burst) into that client's
+bounded queue. A
 client that falls ``queue_capacity`` events behind (4096: many times the records of one
 full-state chunk, which arrive at once), or whose socket takes no data for
 ``write_timeout_s``, is disconnected and counted. A client that hangs up is noticed within
@@ -101,10 +102,12 @@ class _ClientGone(Exception):
 class _Client:
     """One stream's subscriber and bounded queue of ``(wall_time, event)``.
 
-    ``__call__`` runs on the membership actor's thread and never blocks: it counts the
-    event as pending and schedules the put on the loop. Pending events (scheduled or
-    queued, not yet taken by the writer) never exceed ``capacity``; one more and the
-    client is marked ``overflowed`` and gets no more events.
+    ``__call__`` runs on the membership actor's thread and never blocks: it stamps the
+    event, adds it to a small inbox and, unless a hand-over is already scheduled, asks the
+    loop (``call_soon_threadsafe``) to move the inbox into the asyncio queue. A burst of
+    events thus costs the actor one wake-up of the loop, not one per event. Pending events
+    (in the inbox or the queue, not yet taken by the writer) never exceed ``capacity``;
+    one more and the client is marked ``overflowed`` and gets no more events.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int,
@@ -116,6 +119,8 @@ class _Client:
         self._queue: asyncio.Queue[tuple[float, MemberEvent] | None] = asyncio.Queue(
             capacity + 1)
         self._lock = threading.Lock()
+        self._inbox: list[tuple[float, MemberEvent]] = []
+        self._handover_scheduled = False
         self._pending = 0
         self._wake_queued = False
         self.overflowed = False
@@ -128,14 +133,24 @@ class _Client:
                 self.overflowed = True
             else:
                 self._pending += 1
+                self._inbox.append((time.time(), event))
+            schedule = not self._handover_scheduled
+            self._handover_scheduled = True
+        if schedule:
+            try:
+                self._loop.call_soon_threadsafe(self._hand_over)
+            except RuntimeError:  # the loop is closed: the server stopped, nobody reads
+                pass
+
+    def _hand_over(self) -> None:  # the loop
+        with self._lock:
+            items, self._inbox = self._inbox, []
+            self._handover_scheduled = False
             overflowed = self.overflowed
-        try:
-            if overflowed:
-                self._loop.call_soon_threadsafe(self.wake)
-            else:
-                self._loop.call_soon_threadsafe(self._queue.put_nowait, (time.time(), event))
-        except RuntimeError:  # the loop is closed: the server stopped, nobody reads
-            pass
+        for item in items:
+            self._queue.put_nowait(item)  # never full: pending <= capacity
+        if overflowed:
+            self.wake()
 
     @property
     def gone(self) -> bool:
