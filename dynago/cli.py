@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 from urllib.parse import quote
 
-from dynago import cli_tags
+from dynago import cli_kv, cli_tags
 from dynago.config import DEFAULT_CLUSTER, ConfigError
 from dynago.core.address import AddressError, parse_address
 from dynago.core.tags import TagError, parse_filter
@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sim_arguments(sim)
 
     cli_tags.add_parser(commands, _address)
+    cli_kv.add_parser(commands, _address)
     explain = commands.add_parser("explain", help="why a member is in its state: its history")
     explain.add_argument("name", help="member name")
     explain.add_argument("--http", type=_address, default="127.0.0.1:8001", metavar="HOST:PORT")
@@ -168,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"node": run_node, "members": run_members, "leave": run_leave,
                "demo": run_demo, "sim": run_sim, "tags": cli_tags.run_tags,
-               "explain": _run_explain}[args.command]
+               "explain": _run_explain, "kv": cli_kv.run_kv}[args.command]
     return handler(args)
 
 

@@ -1,4 +1,4 @@
-"""HTTP admin API (stdlib ``http.server``; one thread per request, daemon threads).
+"""HTTP admin API, on the node's HttpServer (dynago.http.server: one asyncio loop thread).
 
 * ``GET /members``    — JSON array of ``"host:port"`` of live members (alive, suspect),
   this node included: the shape Dynago's clients read.
@@ -21,160 +21,64 @@
 
 Requests that change the node (every POST and PUT) need ``Authorization: Bearer TOKEN`` when the
 node has an admin token; without it they get 401 and nothing changes. Reads stay open.
-Handlers only ``ask`` the membership actor (with a timeout); they never touch its state.
+Handlers only ``ask`` the membership actor (with a timeout), on the server's small thread
+pool so that the loop never waits; they never touch its state. Unknown paths: 404 JSON.
+
+Services serve their own routes on the same port: ``AdminServer(..., routes=[hook])`` or
+``add_routes(hook)`` before ``start``, where ``hook(app)`` adds routes to the aiohttp
+Application; a hook guards what must be guarded with ``token_check.require`` (see
+dynago.http.auth). Request bodies up to ``max(2 MiB, client_max_size)``; the admin routes
+themselves take at most 64 KiB.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import parse_qs
 
 import pykka
+from aiohttp import web
 
-from dynago.core.address import format_address, parse_address
 from dynago.http import membership_api
+from dynago.http.auth import Handler, TokenCheck
 from dynago.http.events import EventStreams
+from dynago.http.server import HttpServer, RouteHook
+from dynago.nodeview import NodeView
 from dynago.transport.faults import FaultError, Faults
-
-if TYPE_CHECKING:
-    from dynago.node import Node
 
 log = logging.getLogger(__name__)
 
+MAX_ADMIN_BODY = 1 << 16
+"""Largest body of an admin POST or PUT (tags, fault rules: small JSON objects)."""
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    node: Node
-    on_leave: Any
-    token: bytes | None
-    events: EventStreams
+NOT_RUNNING = (pykka.ActorDeadError, pykka.Timeout, AssertionError)
+"""What an ask of a stopped (or not yet started) membership actor raises."""
 
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
+Answer = tuple[int, Any]
+Body = Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
+def json_response(status: int, body: Any) -> web.Response:
+    """``body`` as one line of JSON (the admin API's answers)."""
+    return web.Response(status=status, body=(json.dumps(body, indent=None) + "\n").encode(),
+                        headers={"Content-Type": "application/json"})
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-        log.debug("http %s - %s", self.address_string(), format % args)
 
-    def _send_json(self, status: int, body: Any) -> None:
-        data = (json.dumps(body, indent=None) + "\n").encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def _path(request: web.BaseRequest) -> str:
+    """The request path as the admin API names it: raw, no query, no trailing slash."""
+    return request.raw_path.partition("?")[0].rstrip("/") or "/"
 
-    def _send_bytes(self, status: int, data: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        path, _, query_text = self.path.partition("?")
-        path = path.rstrip("/") or "/"
-        query = parse_qs(query_text, keep_blank_values=True)
-        node = self.server.node
-        try:
-            history_of = membership_api.history_name(path)
-            if path == "/v1/events":
-                refused = self.server.events.serve(self, node, query)
-                if refused is not None:
-                    self._send_json(*refused)
-            elif history_of is not None:
-                self._send_json(*membership_api.history(node, history_of))
-            elif path == "/v1/tags":
-                self._send_json(*membership_api.tags(node))
-            elif path == "/members":
-                live = node.members(live_only=True)
-                self._send_json(200, sorted(view.address for view in live))
-            elif path == "/v1/members":
-                self._send_json(*membership_api.members(node, query))
-            elif path == "/metrics":
-                from dynago.ops import metrics
+def _not_found(request: web.BaseRequest) -> web.Response:
+    return json_response(404, {"error": f"no such resource {_path(request)}"})
 
-                self._send_bytes(200, metrics.render(node), metrics.CONTENT_TYPE)
-            elif path == "/v1/stats":
-                self._send_json(200, {**node.stats(), **self.server.events.counters()})
-            elif path == "/v1/faults" and node.faults is not None:
-                self._send_json(200, node.faults.rules.as_dict())
-            elif path == "/healthz":
-                live = node.members(live_only=True)
-                self._send_json(200, {"status": "ok", "name": node.name,
-                                      "address": node.address, "live_members": len(live)})
-            else:
-                self._send_json(404, {"error": f"no such resource {path}"})
-        except (pykka.ActorDeadError, pykka.Timeout, AssertionError):
-            self._send_json(503, {"status": "unavailable", "error": "membership not running"})
 
-    def _authorized(self) -> bool:
-        """Requests that change the node need the bearer token, when one is set."""
-        token = self.server.token
-        if token is None:
-            return True
-        header = self.headers.get("Authorization", "")
-        scheme, _, presented = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            presented.strip().encode(), token)
-
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
-        path = self.path.split("?", 1)[0].rstrip("/")
-        if not self._authorized():
-            self.close_connection = True
-            data = b'{"error": "missing or wrong bearer token"}\n'
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Bearer realm="dynago"')
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        if length > 1 << 16:
-            self._send_json(413, {"error": "request body larger than 64 KiB"})
-            return
-        body = self.rfile.read(length) if length > 0 else b""
-        faults = self.server.node.faults
-        if path == "/v1/tags":
-            try:
-                self._send_json(*membership_api.change_tags(self.server.node, self.command, body))
-            except (pykka.ActorDeadError, pykka.Timeout, AssertionError):
-                self._send_json(503, {"error": "membership not running"})
-        elif self.command == "PUT":
-            self._send_json(405, {"error": f"PUT is not allowed on {path}"})
-        elif path == "/v1/faults" and faults is not None:
-            try:
-                _apply_faults(faults, json.loads(body or b"{}"))
-            except (ValueError, TypeError, KeyError) as error:
-                self._send_json(400, {"error": str(error)})
-                return
-            self._send_json(200, faults.rules.as_dict())
-        elif path == "/v1/leave":
-            callback = self.server.on_leave
-            if callback is None:
-                self._send_json(409, {"error": "this node cannot be stopped over HTTP"})
-                return
-            self._send_json(202, {"status": "leaving"})
-            threading.Thread(target=callback, name="dynago-leave", daemon=True).start()
-        else:
-            self._send_json(404, {"error": f"no such resource {path}"})
-
-    do_PUT = do_POST  # noqa: N815 - stdlib name; PUT /v1/tags only
+def _query(request: web.BaseRequest) -> dict[str, list[str]]:
+    return parse_qs(request.raw_path.partition("?")[2], keep_blank_values=True)
 
 
 def _apply_faults(faults: Faults, request: object) -> None:
@@ -205,34 +109,220 @@ def _apply_faults(faults: Faults, request: object) -> None:
         faults.cut(cut["node"], cut.get("direction", "both"))
 
 
+def _unknown_paths(token_check: TokenCheck) -> Any:
+    """Middleware: a request that matches no route is answered as the admin API always
+    has (a POST or PUT without the token: 401; a PUT: 405; else 404 JSON). Answers of the
+    routes themselves (a service's own 404s and 405s) pass through untouched."""
+
+    @web.middleware
+    async def unknown_paths(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not isinstance(request.match_info.http_exception, web.HTTPNotFound):
+            return await handler(request)
+        if request.method in ("POST", "PUT"):
+            if not token_check.authorized(request):
+                return token_check.refusal()
+            if request.method == "PUT":
+                return json_response(405, {"error": f"PUT is not allowed on {_path(request)}"})
+        return _not_found(request)
+
+    return unknown_paths
+
+
 class AdminServer:
-    """Serves the admin API of ``node`` on ``bind`` (port 0: any free port)."""
+    """Serves the admin API of ``node`` on ``bind`` (port 0: any free port), and the
+    routes that ``routes`` hooks add, on one HttpServer.
+
+    Args:
+        bind: ``HOST:PORT`` or ``[V6]:PORT``; bound here, so a port in use raises OSError
+            (and a bad address AddressError) from the constructor.
+        node: what the API reads and asks.
+        on_leave: called on its own thread after ``POST /v1/leave`` is answered (202);
+            None: that request gets 409.
+        token: the admin token every POST and PUT of the admin API needs (None: none).
+        routes: hooks adding a service's routes (see ``add_routes``).
+        client_max_size: largest request body the hooks' routes take (the server takes
+            ``max(2 MiB, client_max_size)``).
+    """
 
     def __init__(
-        self, bind: str, node: Node, on_leave: Any = None, token: str | None = None
+        self,
+        bind: str,
+        node: NodeView,
+        *,
+        on_leave: Callable[[], object] | None = None,
+        token: str | None = None,
+        routes: Sequence[RouteHook] = (),
+        client_max_size: int | None = None,
     ) -> None:
-        host, port = parse_address(bind, allow_port_zero=True)
-        server_class = _Server6 if ":" in host else _Server
-        self._server = server_class((host, port), _Handler)
-        self._server.node = node
-        self._server.on_leave = on_leave
-        self._server.token = token.encode() if token else None
-        self.events = self._server.events = EventStreams()
-        bound_port = self._server.server_address[1]
-        self.address = format_address(host, int(bound_port))
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="dynago-http", daemon=True,
-            kwargs={"poll_interval": 0.1},
-        )
+        self.node = node
+        self.token_check = TokenCheck(token)
+        """The admin token check, for hooks: ``token_check.require(handler)``."""
+        self.events = EventStreams()
+        self._on_leave = on_leave
+        self._server = HttpServer(bind, client_max_size=client_max_size,
+                                  middlewares=[_unknown_paths(self.token_check)])
+        self.address = self._server.address
+        """``HOST:PORT`` actually bound (port 0 resolved), brackets for IPv6."""
+        self._server.on_stop.append(self.events.close)
+        self._install(self._server.app)
+        self._server.add_all(routes)
 
-    def set_on_leave(self, callback: Any) -> None:
+    @property
+    def app(self) -> web.Application:
+        """The aiohttp Application (its settings and routes; frozen once started)."""
+        return self._server.app
+
+    def add_routes(self, hook: RouteHook) -> None:
+        """``hook(app)`` adds a service's routes; only before ``start``. A route that
+        changes the node wraps its handler in ``self.token_check.require``."""
+        self._server.add_routes(hook)
+
+    def set_on_leave(self, callback: Callable[[], object]) -> None:
         """Called (on its own thread) when ``POST /v1/leave`` arrives."""
-        self._server.on_leave = callback
+        self._on_leave = callback
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self.events.close()  # before shutdown: event streams end cleanly, with a last word
-        self._server.shutdown()
-        self._server.server_close()
+        """End the event streams (each with a last word), close every connection and the
+        server, join the loop thread: within a few seconds."""
+        self._server.stop()
+
+    # ------------------------------------------------------------------ routes
+
+    def _install(self, app: web.Application) -> None:
+        admin: list[tuple[str, Handler | None, Body | None, Body | None]] = [
+            ("/members", self._members, None, None),
+            ("/v1/members", self._member_list, None, None),
+            ("/v1/tags", self._tags, self._change_tags, self._change_tags),
+            ("/v1/events", self._events, None, None),
+            ("/metrics", self._metrics, None, None),
+            ("/v1/stats", self._stats, None, None),
+            ("/v1/faults", self._faults, self._set_faults, None),
+            ("/healthz", self._health, None, None),
+            ("/v1/leave", None, self._leave, None),
+        ]
+        for path, get, post, put in admin:
+            # Trailing slashes are the same resource, as they always were.
+            app.router.add_route("*", path + "{slash:/*}", self._dispatch(get, post, put))
+        app.router.add_route("*", membership_api.HISTORY_PREFIX + "{tail:.+}",
+                             self._dispatch(self._history, None, None))
+
+    def _dispatch(self, get: Handler | None, post: Body | None, put: Body | None) -> Handler:
+        """One resource's handler for every method: reads are open, a POST or PUT needs the
+        token (401 first, before anything is read), and its body is at most 64 KiB."""
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            method = request.method
+            if method in ("GET", "HEAD"):
+                return await get(request) if get is not None else _not_found(request)
+            if method not in ("POST", "PUT"):
+                return json_response(405, {"error": f"{method} is not allowed on "
+                                                    f"{_path(request)}"})
+            if not self.token_check.authorized(request):
+                return self.token_check.refusal()
+            too_large = json_response(413, {"error": "request body larger than 64 KiB"})
+            if (request.content_length or 0) > MAX_ADMIN_BODY:
+                too_large.force_close()  # the body stays unread
+                return too_large
+            body = await request.read()
+            if len(body) > MAX_ADMIN_BODY:
+                return too_large
+            if method == "PUT" and put is None:
+                return json_response(405, {"error": f"PUT is not allowed on {_path(request)}"})
+            target = put if method == "PUT" else post
+            return await target(request, body) if target is not None else _not_found(request)
+
+        return handle
+
+    async def _ask(self, answer: Callable[[], Answer],
+                   unavailable: Any = None) -> web.Response:
+        """``answer()`` (it asks the membership actor) on the pool; 503 if it is down."""
+        try:
+            status, body = await self._server.blocking(answer)
+        except NOT_RUNNING:
+            return json_response(503, unavailable or {"status": "unavailable",
+                                                      "error": "membership not running"})
+        return json_response(status, body)
+
+    async def _members(self, request: web.Request) -> web.StreamResponse:
+        node = self.node
+        return await self._ask(lambda: (200, sorted(v.address
+                                                    for v in node.members(live_only=True))))
+
+    async def _member_list(self, request: web.Request) -> web.StreamResponse:
+        query = _query(request)
+        return await self._ask(lambda: membership_api.members(self.node, query))
+
+    async def _history(self, request: web.Request) -> web.StreamResponse:
+        name = membership_api.history_name(_path(request))
+        if name is None:
+            return _not_found(request)
+        return await self._ask(lambda: membership_api.history(self.node, name))
+
+    async def _tags(self, request: web.Request) -> web.StreamResponse:
+        return await self._ask(lambda: membership_api.tags(self.node))
+
+    async def _change_tags(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        method = request.method
+        return await self._ask(lambda: membership_api.change_tags(self.node, method, body),
+                               {"error": "membership not running"})
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self.events.serve(request, self.node, self._server.blocking)
+        except NOT_RUNNING:
+            return json_response(503, {"status": "unavailable",
+                                       "error": "membership not running"})
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        from dynago.ops import metrics
+
+        try:
+            data = await self._server.blocking(metrics.render, self.node)
+        except NOT_RUNNING:
+            return json_response(503, {"status": "unavailable",
+                                       "error": "membership not running"})
+        return web.Response(body=data, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    async def _stats(self, request: web.Request) -> web.StreamResponse:
+        node, events = self.node, self.events
+        return await self._ask(lambda: (200, {**node.stats(), **events.counters()}))
+
+    async def _health(self, request: web.Request) -> web.StreamResponse:
+        node = self.node
+
+        def health() -> Answer:
+            live = node.members(live_only=True)
+            return 200, {"status": "ok", "name": node.name, "address": node.address,
+                         "live_members": len(live)}
+
+        return await self._ask(health)
+
+    async def _faults(self, request: web.Request) -> web.StreamResponse:
+        faults = self.node.faults
+        if faults is None:
+            return _not_found(request)
+        return json_response(200, faults.rules.as_dict())
+
+    async def _set_faults(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        faults = self.node.faults
+        if faults is None:
+            return _not_found(request)
+        try:
+            _apply_faults(faults, json.loads(body or b"{}"))
+        except (ValueError, TypeError, KeyError) as error:
+            return json_response(400, {"error": str(error)})
+        return json_response(200, faults.rules.as_dict())
+
+    async def _leave(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        callback = self._on_leave
+        if callback is None:
+            return json_response(409, {"error": "this node cannot be stopped over HTTP"})
+        response = json_response(202, {"status": "leaving"})
+        # The answer is out before the node starts stopping (and stops this server).
+        await response.prepare(request)
+        await response.write_eof()
+        threading.Thread(target=callback, name="dynago-leave", daemon=True).start()
+        return response

@@ -17,37 +17,47 @@ this node saw it). Query parameters:
 Every ``keepalive_s`` without an event the server sends a comment line (``: keep-alive``)
 so that proxies and clients can tell a quiet stream from a dead one.
 
-The node never waits for a client: events go through a bounded queue per client
-(actors.events.EventQueue). A client that falls ``queue_capacity`` events behind (4096:
-many times the records of one full-state chunk, which arrive at once), or
-whose socket takes no data for ``write_timeout_s``, is disconnected and counted. A
-client that hangs up is noticed within ``poll_s``; when the node stops, every stream
-gets what was queued, a final comment, and is closed.
+No thread per client: every stream is a coroutine on the HTTP loop. The node never waits
+for a client: the membership actor calls each client's subscriber, which stamps the event
+and hands it to the loop (``call_soon_threadsafe``, once per burst) into that client's
+bounded queue. A
+client that falls ``queue_capacity`` events behind (4096: many times the records of one
+full-state chunk, which arrive at once), or whose socket takes no data for
+``write_timeout_s``, is disconnected and counted. A client that hangs up is noticed within
+``poll_s`` (one watchdog for all streams); when the node stops, every stream gets what was
+queued, a final comment, and is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
-import select
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
 
-from dynago.actors.events import EventQueue
+from aiohttp import web
+
+from dynago.actors import api
 from dynago.core.member import Member
 from dynago.core.messages import EventKind, MemberEvent
-
-if TYPE_CHECKING:
-    from http.server import BaseHTTPRequestHandler
-
-    from dynago.node import Node
+from dynago.nodeview import NodeView
 
 log = logging.getLogger(__name__)
 
+Blocking = Callable[..., Awaitable[Any]]
+"""``await blocking(fn, *args)``: ``fn`` on a thread of the server's pool."""
+
 WRITE_BATCH = 512
 """Most events written to a client in one write."""
+
+SEND_BUFFER = 1 << 16
+"""Bytes a slow client may hold in the kernel and in the loop's buffer (each)."""
 
 
 def event_json(event: MemberEvent, at: float) -> dict[str, Any]:
@@ -80,12 +90,110 @@ def _message(kind: str, data: Any) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(status=status, body=(json.dumps({"error": message}) + "\n").encode(),
+                        headers={"Content-Type": "application/json"})
+
+
 class _ClientGone(Exception):
     """The client hung up or stopped taking data."""
 
 
+class _Client:
+    """One stream's subscriber and bounded queue of ``(wall_time, event)``.
+
+    ``__call__`` runs on the membership actor's thread and never blocks: it stamps the
+    event, adds it to a small inbox and, unless a hand-over is already scheduled, asks the
+    loop (``call_soon_threadsafe``) to move the inbox into the asyncio queue. A burst of
+    events thus costs the actor one wake-up of the loop, not one per event. Pending events
+    (in the inbox or the queue, not yet taken by the writer) never exceed ``capacity``;
+    one more and the client is marked ``overflowed`` and gets no more events.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int,
+                 request: web.BaseRequest) -> None:
+        self._loop = loop
+        self.capacity = capacity
+        self.request = request
+        # + 1: room for one wake-up marker (None) on top of ``capacity`` events.
+        self._queue: asyncio.Queue[tuple[float, MemberEvent] | None] = asyncio.Queue(
+            capacity + 1)
+        self._lock = threading.Lock()
+        self._inbox: list[tuple[float, MemberEvent]] = []
+        self._handover_scheduled = False
+        self._pending = 0
+        self._wake_queued = False
+        self.overflowed = False
+
+    def __call__(self, event: MemberEvent) -> None:  # the membership actor's thread
+        with self._lock:
+            if self.overflowed:
+                return
+            if self._pending >= self.capacity:
+                self.overflowed = True
+            else:
+                self._pending += 1
+                self._inbox.append((time.time(), event))
+            schedule = not self._handover_scheduled
+            self._handover_scheduled = True
+        if schedule:
+            try:
+                self._loop.call_soon_threadsafe(self._hand_over)
+            except RuntimeError:  # the loop is closed: the server stopped, nobody reads
+                pass
+
+    def _hand_over(self) -> None:  # the loop
+        with self._lock:
+            items, self._inbox = self._inbox, []
+            self._handover_scheduled = False
+            overflowed = self.overflowed
+        for item in items:
+            self._queue.put_nowait(item)  # never full: pending <= capacity
+        if overflowed:
+            self.wake()
+
+    @property
+    def gone(self) -> bool:
+        """True once the client's connection is closed."""
+        transport = self.request.transport
+        return transport is None or transport.is_closing()
+
+    def wake(self) -> None:
+        """Make a waiting ``get`` return now (on the loop)."""
+        if not self._wake_queued:
+            self._wake_queued = True
+            self._queue.put_nowait(None)
+
+    async def get(self, timeout_s: float) -> tuple[float, MemberEvent] | None:
+        """The next event; None after ``timeout_s`` or a wake-up."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                item = await self._queue.get()
+        except TimeoutError:
+            return None
+        return self._taken(item)
+
+    def take(self, limit: int) -> list[tuple[float, MemberEvent]]:
+        """Up to ``limit`` events queued now, without waiting."""
+        taken: list[tuple[float, MemberEvent]] = []
+        while len(taken) < limit and not self._queue.empty():
+            item = self._taken(self._queue.get_nowait())
+            if item is not None:
+                taken.append(item)
+        return taken
+
+    def _taken(self, item: tuple[float, MemberEvent] | None) -> tuple[float, MemberEvent] | None:
+        if item is None:
+            self._wake_queued = False
+        else:
+            with self._lock:
+                self._pending -= 1
+        return item
+
+
 class EventStreams:
-    """The event streams of one admin server: limits, counters, and shutdown."""
+    """The event streams of one admin server: limits, counters, and shutdown. Every
+    method runs on the HTTP loop; the limits may be changed from any thread."""
 
     def __init__(
         self,
@@ -101,128 +209,180 @@ class EventStreams:
         self.keepalive_s = keepalive_s
         self.write_timeout_s = write_timeout_s
         self.poll_s = poll_s
-        self._lock = threading.Lock()
-        self._clients = 0
-        self._idle = threading.Condition(self._lock)
-        self._stopping = threading.Event()
+        self._clients: set[_Client] = set()
+        self._idle = asyncio.Event()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._stopping = False
         self.clients_total = 0
         self.clients_refused = 0
         self.clients_too_slow = 0
 
     @property
     def clients(self) -> int:
-        with self._lock:
-            return self._clients
+        return len(self._clients)
 
     def counters(self) -> dict[str, int]:
         """For /v1/stats."""
-        with self._lock:
-            return {
-                "event_streams_open": self._clients,
-                "event_streams_total": self.clients_total,
-                "event_streams_refused": self.clients_refused,
-                "event_streams_too_slow": self.clients_too_slow,
-            }
+        return {
+            "event_streams_open": len(self._clients),
+            "event_streams_total": self.clients_total,
+            "event_streams_refused": self.clients_refused,
+            "event_streams_too_slow": self.clients_too_slow,
+        }
 
-    def close(self, timeout_s: float = 2.0) -> None:
-        """End every stream (each gets what was queued) and wait, bounded, until they are."""
-        self._stopping.set()
-        deadline = time.monotonic() + timeout_s
-        with self._lock:
-            while self._clients and (remaining := deadline - time.monotonic()) > 0:
-                self._idle.wait(remaining)
+    async def close(self, timeout_s: float = 2.0) -> None:
+        """End every stream (each gets what was queued) and wait, bounded, until they have;
+        a stream still stuck writing to its client then is cut off."""
+        self._stopping = True
+        for client in list(self._clients):
+            client.wake()
+        if self._clients:
+            self._idle.clear()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._idle.wait()
+            except TimeoutError:
+                pass
+        for client in list(self._clients):
+            _abort(client.request)
 
     # ------------------------------------------------------------------ one request
 
-    def serve(
-        self, handler: BaseHTTPRequestHandler, node: Node, query: dict[str, list[str]]
-    ) -> tuple[int, Any] | None:
-        """Stream events to ``handler``'s client until it leaves or the node stops.
-        Returns ``(status, error body)`` for a request refused before streaming starts."""
+    async def serve(self, request: web.Request, node: NodeView,
+                    blocking: Blocking) -> web.StreamResponse:
+        """Stream events to ``request``'s client until it leaves or the node stops.
+        Raises what the subscribing ask raises (pykka.ActorDeadError, pykka.Timeout)."""
+        query = parse_qs(request.raw_path.partition("?")[2], keep_blank_values=True)
         unknown = set(query) - {"snapshot", "kinds"}
         if unknown:
-            return 400, {"error": f"unknown query parameters: {', '.join(sorted(unknown))}"}
+            return _error(400, f"unknown query parameters: {', '.join(sorted(unknown))}")
         try:
             kinds = _kinds(query.get("kinds", []))
         except ValueError as error:
-            return 400, {"error": str(error)}
+            return _error(400, str(error))
         snapshot = query.get("snapshot", ["0"])[-1] in ("1", "true", "yes")
-        if self._stopping.is_set():
-            return 503, {"error": "the node is stopping"}
-        with self._lock:
-            if self._clients >= self.max_clients:
-                self.clients_refused += 1
-                return 503, {"error": f"too many event streams (at most {self.max_clients})"}
-            self._clients += 1
-            self.clients_total += 1
+        if self._stopping:
+            return _error(503, "the node is stopping")
+        if len(self._clients) >= self.max_clients:
+            self.clients_refused += 1
+            return _error(503, f"too many event streams (at most {self.max_clients})")
+        client = _Client(asyncio.get_running_loop(), self.queue_capacity, request)
+        self._clients.add(client)
+        self.clients_total += 1
+        self._watch()
         try:
-            assert node.membership is not None, "start() first"
-            with EventQueue.subscribe(node.membership, capacity=self.queue_capacity,
-                                      kinds=kinds) as (events, members):
-                self._stream(handler, node, events, members if snapshot else None)
+            membership = node.membership
+            assert membership is not None, "start() first"
+            token, members = await blocking(functools.partial(
+                api.subscribe_with_snapshot, membership, client, kinds=kinds))
+            try:
+                return await self._stream(request, node, client,
+                                          members if snapshot else None)
+            finally:
+                try:
+                    await blocking(api.unsubscribe, membership, token)
+                except Exception:  # noqa: BLE001 - the node may be stopping: nothing to undo
+                    pass
         finally:
-            with self._lock:
-                self._clients -= 1
-                self._idle.notify_all()
-        return None
+            self._clients.discard(client)
+            if not self._clients:
+                self._idle.set()
 
-    def _stream(self, handler: BaseHTTPRequestHandler, node: Node, events: EventQueue,
-                members: Any) -> None:
+    def _watch(self) -> None:
+        """One watchdog for every stream: wakes a stream whose client hung up."""
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch_hangups())
+
+    async def _watch_hangups(self) -> None:
+        while self._clients:
+            await asyncio.sleep(self.poll_s)
+            for client in list(self._clients):
+                if client.gone:
+                    client.wake()
+
+    async def _stream(self, request: web.Request, node: NodeView, client: _Client,
+                      members: Any) -> web.StreamResponse:
         from dynago.http.membership_api import member_json
 
-        connection: socket.socket = handler.connection
-        handler.close_connection = True
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        handler.send_header("Cache-Control", "no-cache")
-        handler.send_header("Connection", "close")
-        handler.send_header("X-Accel-Buffering", "no")
-        handler.end_headers()
-        # A slow client must not pin much memory, nor a handler thread for long.
-        connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
-        connection.settimeout(self.write_timeout_s)
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        })
+        response.force_close()  # "Connection: close": the stream is the whole connection
+        await response.prepare(request)
+        _bound_buffers(request)
+        loop = asyncio.get_running_loop()
         try:
-            self._write(handler, f": events of {node.name}\n\n".encode())
+            await self._write(request, response, f": events of {node.name}\n\n".encode())
             if members is not None:
-                self._write(handler, _message("snapshot", [member_json(m) for m in members]))
-            last_write = time.monotonic()
+                await self._write(request, response,
+                                  _message("snapshot", [member_json(m) for m in members]))
+            last_write = loop.time()
             while True:
-                if events.overflowed:
-                    with self._lock:
-                        self.clients_too_slow += 1
+                if client.overflowed:
+                    self.clients_too_slow += 1
                     log.info("event stream to %s: client too slow, disconnected",
-                             handler.address_string())
-                    return
-                if self._stopping.is_set():
-                    for at, event in events.iter(timeout_s=0):
-                        self._write(handler, _message(event.kind.value, event_json(event, at)))
-                    self._write(handler, b": the node is stopping\n\n")
-                    return
-                if _hung_up(connection):
-                    return
-                item = events.get(self.poll_s)
+                             request.remote)
+                    _abort(request)
+                    return response
+                if self._stopping:
+                    queued = client.take(client.capacity)
+                    if queued:
+                        await self._write(request, response, _messages(queued))
+                    await self._write(request, response, b": the node is stopping\n\n")
+                    await response.write_eof()  # the whole stream is out before the count drops
+                    return response
+                if client.gone:
+                    return response
+                item = await client.get(max(0.0, self.keepalive_s - (loop.time() - last_write)))
                 if item is not None:
                     # Whatever else is queued goes out in the same write: a burst (a
                     # full-state exchange with a large cluster) drains as fast as it came.
-                    batch = [item, *events.take(WRITE_BATCH - 1)]
-                    self._write(handler, b"".join(
-                        _message(event.kind.value, event_json(event, at)) for at, event in batch))
-                    last_write = time.monotonic()
-                elif time.monotonic() - last_write >= self.keepalive_s:
-                    self._write(handler, b": keep-alive\n\n")
-                    last_write = time.monotonic()
+                    await self._write(request, response,
+                                      _messages([item, *client.take(WRITE_BATCH - 1)]))
+                    last_write = loop.time()
+                elif loop.time() - last_write >= self.keepalive_s:
+                    await self._write(request, response, b": keep-alive\n\n")
+                    last_write = loop.time()
         except _ClientGone:
-            return
+            return response
 
-    def _write(self, handler: BaseHTTPRequestHandler, data: bytes) -> None:
+    async def _write(self, request: web.BaseRequest, response: web.StreamResponse,
+                     data: bytes) -> None:
         try:
-            handler.wfile.write(data)
-            handler.wfile.flush()
-        except (OSError, ValueError) as error:  # timeout, reset, broken pipe, closed file
-            if isinstance(error, TimeoutError):
-                with self._lock:
-                    self.clients_too_slow += 1
+            async with asyncio.timeout(self.write_timeout_s):
+                await response.write(data)
+        except TimeoutError as error:  # the client takes no data: it must not pin memory
+            self.clients_too_slow += 1
+            log.info("event stream: client took no data for %.1f s, disconnected",
+                     self.write_timeout_s)
+            _abort(request)
             raise _ClientGone() from error
+        except (OSError, RuntimeError) as error:  # reset, broken pipe, closed transport
+            raise _ClientGone() from error
+
+
+def _messages(batch: list[tuple[float, MemberEvent]]) -> bytes:
+    return b"".join(_message(event.kind.value, event_json(event, at)) for at, event in batch)
+
+
+def _bound_buffers(request: web.BaseRequest) -> None:
+    """A slow client must not pin much memory: small kernel and loop send buffers."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    transport.set_write_buffer_limits(high=SEND_BUFFER)
+
+
+def _abort(request: web.BaseRequest) -> None:
+    """Drop the connection now, unsent data and all (the client is gone or too slow)."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
 
 
 def _kinds(values: list[str]) -> frozenset[EventKind] | None:
@@ -235,14 +395,3 @@ def _kinds(values: list[str]) -> frozenset[EventKind] | None:
         raise ValueError(f"unknown event kinds {', '.join(unknown)}; "
                          f"known: {', '.join(known)}")
     return frozenset(known[name] for name in names)
-
-
-def _hung_up(connection: socket.socket) -> bool:
-    """True if the client closed its end (readable with nothing to read)."""
-    try:
-        readable, _, _ = select.select([connection], [], [], 0)
-        if not readable:
-            return False
-        return connection.recv(1, socket.MSG_PEEK) == b""
-    except (OSError, ValueError):
-        return True

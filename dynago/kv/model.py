@@ -157,3 +157,13 @@ class KvFrontend(Protocol):
     def first_node(self, key: ObjectKey) -> str:
         """The key's first preference-list node now (Dynago's ``node`` field)."""
         ...
+
+
+QUORUM_ALL = -1
+"""``Quorum`` value for Riak's ``all``: every one of the key's N replicas."""
+
+QUORUM_MAJORITY = -2
+"""``Quorum`` value for Riak's ``quorum``: a majority of N, ``N // 2 + 1``.
+
+The HTTP layer cannot know N, so it passes Riak's two words as these sentinels and
+``dynago.kv.requests.resolve_quorum``, which knows N, resolves them."""

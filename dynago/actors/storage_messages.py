@@ -1,0 +1,113 @@
+"""Messages of the StorageActor (dynago.actors.storage), and its counters.
+
+Every reply is a plain callable that the actor calls **on its own thread**, after the
+fact. It must not block and must not raise: pass a callback that only ``tell``s the
+caller's actor or does ``loop.call_soon_threadsafe(...)``; never one that waits on a
+future or an ``ask`` (that would stall every read and write of the node). A callback
+that raises is logged and counted (``errors``); the actor lives on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Read ``key``: ``reply(value)`` with its value, or None if there is none.
+
+    A key written by an update of the batch being gathered is answered with that value,
+    after the batch is committed (never with data that is not durable yet); if that
+    commit fails, with the committed value instead. ``on_error`` (if given) gets an
+    engine failure; without it, the failure is only logged and counted.
+    """
+
+    key: bytes
+    reply: Callable[[bytes | None], None]
+    on_error: Callable[[Exception], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Replace the value of ``key`` by ``fn(current)``, durably: ``reply(new_value)``.
+
+    ``fn`` is a pure transformation (decode, merge, encode); it sees the latest value,
+    including the writes of earlier updates of the same batch. It returns the new value,
+    or None for "no change, nothing to write" (then ``reply`` gets the current value). An
+    exception from ``fn`` calls ``on_error`` with it and writes nothing. ``reply`` is
+    called only once the batch holding the write is committed; if that commit fails,
+    ``on_error`` gets the StorageError instead and nothing of the batch is stored.
+    """
+
+    key: bytes
+    fn: Callable[[bytes | None], bytes | None]
+    reply: Callable[[bytes | None], None]
+    on_error: Callable[[Exception], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete ``key`` durably (a missing key is no error): ``reply(None)`` once committed,
+    ``on_error`` if the commit fails. For reaping tombstones and handoff, not for client
+    deletes (those are writes of a tombstone, through Update)."""
+
+    key: bytes
+    reply: Callable[[None], None]
+    on_error: Callable[[Exception], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ListKeys:
+    """``reply(keys)``: up to ``limit`` keys starting with ``prefix`` in byte order, each
+    greater than ``after`` if given (pass the last key of a page for the next page).
+
+    Asked while a batch is being gathered, it is answered after that batch's commit, from
+    the engine, so it lists only durable keys and includes the batch's.
+    """
+
+    prefix: bytes
+    reply: Callable[[list[bytes]], None]
+    limit: int = 10000
+    after: bytes | None = None
+    on_error: Callable[[Exception], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetStats:
+    """``reply(StorageStats)`` if ``reply`` is given; an ``ask`` also returns them. The batch
+    being gathered is committed first, so the counters include every write told before."""
+
+    reply: Callable[[StorageStats], None] | None = None
+
+
+StorageMessage = Read | Update | Delete | ListKeys | GetStats
+"""Everything the StorageActor takes."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageStats:
+    """The StorageActor's counters, since it started (``keys`` and ``size_bytes`` are the
+    engine's now)."""
+
+    engine: str
+    """``"lmdb"``, ``"sqlite"`` or ``"memory"``."""
+    keys: int
+    size_bytes: int
+    reads: int
+    updates: int
+    """Update and Delete messages handled (whether they wrote, changed nothing or failed)."""
+    writes: int
+    """Writes acknowledged as durable (one per Update or Delete that wrote)."""
+    commits: int
+    """Batches committed (``engine.commit`` calls that returned)."""
+    fsyncs: int
+    """Commits that synced to disk: ``commits`` for a durable engine, 0 for memory."""
+    max_batch: int
+    """Most writes in one commit."""
+    fn_errors: int
+    """Updates whose ``fn`` raised (nothing written)."""
+    failed_commits: int
+    """Commits that raised (every write of the batch got ``on_error``)."""
+    errors: int
+    """Every error: fn errors, failed commits, failed reads and listings, callbacks that raised."""
