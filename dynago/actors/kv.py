@@ -42,15 +42,15 @@ from dynago.actors.kv_messages import (
     ReplicaDone,
     RingCheck,
 )
-from dynago.kv.members import RingKeeper
 from dynago.actors.refs import tell_quietly
-from dynago.actors.storage import ListKeys as StoreListKeys
-from dynago.actors.storage import Read, Update
+from dynago.actors.storage_messages import ListKeys as StoreListKeys
+from dynago.actors.storage_messages import Read, Update
 from dynago.actors.timers import Scheduler
 from dynago.clock import Clock
 from dynago.config import Config
 from dynago.kv import version
 from dynago.kv.config import KvConfig
+from dynago.kv.members import RingKeeper
 from dynago.kv.messages import (
     ForwardPut,
     ForwardReply,
@@ -97,11 +97,21 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
         self.max_object_bytes = config.max_message_bytes - 64 * 1024
         self._next_id = 0
         self._ring_timer: Any = None
-        kv_coordinate.Coordinator.__init__(self)
+        self.init_requests()
 
     # ------------------------------------------------------------ dispatch
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._dispatch(message)
+        except Exception:
+            # A bug here must not take the node's store down with it (pykka stops an actor
+            # whose tell raised): log it loudly, count it, and go on with the next message.
+            self.stats.count("kv_internal_errors")
+            log.exception("kv: handling %s failed", type(message).__name__)
+            return None
+
+    def _dispatch(self, message: Any) -> Any:
         match message:
             case ClientGet():
                 self.start_get(message)
@@ -118,7 +128,8 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
             case Expire():
                 self.expire(message.request_id)
             case MembersSeen():
-                self.ring.seen(message.members, self.clock.monotonic())
+                self.ring.seen(((m.name, m.incarnation, m.status, m.tags)
+                                for m in message.members), self.clock.monotonic())
                 self._ring_changed()
             case MemberChanged():
                 self.ring.changed(message.event, self.clock.monotonic())

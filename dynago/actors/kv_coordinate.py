@@ -15,15 +15,15 @@ from dynago.actors.kv_messages import (
     ClientListKeys,
     ClientPut,
     Expire,
+    GetCallback,
     KeysCallback,
     LocalDone,
     LocalKeys,
     PutCallback,
-    GetCallback,
 )
 from dynago.actors.refs import tell_quietly
-from dynago.actors.storage import ListKeys as StoreListKeys
-from dynago.actors.storage import Read, Update
+from dynago.actors.storage_messages import ListKeys as StoreListKeys
+from dynago.actors.storage_messages import Read, Update
 from dynago.kv import version
 from dynago.kv.messages import (
     ForwardPut,
@@ -54,6 +54,7 @@ from dynago.kv.requests import (
     PutDone,
     PutFailed,
     PutFsm,
+    ResolvedQuorum,
     resolve_quorum,
 )
 
@@ -84,6 +85,7 @@ class _Put:
     return_body: bool
     client: PutCallback | None
     origin: tuple[str, int] | None  # forwarded to us: (node, its request id)
+    needed: int = 0
     timer: Timer | None = None
     obj: version.Object | None = None
 
@@ -136,7 +138,8 @@ class Coordinator:
     actor_ref: Any
     new_request_id: Callable[[], int]
 
-    def __init__(self) -> None:
+    def init_requests(self) -> None:
+        """Set up the request tables (called from KvActor.__init__)."""
         self._puts: dict[int, _Put] = {}
         self._gets: dict[int, _Get] = {}
         self._forwards: dict[int, _Forward] = {}
@@ -147,7 +150,9 @@ class Coordinator:
 
     def _timer(self, request_id: int, delay_s: float) -> Timer:
         ref = self.actor_ref
-        return self.scheduler.call_later(delay_s, lambda: tell_quietly(ref, Expire(request_id)))
+        timer: Timer = self.scheduler.call_later(
+            delay_s, lambda: tell_quietly(ref, Expire(request_id)))
+        return timer
 
     # ------------------------------------------------------------ puts
 
@@ -161,6 +166,8 @@ class Coordinator:
             self._finish_client(op, now, request.reply, exc)
             return
         preflist = self.ring.ring.preference_list_for(request.key)
+        w = _capped(request.quorum.w, quorum.w, preflist)
+        quorum = ResolvedQuorum(quorum.r, w, quorum.pr, quorum.pw)
         if self.name in preflist:
             self._coordinate(op, request.key, request.content, context, request.overwrite,
                              quorum.w, quorum.pw, self.kv_config.request_timeout_s,
@@ -209,8 +216,11 @@ class Coordinator:
             preflist = (self.name, *preflist[:-1])
         primaries = frozenset(preflist)
         fsm = PutFsm(rid, key, preflist, primaries, w, pw, now + timeout_s)
-        put = _Put(op, key, preflist, fsm, now, return_body, client, origin)
+        put = _Put(op, key, preflist, fsm, now, return_body, client, origin, needed=w)
         self._puts[rid] = put
+        if fsm.outcome is not None:  # W can never be met: write nothing
+            self._put_outcome(rid, put, fsm.outcome)
+            return
         put.timer = self._timer(rid, timeout_s)
         replica, limit, ref = self.name, self.max_object_bytes, self.actor_ref
 
@@ -233,7 +243,7 @@ class Coordinator:
         if done.error is not None or done.obj is None:
             error = done.error if isinstance(done.error, KvError) else Unavailable(
                 f"the coordinator's own write failed: {done.error}", answered=0,
-                needed=put.fsm.w)
+                needed=put.needed)
             self._end_put(rid, put, error)
             return
         put.obj = version.decode(done.obj)
@@ -329,10 +339,15 @@ class Coordinator:
         rid = self.new_request_id()
         preflist = self.ring.ring.preference_list_for(request.key)
         timeout_s = self.kv_config.request_timeout_s
-        fsm = GetFsm(rid, request.key, preflist, frozenset(preflist), quorum.r, quorum.pr,
+        r = _capped(request.quorum.r, quorum.r, preflist)
+        fsm = GetFsm(rid, request.key, preflist, frozenset(preflist), r, quorum.pr,
                      now + timeout_s)
         get = _Get(request.key, preflist, fsm, now, request.include_deleted, request.reply)
         self._gets[rid] = get
+        if fsm.outcome is not None:  # R can never be met
+            self._get_step(rid, get, fsm.outcome)
+            self._end_get(rid, get)
+            return
         get.timer = self._timer(rid, timeout_s)
         ref = self.actor_ref
         for node in preflist:
@@ -454,12 +469,12 @@ class Coordinator:
                 self._put_outcome(rid, put, outcome)
             else:
                 self._end_put(rid, put, Unavailable("the request timed out", answered=0,
-                                                    needed=put.fsm.w))
+                                                    needed=put.needed))
         elif (get := self._gets.get(rid)) is not None:
-            outcome = get.fsm.expire(now)
-            if outcome is not None and not get.answered:
+            got = get.fsm.expire(now)
+            if got is not None and not get.answered:
                 get.answered = True
-                self._answer_get(get, outcome)
+                self._answer_get(get, got)
             self._end_get(rid, get)
         elif (fwd := self._forwards.pop(rid, None)) is not None:
             self._finish_client(fwd.op, fwd.started, fwd.client, Unavailable(
@@ -482,6 +497,16 @@ class Coordinator:
             reply(result)
         except Exception:  # a caller's callback must not kill the actor
             log.exception("kv: reply callback failed")
+
+
+def _capped(asked: int | None, resolved: int, preflist: tuple[str, ...]) -> int:
+    """A default quorum counts out of the copies the cluster can hold: a cluster smaller
+    than N keeps ``len(preflist)`` copies, so its default R and W are capped there (a
+    one-node cluster answers at R = W = 1). A quorum the client asked for is never
+    lowered: more than the copies there are fails with 503."""
+    if asked is None and preflist:
+        return min(resolved, len(preflist))
+    return resolved
 
 
 def _context(data: bytes | None) -> version.Clock | None:
