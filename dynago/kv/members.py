@@ -61,9 +61,9 @@ class RingKeeper:
     def note(self, name: str, incarnation: int, status: str, tags: Tags, now: float) -> None:
         """Take a record of ``name`` if it wins over the one held."""
         held = self._members.get(name)
-        if held is not None:
-            if (incarnation, _RANK[status]) <= (held.incarnation, _RANK[held.status]):
-                return  # tags, zone included, change only at a new incarnation
+        if held is not None and (incarnation, _RANK[status]) <= (held.incarnation,
+                                                                 _RANK[held.status]):
+            return  # tags, zone included, change only at a new incarnation
         if name == self.self_name:
             status = "alive"  # whatever others say, this node serves its partitions
         since = now if held is None or held.status != status else held.since
