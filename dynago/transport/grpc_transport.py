@@ -333,7 +333,7 @@ class GrpcTransport:
         self._on_stream(stream)
         await stream.run()
 
-    def _forget_stream(self, stream: GrpcStream) -> None:
+    def forget_stream(self, stream: GrpcStream) -> None:
         """``stream`` closed (loop thread)."""
         if stream not in self._streams:
             return
