@@ -43,14 +43,14 @@ from dynago.http.events import EventStreams
 from dynago.transport.faults import FaultError, Faults
 
 if TYPE_CHECKING:
-    from dynago.node import Node
+    from dynago.nodeview import NodeView
 
 log = logging.getLogger(__name__)
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    node: Node
+    node: NodeView
     on_leave: Any
     token: bytes | None
     events: EventStreams
@@ -209,7 +209,7 @@ class AdminServer:
     """Serves the admin API of ``node`` on ``bind`` (port 0: any free port)."""
 
     def __init__(
-        self, bind: str, node: Node, on_leave: Any = None, token: str | None = None
+        self, bind: str, node: NodeView, on_leave: Any = None, token: str | None = None
     ) -> None:
         host, port = parse_address(bind, allow_port_zero=True)
         server_class = _Server6 if ":" in host else _Server

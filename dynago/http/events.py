@@ -42,7 +42,7 @@ from dynago.core.messages import EventKind, MemberEvent
 if TYPE_CHECKING:
     from http.server import BaseHTTPRequestHandler
 
-    from dynago.node import Node
+    from dynago.nodeview import NodeView
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class EventStreams:
     # ------------------------------------------------------------------ one request
 
     def serve(
-        self, handler: BaseHTTPRequestHandler, node: Node, query: dict[str, list[str]]
+        self, handler: BaseHTTPRequestHandler, node: NodeView, query: dict[str, list[str]]
     ) -> tuple[int, Any] | None:
         """Stream events to ``handler``'s client until it leaves or the node stops.
         Returns ``(status, error body)`` for a request refused before streaming starts."""
@@ -166,7 +166,7 @@ class EventStreams:
                 self._idle.notify_all()
         return None
 
-    def _stream(self, handler: BaseHTTPRequestHandler, node: Node, events: EventQueue,
+    def _stream(self, handler: BaseHTTPRequestHandler, node: NodeView, events: EventQueue,
                 members: Any) -> None:
         from dynago.http.membership_api import member_json
 

@@ -26,7 +26,7 @@ from dynago.explain import explain_entry
 
 if TYPE_CHECKING:
     from dynago.core.history import HistoryEntry
-    from dynago.node import Node
+    from dynago.nodeview import NodeView
 
 Answer = tuple[int, Any]
 
@@ -52,7 +52,7 @@ def member_json(view: MemberView) -> dict[str, Any]:
     }
 
 
-def members(node: Node, query: dict[str, list[str]]) -> Answer:
+def members(node: NodeView, query: dict[str, list[str]]) -> Answer:
     """``GET /v1/members``, filtered by every ``tag`` parameter."""
     unknown = set(query) - {"tag"}
     if unknown:
@@ -64,17 +64,17 @@ def members(node: Node, query: dict[str, list[str]]) -> Answer:
     return 200, [member_json(view) for view in node.members() if matches(view.tags, filters)]
 
 
-def _own_tags(node: Node) -> dict[str, Any]:
+def _own_tags(node: NodeView) -> dict[str, Any]:
     me = next(view for view in node.members() if view.name == node.name)
     return {"name": me.name, "incarnation": me.incarnation, "tags": dict(me.tags)}
 
 
-def tags(node: Node) -> Answer:
+def tags(node: NodeView) -> Answer:
     """``GET /v1/tags``."""
     return 200, _own_tags(node)
 
 
-def change_tags(node: Node, method: str, body: bytes) -> Answer:
+def change_tags(node: NodeView, method: str, body: bytes) -> Answer:
     """``PUT /v1/tags`` (replace) or ``POST /v1/tags`` (merge patch)."""
     try:
         request = json.loads(body or b"null")
@@ -105,7 +105,7 @@ def history_name(path: str) -> str | None:
     return name or None
 
 
-def history(node: Node, name: str) -> Answer:
+def history(node: NodeView, name: str) -> Answer:
     """``GET /v1/members/{name}/history``."""
     assert node.membership is not None, "start() first"
     try:

@@ -34,7 +34,7 @@ from dynago.actors.refs import mailbox_depth
 from dynago.core.member import Status
 
 if TYPE_CHECKING:
-    from dynago.node import Node
+    from dynago.nodeview import NodeView
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -119,7 +119,7 @@ LABELLED_COUNTERS: dict[str, tuple[str, str, str, str]] = {
 class NodeCollector(Collector):
     """Reads ``node`` at each scrape."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeView) -> None:
         self._node = node
 
     def collect(self) -> Iterator[Metric]:
@@ -187,7 +187,7 @@ def _traffic(counters: object) -> Iterator[Metric]:
     yield volume
 
 
-def render(node: Node) -> bytes:
+def render(node: NodeView) -> bytes:
     """One scrape of ``node`` in the Prometheus text format. Raises what ``node.stats()``
     raises when the membership actor does not answer."""
     registry = CollectorRegistry(auto_describe=False)
