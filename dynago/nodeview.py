@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import pykka
+    from aiohttp import web
 
     from dynago.actors.messages import MemberView
     from dynago.transport.faults import Faults
@@ -42,3 +43,8 @@ class NodeView(Protocol):
     def members(self, *, live_only: bool = False) -> tuple[MemberView, ...]: ...
 
     def stats(self) -> dict[str, int]: ...
+
+    def service_http_routes(self) -> list[web.AbstractRouteDef]:
+        """HTTP routes the node's services contribute (dynago.service), for the admin
+        server to mount beside its own (e.g. the KV store's ``/kvstore``)."""
+        ...
