@@ -33,9 +33,8 @@ from dynago.transport.base import Stream, Transport
 from dynago.transport.faults import Faults
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from dynago.http.admin import AdminServer
+    from dynago.http.server import RouteHook
     from dynago.ops.handlers import EventHandlers
 
 log = logging.getLogger(__name__)
@@ -141,6 +140,8 @@ class Node:
 
             self.transport.serve(self.name, self.address, on_stream)
             if self.http is not None:
+                for hook in self.service_http_routes():
+                    self.http.add_routes(hook)
                 self.http.start()
         except BaseException:
             self.stop(leave=False)
@@ -162,8 +163,8 @@ class Node:
                 refs.append(ref)
             log.debug("service %s started", service.name)
 
-    def service_http_routes(self) -> list[web.AbstractRouteDef]:
-        """The HTTP routes the started services contribute, in service order."""
+    def service_http_routes(self) -> list[RouteHook]:
+        """The HTTP route hooks the started services contribute, in service order."""
         return [route for service, _ in self._started_services
                 for route in service.http_routes()]
 
@@ -188,6 +189,8 @@ class Node:
         if self.faults is not None:
             result["faults_dropped_out"] = self.faults.dropped_out
             result["faults_dropped_in"] = self.faults.dropped_in
+        for service, _ in self._started_services:
+            result.update(service.stats())
         return result
 
     def leave(self) -> bool:

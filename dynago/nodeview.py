@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import pykka
-    from aiohttp import web
 
     from dynago.actors.messages import MemberView
+    from dynago.http.server import RouteHook
     from dynago.transport.faults import Faults
 
 
@@ -44,7 +44,7 @@ class NodeView(Protocol):
 
     def stats(self) -> dict[str, int]: ...
 
-    def service_http_routes(self) -> list[web.AbstractRouteDef]:
-        """HTTP routes the node's services contribute (dynago.service), for the admin
+    def service_http_routes(self) -> list[RouteHook]:
+        """Route hooks the node's services contribute (dynago.service), for the admin
         server to mount beside its own (e.g. the KV store's ``/kvstore``)."""
         ...

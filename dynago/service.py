@@ -4,9 +4,9 @@ A service gets a ``NodeContext`` when the node starts — after the transport is
 and the MembershipActor runs, before streams are served and the admin API opens — and
 contributes what reaches it from outside: the wire message classes its actors handle
 (``peer_routes``, registered in the node's RouteTable, so PeerActors hand those
-messages to them) and HTTP routes (``http_routes``, aiohttp route definitions for the
-admin server to mount). Services stop in the reverse order they started, before the
-MembershipActor and the transport.
+messages to them) and HTTP routes (``http_routes``: hooks that add aiohttp routes to
+the admin server's application before it starts serving). Services stop in the
+reverse order they started, before the MembershipActor and the transport.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import pykka
-    from aiohttp import web
 
     from dynago.actors.routing import PeerDirectory, RouteTable
     from dynago.actors.timers import Scheduler
     from dynago.clock import Clock
     from dynago.config import Config
+    from dynago.http.server import RouteHook
     from dynago.transport.base import Transport
 
 
@@ -65,8 +65,13 @@ class Service(Protocol):
         ``start``). The actor gets each as a PeerMessage and calls its ``done``."""
         ...
 
-    def http_routes(self) -> Sequence[web.AbstractRouteDef]:
-        """HTTP routes for the admin server (asked after ``start``); may be empty."""
+    def http_routes(self) -> Sequence[RouteHook]:
+        """Hooks adding this service's HTTP routes to the admin server's application
+        (asked after ``start``; only when the node serves HTTP); may be empty."""
+        ...
+
+    def stats(self) -> Mapping[str, int]:
+        """This service's counters, merged into the node's (/v1/stats, /metrics)."""
         ...
 
     def stop(self) -> None:

@@ -67,6 +67,9 @@ class InboxService:
     def http_routes(self) -> list[Any]:
         return []
 
+    def stats(self) -> dict[str, int]:
+        return {"inbox_service_started": int(self.actor is not None)}
+
     def stop(self) -> None:
         self.stopped = True
         if self.actor is not None:
@@ -111,6 +114,7 @@ def test_node_service_gets_its_context_routes_and_stops_with_the_node(eventually
         assert (service.context.name, service.context.membership) == ("a", a.membership)
         assert a.routes.route(Hello("x")) == service.actor
         assert a.service_http_routes() == []
+        assert a.stats()["inbox_service_started"] == 1
         eventually(lambda: "a" in b.peers.names())
 
         assert send_to_peer(b.peers, "a", Hello("from b"))
