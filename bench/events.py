@@ -39,8 +39,9 @@ from dynago.transport.memory import MemoryNetwork
 def stream_delivery(count: int, burst: int) -> dict[str, object]:
     node = Node(bind="127.0.0.1:7999", name="a", config=Config.local(),
                 transport=MemoryNetwork().transport(), http_bind="127.0.0.1:0").start()
-    membership, http_address = node.membership, node.http_address
-    assert membership is not None and http_address is not None, "the node started"
+    membership, http_address, admin = node.membership, node.http_address, node.http
+    assert membership is not None and http_address is not None and admin is not None, (
+        "the node started")
     try:
         host, port = http_address.rsplit(":", 1)
         connection = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -83,7 +84,7 @@ def stream_delivery(count: int, burst: int) -> dict[str, object]:
             "burst": burst,
             "burst_merged_ms": round(merged_ms, 1),
             "burst_delivered": len(arrived) - len(latencies),
-            "clients_dropped_too_slow": node.http.events.clients_too_slow,
+            "clients_dropped_too_slow": admin.events.clients_too_slow,
         }
     finally:
         node.stop(leave=False)

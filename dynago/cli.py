@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import logging
 import os
 import signal
 import sys
@@ -21,13 +20,14 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 from dynago import cli_kv, cli_tags
-from dynago.config import DEFAULT_CLUSTER, ConfigError
+from dynago.cli_node import EXIT_USAGE, run_node
+from dynago.cli_node import fail as _fail
+from dynago.cli_node import read_secret as _read_secret
+from dynago.config import DEFAULT_CLUSTER
 from dynago.core.address import AddressError, parse_address
 from dynago.core.tags import TagError, parse_filter
 from dynago.ops import config_file
 from dynago.transport.resolve import parse_seed
-
-EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,18 +66,6 @@ def _http_bind(text: str) -> str:
     if text.isascii() and text.isdigit():
         text = f"127.0.0.1:{text}"
     return _bind_address(text)
-
-
-def _read_secret(path: str, what: str) -> str:
-    try:
-        with open(path) as handle:
-            secret = handle.read().strip()
-    except OSError as error:
-        raise argparse.ArgumentTypeError(
-            f"cannot read {what} file {path}: {error.strerror}") from None
-    if not secret:
-        raise argparse.ArgumentTypeError(f"{what} file {path} is empty")
-    return secret
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,92 +165,6 @@ def run_sim(args: argparse.Namespace) -> int:
     from dynago.sim.command import main as sim_main
 
     return sim_main(args)
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> int:
-    print(f"dynago: error: {message}", file=sys.stderr)
-    return code
-
-
-# ---------------------------------------------------------------- node
-
-
-def run_node(args: argparse.Namespace) -> int:
-    try:
-        settings = config_file.resolve(args, os.environ)
-    except config_file.SettingsError as error:
-        return _fail(str(error))
-    if args.print_config:
-        print(config_file.render(settings), end="")
-        return 0
-    args, config = settings.args, settings.config
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    from dynago.ops import logs
-
-    logs.configure(args.log_level, args.log_format)
-    for warning in settings.warnings:
-        logging.getLogger("dynago").warning("%s", warning)
-    import pykka
-
-    from dynago.node import Node
-    from dynago.transport.base import TransportError
-    from dynago.transport.grpc_transport import TlsFiles
-    from dynago.transport.handshake import Keyring, KeyringError
-
-    try:
-        keyring = Keyring.from_file(args.cluster_key_file) if args.cluster_key_file else None
-        tls_args = (args.tls_cert, args.tls_key, args.tls_ca)
-        tls = None
-        if any(tls_args):
-            if not all(tls_args):
-                return _fail("mutual TLS needs all of --tls-cert, --tls-key and --tls-ca")
-            tls = TlsFiles.load(args.tls_cert, args.tls_key, args.tls_ca,
-                                args.tls_server_name)
-        token = (_read_secret(args.admin_token_file, "admin token")
-                 if args.admin_token_file else None)
-        faults = None
-        if args.enable_fault_injection:
-            from dynago.transport.faults import Faults
-
-            faults = Faults()
-        handlers = None
-        if args.on_event:
-            from dynago.ops.handlers import EventHandlers
-
-            handlers = EventHandlers(args.on_event, concurrency=args.on_event_concurrency,
-                                     timeout_s=args.on_event_timeout_s)
-        node = Node(bind=args.bind, name=args.name, seeds=tuple(args.seed), config=config,
-                    http_bind=args.http, faults=faults, keyring=keyring, tls=tls,
-                    admin_token=token, advertise=args.advertise, event_handlers=handlers,
-                    tags=[cli_tags.tag_argument(tag) for tag in args.tag])
-    except (ConfigError, AddressError, KeyringError, TransportError, ValueError,
-            argparse.ArgumentTypeError) as error:
-        return _fail(str(error))
-
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        try:
-            node.start()
-        except TransportError as error:
-            return _fail(str(error))
-        except OSError as error:
-            return _fail(f"cannot bind the admin API on {args.http}: {error.strerror or error}")
-        except ValueError as error:
-            return _fail(str(error))
-        if node.http is not None:
-            node.http.set_on_leave(stop.set)
-        bound = f" bound={node.bound_address}" if node.bound_address != node.address else ""
-        print(f"ready name={node.name} address={node.address} http={node.http_address or ''}"
-              f"{bound}", flush=True)
-        while not stop.wait(1.0):
-            pass
-        logging.getLogger("dynago").info("stopping: announcing the leave")
-    finally:
-        node.stop(leave=True)
-        pykka.ActorRegistry.stop_all(timeout=1.0)
-    return 0
 
 
 # ---------------------------------------------------------------- members / leave

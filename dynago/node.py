@@ -1,14 +1,21 @@
-"""Node: wires a transport, a MembershipActor (which ticks itself) and the admin API together.
+"""Node: assembles one node from its options and parts, starts it and stops it.
 
-The CLI builds one; tests build them in-process too (with a MemoryNetwork transport and a
-ManualClock if they like). ``start`` binds everything or raises; ``stop`` takes it all
-down again: actors first, then the transport (the other order waits out gRPC's grace).
+Parts: a transport, a MembershipActor (which ticks itself), the admin API, the
+``--on-event`` handlers, and any services (dynago.service: the KV store is one). The
+node owns the route table (wire message class -> actor) and the peer directory
+(name -> PeerActor) they share (actors.routing).
+
+The CLI builds one from NodeOptions; tests build them in-process too (with a
+MemoryNetwork transport and a ManualClock if they like), with NodeOptions or with the
+same fields as keywords. ``start`` binds everything or raises; ``stop`` takes it all
+down again: services and actors first, then the transport (the other order waits out
+gRPC's grace).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -17,19 +24,18 @@ from dynago.actors import api
 from dynago.actors.membership import MembershipActor
 from dynago.actors.messages import MemberView, StreamOpened
 from dynago.actors.refs import tell_quietly
+from dynago.actors.routing import PeerDirectory, RouteTable
 from dynago.actors.timers import Scheduler, ThreadScheduler
 from dynago.clock import Clock, SystemClock
-from dynago.config import Config
-from dynago.core.address import parse_address
-from dynago.core.tags import make_tags
-from dynago.transport.base import Stream
+from dynago.node_options import NodeOptions
+from dynago.service import NodeContext, Service
+from dynago.transport.base import Stream, Transport
 from dynago.transport.faults import Faults
-from dynago.transport.resolve import parse_seed
 
 if TYPE_CHECKING:
+    from dynago.http.admin import AdminServer
+    from dynago.http.server import RouteHook
     from dynago.ops.handlers import EventHandlers
-    from dynago.transport.grpc_transport import TlsFiles
-    from dynago.transport.handshake import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -39,76 +45,76 @@ class Node:
 
     def __init__(
         self,
+        options: NodeOptions | None = None,
         *,
-        bind: str,
-        name: str | None = None,
-        seeds: tuple[str, ...] = (),
-        config: Config | None = None,
-        http_bind: str | None = None,
-        transport: Any = None,
+        transport: Transport | None = None,
         clock: Clock | None = None,
         scheduler: Scheduler | None = None,
-        seed: int | None = None,
         faults: Faults | None = None,
-        keyring: Keyring | None = None,
-        tls: TlsFiles | None = None,
-        admin_token: str | None = None,
-        advertise: str | None = None,
         event_handlers: EventHandlers | None = None,
-        tags: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        services: Sequence[Service] = (),
+        **settings: Any,
     ) -> None:
-        self.config = (config or Config.lan()).validate()
-        self._tags = make_tags(tags)  # TagError (a ValueError) before anything starts
-        parse_address(bind, allow_port_zero=True)
-        for address in seeds:
-            parse_seed(address)  # HOST:PORT, or dns:NAME:PORT (resolved at each dial)
-        if advertise is not None:
-            parse_address(advertise)
-        self._advertise = advertise
+        """``options``, or its fields as keywords (``settings``; not both). The other
+        keywords are parts: None builds the default (a GrpcTransport from the options,
+        the system clock, a thread scheduler, Faults if ``fault_injection``).
+
+        Raises what NodeOptions raises for bad options (ValueErrors), and TypeError for
+        an unknown keyword.
+        """
+        if options is None:
+            options = NodeOptions(**{k: v for k, v in settings.items() if v is not None})
+        elif settings:
+            raise TypeError(f"pass NodeOptions or its fields, not both: {sorted(settings)}")
+        self.options = options
+        self.config = options.config
         self.event_handlers = event_handlers
         """Runs the ``--on-event`` commands for every membership event (None: none)."""
-        if http_bind is not None:
-            parse_address(http_bind, allow_port_zero=True)
-        self._bind = bind
-        self._requested_name = name
-        self._seeds = tuple(seeds)
-        self._http_bind = http_bind
-        self._admin_token = admin_token
         self._clock = clock or SystemClock()
         self._own_scheduler = scheduler is None
         self._scheduler: Scheduler | None = scheduler
-        self._rng_seed = seed
+        if faults is None and options.fault_injection:
+            faults = Faults()
         self.faults = faults
         """Fault injection rules of this node (None: disabled). Also served on the admin
         API at /v1/faults when set."""
         if transport is None:
             from dynago.transport.grpc_transport import GrpcTransport
 
-            transport = GrpcTransport(self.config, faults, keyring=keyring, tls=tls)
-        self.transport = transport
+            transport = GrpcTransport(self.config, faults, keyring=options.keyring,
+                                      tls=options.tls)
+        self.transport: Transport = transport
+        self.services = tuple(services)
+        self.routes = RouteTable()
+        """Wire message class -> the actor that handles it (actors.routing)."""
+        self.peers = PeerDirectory()
+        """Peer name -> its PeerActor, kept by the MembershipActor (actors.routing)."""
         self.membership: pykka.ActorRef[Any] | None = None
         self.address = ""
         """The address other nodes are told: ``advertise`` if given, else the bound one."""
         self.bound_address = ""
         self.name = ""
-        self.http: Any = None
+        self.http: AdminServer | None = None
+        self._started_services: list[tuple[Service, list[pykka.ActorRef[Any]]]] = []
         self._stopped = False
 
     def start(self) -> Node:
-        """Bind, start the actors and begin joining. Raises TransportError or OSError."""
-        self.bound_address = self.transport.bind(self._bind)
-        self.address = self._advertise or self.bound_address
+        """Bind, start the actors and services and begin joining. Raises TransportError
+        or OSError (a port in use), or what a service's start raises."""
+        options = self.options
+        self.bound_address = self.transport.bind(options.bind)
+        self.address = options.advertise or self.bound_address
         try:
-            self.name = self._requested_name or self.address
-            if self._http_bind is not None:
+            self.name = options.name or self.address
+            if options.http_bind is not None:
                 # Bound before any actor starts, so that a port in use fails cleanly.
                 from dynago.http.admin import AdminServer
 
-                self.http = AdminServer(self._http_bind, self, token=self._admin_token)
-            seeds = tuple(s for s in self._seeds if s != self.address)
+                self.http = AdminServer(options.http_bind, self, token=options.admin_token)
+            seeds = tuple(s for s in options.seeds if s != self.address)
             if self._scheduler is None:
                 self._scheduler = ThreadScheduler()
-            self.membership = MembershipActor.start(
+            self.membership = membership = MembershipActor.start(
                 name=self.name,
                 address=self.address,
                 config=self.config,
@@ -116,27 +122,51 @@ class Node:
                 clock=self._clock,
                 scheduler=self._scheduler,
                 seeds=seeds,
-                seed=self._rng_seed,
-                tags=self._tags,
+                seed=options.seed,
+                tags=options.tags,
                 self_tick=True,
+                routes=self.routes,
+                peers=self.peers,
             )
-            membership = self.membership
             if self.event_handlers is not None:
                 # Subscribed before the first tick, so that no event goes unhandled.
                 self.event_handlers.start(name=self.name, address=self.address,
                                           cluster=self.config.cluster)
                 api.subscribe(membership, self.event_handlers.submit)
+            self._start_services(membership, self._scheduler)
 
             def on_stream(stream: Stream) -> None:
                 tell_quietly(membership, StreamOpened(stream))
 
             self.transport.serve(self.name, self.address, on_stream)
             if self.http is not None:
+                for hook in self.service_http_routes():
+                    self.http.add_routes(hook)
                 self.http.start()
         except BaseException:
             self.stop(leave=False)
             raise
         return self
+
+    def _start_services(self, membership: pykka.ActorRef[Any], scheduler: Scheduler) -> None:
+        context = NodeContext(
+            name=self.name, address=self.address, config=self.config, clock=self._clock,
+            scheduler=scheduler, transport=self.transport, membership=membership,
+            routes=self.routes, peers=self.peers,
+        )
+        for service in self.services:
+            refs: list[pykka.ActorRef[Any]] = []
+            self._started_services.append((service, refs))  # stopped even if start fails
+            service.start(context)
+            for kind, ref in service.peer_routes().items():
+                self.routes.register((kind,), ref)
+                refs.append(ref)
+            log.debug("service %s started", service.name)
+
+    def service_http_routes(self) -> list[RouteHook]:
+        """The HTTP route hooks the started services contribute, in service order."""
+        return [route for service, _ in self._started_services
+                for route in service.http_routes()]
 
     @property
     def http_address(self) -> str | None:
@@ -159,6 +189,8 @@ class Node:
         if self.faults is not None:
             result["faults_dropped_out"] = self.faults.dropped_out
             result["faults_dropped_in"] = self.faults.dropped_in
+        for service, _ in self._started_services:
+            result.update(service.stats())
         return result
 
     def leave(self) -> bool:
@@ -171,7 +203,8 @@ class Node:
             return False
 
     def stop(self, *, leave: bool = True) -> None:
-        """Leave (unless told not to), then stop actors, the transport and the admin API."""
+        """Leave (unless told not to), then stop the admin API, services, actors and the
+        transport."""
         if self._stopped:
             return
         self._stopped = True
@@ -179,6 +212,14 @@ class Node:
             self.leave()
         if self.http is not None:
             self.http.stop()
+        while self._started_services:
+            service, refs = self._started_services.pop()
+            for ref in refs:
+                self.routes.unregister(ref)
+            try:
+                service.stop()
+            except Exception:
+                log.exception("service %s failed to stop", service.name)
         if self.membership is not None:
             try:
                 self.membership.stop(timeout=3.0)  # stops its peer actors too
@@ -186,8 +227,6 @@ class Node:
                 pass
         if self.event_handlers is not None:
             self.event_handlers.stop(timeout_s=0.5)
-        stop = getattr(self.transport, "stop", None)
-        if stop is not None:
-            stop()
+        self.transport.stop()
         if self._own_scheduler and isinstance(self._scheduler, ThreadScheduler):
             self._scheduler.stop()

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import pykka
 
     from dynago.actors.messages import MemberView
+    from dynago.http.server import RouteHook
     from dynago.transport.faults import Faults
 
 
@@ -42,3 +43,8 @@ class NodeView(Protocol):
     def members(self, *, live_only: bool = False) -> tuple[MemberView, ...]: ...
 
     def stats(self) -> dict[str, int]: ...
+
+    def service_http_routes(self) -> list[RouteHook]:
+        """Route hooks the node's services contribute (dynago.service), for the admin
+        server to mount beside its own (e.g. the KV store's ``/kvstore``)."""
+        ...

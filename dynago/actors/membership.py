@@ -2,8 +2,12 @@
 
 Each message is dispatched to a named method that calls the pure core and carries out
 the effects it returns: ``Send`` goes to the PeerActor of that member (started on first
-use), ``Publish`` goes to the subscribers, ``DialSeed`` goes to the transport. The actor
-never waits on another actor or on the network.
+use, see actors.peer_actors), ``Publish`` goes to the subscribers, ``DialSeed`` goes to
+the transport. The actor never waits on another actor or on the network.
+
+Routing: when it starts, it registers the membership messages in the node's RouteTable
+(actors.routing) and hands that table to every PeerActor it starts; it keeps the node's
+PeerDirectory in step with the peer actors it runs.
 
 Message protocol: see dynago.actors.messages (Add, Remove, Merge, Snapshot, Subscribe,
 Unsubscribe, Leave, GetStats, SetTags, GetHistory; and the private Tick, StreamOpened,
@@ -54,8 +58,9 @@ from dynago.actors.messages import (
     Unsubscribe,
     UpdateTags,
 )
-from dynago.actors.peer import PeerActor
+from dynago.actors.peer_actors import PeerActors
 from dynago.actors.refs import mailbox_depth, tell_quietly
+from dynago.actors.routing import MEMBERSHIP_MESSAGES, PeerDirectory, RouteTable
 from dynago.actors.timers import Scheduler, Timer
 from dynago.clock import Clock
 from dynago.config import Config
@@ -86,7 +91,11 @@ class MembershipActor(pykka.ThreadingActor):
         tags: Tags = (),
         history: History | None = None,
         self_tick: bool = False,
+        routes: RouteTable | None = None,
+        peers: PeerDirectory | None = None,
     ) -> None:
+        """``routes`` and ``peers`` are the node's route table and peer directory (None:
+        this actor's own)."""
         super().__init__()
         self._config = config
         self._transport = transport
@@ -98,7 +107,12 @@ class MembershipActor(pykka.ThreadingActor):
             clock.monotonic(), seeds=seeds, tags=tags,
         )
         self.name = name
-        self._peers: dict[str, pykka.ActorRef[Any]] = {}
+        self.routes = routes if routes is not None else RouteTable()
+        self._peers = PeerActors(
+            local_name=name, transport=transport, routes=self.routes,
+            directory=peers if peers is not None else PeerDirectory(),
+            scheduler=scheduler, config=config, clock=clock, rng=self._rng,
+        )
         self._subscribers: dict[
             int, tuple[Callable[[MemberEvent], None] | Any, frozenset[EventKind] | None]
         ] = {}
@@ -109,7 +123,7 @@ class MembershipActor(pykka.ThreadingActor):
         self._tokens = itertools.count(1)
         self._handler_errors = 0
         self._seed_dial_failures = 0
-        self._peer_started: dict[str, float] = {}
+        self._unroutable = 0
         self._next_sweep = clock.monotonic()
         self._self_tick = self_tick
         self._tick_origin = clock.monotonic()
@@ -119,6 +133,7 @@ class MembershipActor(pykka.ThreadingActor):
     # ------------------------------------------------------------------ pykka
 
     def on_start(self) -> None:
+        self.routes.register(MEMBERSHIP_MESSAGES, self.actor_ref)
         log.info("node %s (%s) started; cluster %r",
                  self.name, self.core.local_member.address, self._config.cluster)
         if self._self_tick:
@@ -128,15 +143,9 @@ class MembershipActor(pykka.ThreadingActor):
         if self._tick_timer is not None:
             self._tick_timer.cancel()
             self._tick_timer = None
-        # Stopping is the one time this actor waits on others: peers never ask it anything,
-        # so this cannot deadlock, and a node must not leave peer threads behind.
-        stopping = [peer.stop(block=False) for peer in self._peers.values()]
-        self._peers.clear()
-        for future in stopping:
-            try:
-                future.get(timeout=2.0)
-            except (pykka.Timeout, pykka.ActorDeadError):
-                log.warning("a peer actor did not stop within 2 s")
+        self.routes.unregister(self.actor_ref)
+        # Stopping is the one time this actor waits on others (see PeerActors.stop_all).
+        self._peers.stop_all(timeout_s=2.0)
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -197,7 +206,10 @@ class MembershipActor(pykka.ThreadingActor):
                     self._sweep_peers(now)
             case PeerMessage(sender, address, payload, done):
                 try:
-                    self._run(self.core.handle(sender, payload, now))
+                    if isinstance(payload, MEMBERSHIP_MESSAGES):
+                        self._run(self.core.handle(sender, payload, now))
+                    else:  # routed here by mistake (see actors.routing)
+                        self._unroutable += 1
                 finally:
                     if done is not None:
                         done()
@@ -259,7 +271,7 @@ class MembershipActor(pykka.ThreadingActor):
         log.info("node %s is leaving the cluster", self.name)
         self._run(self.core.leave(now))
         # Non-blocking asks: the caller (never an actor) waits on them, bounded.
-        return [peer.ask(Flush(), block=False) for peer in self._peers.values()]
+        return [peer.ask(Flush(), block=False) for peer in self._peers.refs()]
 
     def _snapshot(self, include_dead: bool, now: float) -> tuple[MemberView, ...]:
         wall_now = self._clock.wall()
@@ -280,7 +292,7 @@ class MembershipActor(pykka.ThreadingActor):
 
     def _stats(self) -> dict[str, int]:
         counters = self.core.counters
-        depths = [mailbox_depth(peer) for peer in self._peers.values()]
+        depths = [mailbox_depth(peer) for peer in self._peers.refs()]
         return {
             "members_alive": sum(
                 1 for r in self.core.records() if r.member.status is Status.ALIVE
@@ -304,6 +316,7 @@ class MembershipActor(pykka.ThreadingActor):
             "unrefutable": counters.unrefutable,
             "local_health_score": self.core.awareness.score,
             "handler_errors": self._handler_errors,
+            "unroutable_messages": self._unroutable,
             "seed_dial_failures": self._seed_dial_failures,
             "peer_mailbox_depth_max": max(depths, default=0),
             "peer_mailbox_depth_sum": sum(depths),
@@ -340,41 +353,21 @@ class MembershipActor(pykka.ThreadingActor):
     def _peer(self, name: str, address: str) -> pykka.ActorRef[Any]:
         """The PeerActor for ``name``, started on first use."""
         peer = self._peers.get(name)
-        if peer is not None and not peer.is_alive():
-            peer = None
-        if peer is None:
-            if not address:
-                record = self.core.get(name)
-                address = record.member.address if record else ""
-            peer = PeerActor.start(
-                local_name=self.name,
-                peer_name=name,
-                address=address,
-                transport=self._transport,
-                membership=self.actor_ref,
-                scheduler=self._scheduler,
-                config=self._config,
-                seed=self._rng.getrandbits(64),
-            )
-            self._peers[name] = peer
-            self._peer_started[name] = self._clock.monotonic()
-        return peer
+        if peer is not None and peer.is_alive():
+            return peer
+        if not address:
+            record = self.core.get(name)
+            address = record.member.address if record else ""
+        return self._peers.start(name, address, self.actor_ref)
 
     def _sweep_peers(self, now: float) -> None:
-        """Stop the peer actors of members that are no longer live (failed or left), once
-        they had time to deliver what they were started for: a peer
-        actor redials for as long as it lives, and made-up or dead members must not keep
-        threads and dials going."""
-        grace = 2 * self._config.reconnect_interval_s
-        for name, peer in list(self._peers.items()):
+        """Stop the peer actors of members that are no longer live (failed or left)."""
+        def gone(name: str) -> bool:
             record = self.core.get(name)
-            if record is None or record.member.status.is_live:
-                continue  # live, or connected before its record arrived
-            if now - self._peer_started.get(name, now) < grace:
-                continue
-            peer.stop(block=False)
-            del self._peers[name]
-            self._peer_started.pop(name, None)
+            # Unknown: connected before its record arrived; kept, like a live member.
+            return record is not None and not record.member.status.is_live
+
+        self._peers.sweep(now, gone)
 
     def _publish(self, event: MemberEvent) -> None:
         member = event.member
@@ -392,9 +385,7 @@ class MembershipActor(pykka.ThreadingActor):
                 peer.tell(SetAddress(member.address))
             if member.status is Status.LEFT and peer is not None:
                 # It said goodbye: stop redialling it. A new life gets a new actor.
-                peer.stop(block=False)
-                del self._peers[member.name]
-                self._peer_started.pop(member.name, None)
+                self._peers.stop(member.name)
         for token, (subscriber, kinds) in list(self._subscribers.items()):
             if kinds is not None and event.kind not in kinds:
                 continue

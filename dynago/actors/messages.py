@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynago.core.member import Member
-from dynago.core.messages import CoreMessage, EventKind, MemberEvent
+from dynago.core.messages import EventKind, MemberEvent
 from dynago.core.tags import Tags
-from dynago.transport.base import Stream
+from dynago.transport.base import Stream, WireMessage
 
 # ---------------------------------------------------------------- MembershipActor
 
@@ -122,11 +122,12 @@ class StreamOpened:
 
 @dataclass(frozen=True, slots=True)
 class PeerMessage:
-    """Private: a peer actor forwards what its stream delivered."""
+    """A peer actor hands on what its stream delivered, to the actor its class is routed
+    to (actors.routing.RouteTable); that actor calls ``done`` once it handled it."""
 
     sender: str
     address: str
-    message: CoreMessage
+    message: WireMessage
     done: Callable[[], None] | None = field(default=None, compare=False)
     """Called once the message is handled (the stream's backpressure), if set."""
 
@@ -198,7 +199,7 @@ class MemberView:
 class Deliver:
     """Send ``message`` to the peer: written now if the stream is up, else buffered."""
 
-    message: CoreMessage
+    message: WireMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +226,7 @@ class StreamReceived:
     """Private: the stream ``stream_id`` delivered ``message``."""
 
     stream_id: int
-    message: CoreMessage
+    message: WireMessage
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """PeerActor: one actor per remote node, owning that node's stream.
 
-What the stream delivers arrives in this actor's mailbox (StreamReceived) and is
-forwarded to the MembershipActor; what must go out (Deliver) is queued to the stream's
-writer, or buffered (bounded, oldest dropped first) while there is no stream.
+What the stream delivers arrives in this actor's mailbox (StreamReceived) and is routed
+by its class (actors.routing.RouteTable: membership messages to the MembershipActor,
+a service's to its actor) as a PeerMessage, whose ``done`` the handling actor calls;
+what must go out (Deliver, from any actor: see routing.send_to_peer) is queued to the
+stream's writer, or buffered (bounded, oldest dropped first) while there is no stream.
 
 One stream per node pair: when two streams to the same peer exist (both nodes dialled at
 once), both nodes keep the one dialled by the node with the smaller name and close the
@@ -35,11 +37,11 @@ from dynago.actors.messages import (
     StreamClosed,
     StreamReceived,
 )
-from dynago.actors.refs import tell_quietly
+from dynago.actors.refs import tell_if_alive, tell_quietly
+from dynago.actors.routing import RouteTable
 from dynago.actors.timers import Scheduler
 from dynago.config import Config
-from dynago.core.messages import CoreMessage
-from dynago.transport.base import Stream, Transport
+from dynago.transport.base import Stream, Transport, WireMessage
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +60,23 @@ class PeerActor(pykka.ThreadingActor):
         scheduler: Scheduler,
         config: Config,
         seed: int,
+        routes: RouteTable | None = None,
     ) -> None:
+        """``membership`` hears of the stream's ups and downs; ``routes`` says who
+        handles what the stream delivers (None: everything membership handles goes to
+        ``membership``)."""
         super().__init__()
         self.local_name = local_name
         self.peer_name = peer_name
         self.address = address
         self._transport = transport
         self._membership = membership
+        self._routes = routes if routes is not None else RouteTable.to_membership(membership)
         self._scheduler = scheduler
         self._config = config
         self._rng = random.Random(seed)
         self._stream: Stream | None = None
-        self._pending: collections.deque[CoreMessage] = collections.deque(
+        self._pending: collections.deque[WireMessage] = collections.deque(
             maxlen=config.outbound_buffer_size
         )
         self._bound: dict[int, Stream] = {}
@@ -79,6 +86,8 @@ class PeerActor(pykka.ThreadingActor):
         self._failures = 0
         self.dropped = 0
         self.dials = 0
+        self.unrouted = 0
+        """Messages from the peer of a class no actor is routed for (dropped)."""
 
     # ------------------------------------------------------------------ pykka
 
@@ -105,10 +114,7 @@ class PeerActor(pykka.ThreadingActor):
             case Deliver(payload):
                 self._deliver(payload)
             case StreamReceived(stream_id, payload):
-                stream = self._bound.get(stream_id)
-                done = stream.processed if stream is not None else None
-                tell_quietly(self._membership,
-                             PeerMessage(self.peer_name, self.address, payload, done))
+                self._received(stream_id, payload)
             case Attach(stream):
                 self._attach(stream)
             case StreamClosed(stream_id, reason):
@@ -129,7 +135,21 @@ class PeerActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------------ handlers
 
-    def _deliver(self, payload: CoreMessage) -> None:
+    def _received(self, stream_id: int, payload: WireMessage) -> None:
+        stream = self._bound.get(stream_id)
+        done = stream.processed if stream is not None else None
+        target = self._routes.route(payload)
+        if target is not None and tell_if_alive(
+                target, PeerMessage(self.peer_name, self.address, payload, done)):
+            return  # the target calls done() once it handled it
+        if target is None:
+            self.unrouted += 1
+            log.warning("peer %s: no actor handles %s; dropped",
+                        self.peer_name, type(payload).__name__)
+        if done is not None:
+            done()  # nobody will: keep the stream's window open
+
+    def _deliver(self, payload: WireMessage) -> None:
         if self._stream is not None:
             self._stream.send(payload)
             return

@@ -14,10 +14,16 @@ import pykka
 
 def tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:
     """``ref.tell(message)``, ignoring that the actor may have stopped already."""
+    tell_if_alive(ref, message)
+
+
+def tell_if_alive(ref: pykka.ActorRef[Any], message: Any) -> bool:
+    """``ref.tell(message)``; False (nothing sent) if the actor has stopped already."""
     try:
         ref.tell(message)
     except pykka.ActorDeadError:
-        pass
+        return False
+    return True
 
 
 def mailbox_depth(ref: pykka.ActorRef[Any]) -> int:

@@ -16,25 +16,12 @@ its ``status``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import unquote, unquote_plus
 
 from aiohttp import web
 
-from dynago.kv.model import MAX_BUCKET_BYTES, BadRequest, KvFrontend, ObjectKey, TooLarge
-
-READ_CHUNK_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class KvSurface:
-    """What every KV handler needs: the frontend and the limits."""
-
-    frontend: KvFrontend
-    node_name: str
-    max_key_bytes: int
-    max_value_bytes: int
-    stats: Callable[[], dict[str, object]] | None
+from dynago.http import kv_dynago, kv_riak
+from dynago.http.kv_common import KvSurface
+from dynago.kv.model import KvFrontend
 
 
 def add_kv_routes(app: web.Application, frontend: KvFrontend, *, node_name: str,
@@ -52,61 +39,6 @@ def add_kv_routes(app: web.Application, frontend: KvFrontend, *, node_name: str,
     """
     if max_key_bytes < 1 or max_value_bytes < 0:
         raise ValueError("max_key_bytes must be ≥ 1 and max_value_bytes ≥ 0")
-    from dynago.http import kv_dynago, kv_riak
-
     surface = KvSurface(frontend, node_name, max_key_bytes, max_value_bytes, stats)
     kv_dynago.add_routes(app, surface)
     kv_riak.add_routes(app, surface)
-
-
-def raw_segments(request: web.Request) -> list[str]:
-    """The request path's segments still percent-encoded (``%2F`` stays inside its
-    segment; decoding is each API's business)."""
-    return request.rel_url.raw_path.strip("/").split("/")
-
-
-def decode_segment(raw: str, *, plus_is_space: bool, what: str) -> str:
-    """One path segment decoded: percent escapes (UTF-8), and ``+`` as a space for Riak's
-    routes (clients encode with ``quote_plus``). Bad UTF-8: BadRequest."""
-    try:
-        if plus_is_space:
-            return unquote_plus(raw, errors="strict")
-        return unquote(raw, errors="strict")
-    except UnicodeDecodeError:
-        raise BadRequest(f"{what} is not percent-encoded UTF-8") from None
-
-
-def object_key(surface: KvSurface, bucket: str, key: str) -> ObjectKey:
-    """Check a bucket and key against the rules and limits; BadRequest or TooLarge."""
-    if not bucket:
-        raise BadRequest("bucket must not be empty")
-    if "\x00" in bucket:
-        raise BadRequest("bucket must not contain NUL")
-    if len(bucket.encode()) > MAX_BUCKET_BYTES:
-        raise TooLarge(f"bucket is longer than {MAX_BUCKET_BYTES} bytes")
-    if not key:
-        raise BadRequest("key must not be empty")
-    if len(key.encode()) > surface.max_key_bytes:
-        raise TooLarge(f"key is longer than {surface.max_key_bytes} bytes")
-    return ObjectKey(bucket, key)
-
-
-async def read_body(request: web.Request, limit: int, what: str = "value") -> bytes:
-    """The request body, refused with TooLarge as soon as it passes ``limit`` bytes.
-
-    Reads the stream itself so that the application's ``client_max_size`` (set by
-    whoever builds the app) does not decide this API's limit.
-    """
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise TooLarge(f"{what} is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.read(READ_CHUNK_BYTES)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"{what} is larger than {limit} bytes")
-        chunks.append(chunk)

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dynago.http.kv_api import KvSurface, decode_segment, object_key, raw_segments, read_body
+from dynago.http.kv_common import KvSurface, decode_segment, object_key, raw_segments, read_body
 from dynago.http.riak_multipart import resolve_one
 from dynago.kv.model import DEFAULT_BUCKET, BadRequest, Content, KvError, Quorum, TooLarge
 

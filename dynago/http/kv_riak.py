@@ -32,7 +32,7 @@ from multidict import CIMultiDict
 
 from dynago import __version__
 from dynago.http import riak_multipart as frame
-from dynago.http.kv_api import KvSurface, decode_segment, object_key, raw_segments, read_body
+from dynago.http.kv_common import KvSurface, decode_segment, object_key, raw_segments, read_body
 from dynago.kv.model import (
     QUORUM_ALL,
     QUORUM_MAJORITY,

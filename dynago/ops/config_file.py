@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dynago.config import DEFAULT_CLUSTER, Config, ConfigError
-from dynago.core.address import AddressError, parse_address
-from dynago.core.tags import make_tags, parse_tag
-from dynago.transport.resolve import parse_seed
+from dynago.core.address import AddressError
+from dynago.ops import config_values as values
 
 ENV_PREFIX = "DYNAGO_"
 PRESETS: dict[str, Callable[..., Config]] = {
@@ -49,128 +48,6 @@ class SettingsError(ValueError):
 
 
 # ---------------------------------------------------------------- value kinds
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {_shown(value)}")
-    if not value:
-        raise ValueError("must not be empty")
-    return value
-
-
-def _address_of(allow_zero: bool) -> Callable[[object], str]:
-    def check(value: object) -> str:
-        text = _text(value)
-        parse_address(text, allow_port_zero=allow_zero)
-        return text
-    return check
-
-
-def _http(value: object) -> str:
-    text = _text(value)
-    if text.isascii() and text.isdigit():
-        text = f"127.0.0.1:{text}"
-    parse_address(text, allow_port_zero=True)
-    return text
-
-
-def _comma_list(text: str) -> list[str]:
-    """DYNAGO_SEEDS: a comma-separated list."""
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _one_item(text: str) -> list[str]:
-    """DYNAGO_ON_EVENT: one command (commands may contain commas)."""
-    return [text]
-
-
-def _seeds(value: object) -> list[str]:
-    if not isinstance(value, list):
-        raise ValueError(f"expected a list of strings, got {_shown(value)}")
-    for item in value:
-        parse_seed(_text(item))
-    return list(value)
-
-
-def _tags(value: object) -> list[str]:
-    """Node tags as sorted ``KEY=VALUE`` strings, from a TOML table (``{role = "kv"}``),
-    a list of ``KEY=VALUE`` strings (file, DYNAGO_TAGS=role=kv,zone=a) or the pairs of
-    ``--tag``."""
-    if isinstance(value, dict):
-        pairs = list(value.items())
-    elif isinstance(value, list):
-        pairs = [parse_tag(item) if isinstance(item, str) else item for item in value]
-    else:
-        raise ValueError(f"expected a table of tags or a list of KEY=VALUE, got {_shown(value)}")
-    return [f"{key}={text}" for key, text in make_tags(pairs)]
-
-
-def _commands(value: object) -> list[str]:
-    if not isinstance(value, list):
-        raise ValueError(f"expected a list of commands, got {_shown(value)}")
-    return [_text(item) for item in value]
-
-
-def _int(value: object) -> int:
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            raise ValueError(f"{value!r} is not a whole number") from None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected a whole number, got {_shown(value)}")
-    return value
-
-
-def _float(value: object) -> float:
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise ValueError(f"{value!r} is not a number") from None
-    elif isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {_shown(value)}")
-    else:
-        number = float(value)
-    if math.isnan(number):
-        raise ValueError("must be a number, not nan")
-    return number
-
-
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
-
-def _bool(value: object) -> bool:
-    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {_shown(value)}")
-    return value
-
-
-def _choice(*choices: str) -> Callable[[object], str]:
-    def check(value: object) -> str:
-        text = _text(value).lower()
-        if text not in choices:
-            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
-        return text
-    return check
-
-
-def _in_range(convert: Callable[[object], Any], low: float, high: float) -> Callable[
-        [object], Any]:
-    def check(value: object) -> Any:
-        number = convert(value)
-        if not low <= number <= high:
-            raise ValueError(f"{number} is outside {low:g}..{high:g}")
-        return number
-    return check
-
-
-def _shown(value: object) -> str:
-    return f"{type(value).__name__} {value!r}"[:80]
 
 
 # ---------------------------------------------------------------- the settings
@@ -201,32 +78,33 @@ def _s(key: str, convert: Callable[[object], Any], default: Any = None, *,
 
 
 NODE_SETTINGS: tuple[Setting, ...] = (
-    _s("preset", _choice(*PRESETS), "lan"),
-    _s("bind", _address_of(True)),
-    _s("advertise", _address_of(False)),
-    _s("name", _text),
-    _s("seeds", _seeds, [], dest="seed", flag="--seed", from_env=_comma_list),
-    _s("tags", _tags, [], dest="tag", flag="--tag", from_env=_comma_list),
-    _s("http", _http),
-    _s("cluster", _text, DEFAULT_CLUSTER),
-    _s("admin_token_file", _text),
-    _s("cluster_key_file", _text),
-    _s("tls_cert", _text),
-    _s("tls_key", _text),
-    _s("tls_ca", _text),
-    _s("tls_server_name", _text, "dynago"),
-    _s("enable_fault_injection", _bool, False),
-    _s("log_level", _choice(*LOG_LEVELS), "info"),
-    _s("log_format", _choice(*LOG_FORMATS), "text"),
-    _s("on_event", _commands, [], from_env=_one_item),
-    _s("on_event_concurrency", _in_range(_int, 1, 64), 4),
-    _s("on_event_timeout_s", _in_range(_float, 0.001, 86400.0), 10.0,
+    _s("preset", values.choice(*PRESETS), "lan"),
+    _s("bind", values.address_of(True)),
+    _s("advertise", values.address_of(False)),
+    _s("name", values.as_text),
+    _s("seeds", values.seed_list, [], dest="seed", flag="--seed", from_env=values.comma_list),
+    _s("tags", values.tag_list, [], dest="tag", flag="--tag", from_env=values.comma_list),
+    _s("http", values.http_address),
+    _s("cluster", values.as_text, DEFAULT_CLUSTER),
+    _s("admin_token_file", values.as_text),
+    _s("cluster_key_file", values.as_text),
+    _s("tls_cert", values.as_text),
+    _s("tls_key", values.as_text),
+    _s("tls_ca", values.as_text),
+    _s("tls_server_name", values.as_text, "dynago"),
+    _s("enable_fault_injection", values.as_bool, False),
+    _s("log_level", values.choice(*LOG_LEVELS), "info"),
+    _s("log_format", values.choice(*LOG_FORMATS), "text"),
+    _s("on_event", values.command_list, [], from_env=values.one_item),
+    _s("on_event_concurrency", values.in_range(values.as_int, 1, 64), 4),
+    _s("on_event_timeout_s", values.in_range(values.as_float, 0.001, 86400.0), 10.0,
        flag="--on-event-timeout"),
 )
 """Every node setting, in the order ``--print-config`` prints them."""
 
 MEMBERSHIP_TABLE = "membership"
-_CONVERTERS: dict[str, Callable[[object], Any]] = {"int": _int, "float": _float, "str": _text}
+_CONVERTERS: dict[str, Callable[[object], Any]] = {
+    "int": values.as_int, "float": values.as_float, "str": values.as_text}
 MEMBERSHIP_FIELDS: dict[str, Callable[[object], Any]] = {
     f.name: _CONVERTERS[str(f.type)] for f in dataclasses.fields(Config) if f.name != "cluster"}
 """Config fields settable in ``[membership]`` (``cluster`` is a top-level node setting)."""

@@ -17,13 +17,11 @@ Same seed and same number of workers: same run.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import math
 import random
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import cast
 
@@ -41,6 +39,9 @@ from dynago.core.messages import (
 from dynago.core.view import ConvergedView
 from dynago.sim.crossing import Posted, WorkerLinks
 from dynago.sim.network import NetworkModel
+from dynago.sim.nodes import EventLog, Observer, SimNode, Traffic, node_address, node_name
+
+__all__ = ["Observer", "SimCluster", "SimNode", "Traffic", "node_address", "node_name"]
 
 _TICK = 0
 _DELIVER = 1
@@ -49,44 +50,8 @@ _CONNECT = 2
 MAX_TICKS_AT_ONE_INSTANT = 1000
 """A core ticked this often without time moving has a deadline it never clears: a bug."""
 
-Observer = Callable[[float, str, MemberEvent], None]
-"""Called with (time, node, event) for every member event any node publishes."""
-
 _Event = tuple[float, int, int, str, str, object]
 """(time, seq, kind, target, sender, payload): events run in (time, seq) order."""
-
-
-@dataclass(slots=True)
-class SimNode:
-    """One simulated node: its core and what the simulator knows about it."""
-
-    name: str
-    address: str
-    core: MembershipCore
-    due: float = math.inf
-    """When its one valid tick event is scheduled (other tick events are stale)."""
-    up: bool = True
-    paused: bool = False
-    held: list[tuple[str, CoreMessage]] = field(default_factory=list)
-    """Messages that arrived while paused, delivered in order on resume."""
-
-
-@dataclass(slots=True)
-class Traffic:
-    """Messages and bytes sent, by message kind."""
-
-    messages: Counter[str] = field(default_factory=Counter)
-    bytes: Counter[str] = field(default_factory=Counter)
-    dropped: int = 0
-
-
-def node_name(index: int) -> str:
-    return f"node-{index:05d}"
-
-
-def node_address(index: int) -> str:
-    """A distinct, valid address per index (nothing is ever bound to it)."""
-    return f"10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}:7946"
 
 
 class SimCluster:
@@ -123,8 +88,7 @@ class SimCluster:
         self._sent: dict[type, list[int]] = {}
         """Message kind -> [messages, bytes] the cores asked to send."""
         self._dropped = 0
-        self.events_published = 0
-        self._observer = observer
+        self._events = EventLog(observer, keep_lines=keep_log)
         self._message_size = message_size
         self._queue: list[_Event] = []
         """Ticks and stream notices: a heap."""
@@ -136,8 +100,6 @@ class SimCluster:
         self._seq = 0
         self._outbox: list[list[Posted]] = [[] for _ in range(self.workers)]
         self._by_address: dict[str, str] = {}
-        self._digest = hashlib.sha256()
-        self.log: list[str] | None = [] if keep_log else None
         self._ticks_now = 0
         self._ticks_at = -1.0
         self._max_ticks_now = MAX_TICKS_AT_ONE_INSTANT
@@ -412,11 +374,7 @@ class SimCluster:
     def traffic(self) -> Traffic:
         """Messages and bytes the cores asked to send, by kind, and how many were not
         delivered."""
-        traffic = Traffic(dropped=self._dropped)
-        for kind, (count, size) in self._sent.items():
-            traffic.messages[kind.__name__] = count
-            traffic.bytes[kind.__name__] = size
-        return traffic
+        return Traffic.of(self._sent, self._dropped)
 
     def _dial(self, node: SimNode, address: str) -> None:
         target = self._by_address.get(address)
@@ -440,17 +398,18 @@ class SimCluster:
         heapq.heappush(self._queue, (time, self._seq, kind, target, sender, payload))
 
     def _publish(self, node: str, event: MemberEvent) -> None:
-        self.events_published += 1
-        member = event.member
-        line = (f"{self.now:.6f} {node} {event.kind.name} {member.name} "
-                f"{member.incarnation} {member.status.name} {member.origin}\n")
-        self._digest.update(line.encode())
-        if self.log is not None:
-            self.log.append(line)
-        if self._observer is not None:
-            self._observer(self.now, node, event)
+        self._events.publish(self.now, node, event)
+
+    @property
+    def events_published(self) -> int:
+        return self._events.published
+
+    @property
+    def log(self) -> list[str] | None:
+        """Every member event's log line, if kept (``keep_log``)."""
+        return self._events.lines
 
     def log_digest(self) -> str:
         """SHA-256 of this worker's event log so far (every member event of its nodes,
         in order)."""
-        return self._digest.hexdigest()
+        return self._events.digest()

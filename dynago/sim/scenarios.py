@@ -31,7 +31,8 @@ from typing import Any
 
 from dynago.config import Config
 from dynago.core.messages import EventKind, MemberEvent
-from dynago.sim.cluster import SimCluster, node_address, node_name
+from dynago.sim.cluster import SimCluster
+from dynago.sim.nodes import node_address, node_name
 
 SCENARIOS = ("join", "crash", "leave", "partition", "loss")
 DEFAULT_LOSS_RATES = (0.0, 0.01, 0.05, 0.1, 0.2)

@@ -22,9 +22,15 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from dynago.core.messages import CoreMessage
+
+WireMessage: TypeAlias = CoreMessage
+"""Everything one node sends another over a stream. Today the membership messages; the
+KV layer widens it with its own message classes (``CoreMessage | KvMessage``), and the
+codec learns to encode them. Which actor handles each class on the receiving node is
+the route table's business (actors.routing), not the transport's."""
 
 
 class TransportError(RuntimeError):
@@ -55,13 +61,13 @@ class Stream(Protocol):
 
     def bind(
         self,
-        on_message: Callable[[CoreMessage], None],
+        on_message: Callable[[WireMessage], None],
         on_closed: Callable[[str], None],
     ) -> None:
         """Start delivering what arrives (and the close) to these callbacks."""
         ...
 
-    def send(self, message: CoreMessage) -> None:
+    def send(self, message: WireMessage) -> None:
         """Queue ``message`` for the stream's writer. Dropped if the stream is closed."""
         ...
 
@@ -87,7 +93,25 @@ OnDialFailed = Callable[[str], None]
 
 
 class Transport(Protocol):
-    """Opens and accepts streams between nodes."""
+    """Opens and accepts streams between nodes.
+
+    Life cycle (driven by the Node): ``bind`` once, ``serve`` once, then ``dial`` from
+    any thread, and ``stop`` once at the end.
+    """
+
+    def bind(self, address: str) -> str:
+        """Listen on ``address`` (port 0: any free port); returns the bound address.
+        Raises TransportError if it cannot."""
+        ...
+
+    def serve(self, name: str, address: str, on_stream: OnStream) -> None:
+        """Start accepting streams as node ``name`` (advertised at ``address``); every
+        handshaken stream, inbound or outbound, goes to ``on_stream``."""
+        ...
+
+    def stop(self) -> None:
+        """Close every stream and stop listening; further dials fail."""
+        ...
 
     def dial(self, address: str, expected_name: str | None, on_failed: OnDialFailed) -> None:
         """Open a stream to ``address``. On success the stream reaches ``on_stream`` (given

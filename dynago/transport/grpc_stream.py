@@ -12,17 +12,19 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 import grpc.aio
 
-from dynago.core.messages import Ack, CoreMessage, Gossip, Nack, Ping, PingReq, StateSync
+from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.transport import codec
+from dynago.transport.base import WireMessage
 from dynago.transport.faults import DROP
 
 if TYPE_CHECKING:
-    from dynago.transport.grpc_transport import GrpcTransport
+    from dynago.config import Config
+    from dynago.transport.faults import Faults
 
 log = logging.getLogger("dynago.transport.grpc_transport")  # one logger for the transport
 
@@ -74,12 +76,33 @@ The reader stops reading beyond it, so HTTP/2 flow control pushes back on a peer
 sends faster than this node applies what it sends."""
 
 
+class StreamHost(Protocol):
+    """What a GrpcStream needs of the transport that runs it (GrpcTransport), so that
+    this module does not import the transport."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def counters(self) -> TransportCounters: ...
+
+    @property
+    def faults(self) -> Faults | None: ...
+
+    def forget_stream(self, stream: GrpcStream) -> None:
+        """``stream`` closed (loop thread)."""
+        ...
+
+
 class GrpcStream:
     """A handshaken stream; implements transport.base.Stream."""
 
     def __init__(
         self,
-        transport: GrpcTransport,
+        transport: StreamHost,
         *,
         stream_id: int,
         outbound: bool,
@@ -103,8 +126,8 @@ class GrpcStream:
         self._write = write
         self._cancel = cancel
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._early: list[CoreMessage] = []
-        self._on_message: Callable[[CoreMessage], None] | None = None
+        self._early: list[WireMessage] = []
+        self._on_message: Callable[[WireMessage], None] | None = None
         self._on_closed: Callable[[str], None] | None = None
         self._closed_reason: str | None = None
         self._flushes: list[concurrent.futures.Future[None]] = []
@@ -140,11 +163,11 @@ class GrpcStream:
         return self._remote.address
 
     def bind(
-        self, on_message: Callable[[CoreMessage], None], on_closed: Callable[[str], None]
+        self, on_message: Callable[[WireMessage], None], on_closed: Callable[[str], None]
     ) -> None:
         self._threadsafe(self._bind, on_message, on_closed)
 
-    def send(self, message: CoreMessage) -> None:
+    def send(self, message: WireMessage) -> None:
         data = codec.encode(message)
         if len(data) > self._transport.config.max_message_bytes:
             self._transport.counters.oversized_dropped += 1
@@ -189,7 +212,7 @@ class GrpcStream:
             pass  # the loop is closed: the transport stopped, so is the stream
 
     def _bind(
-        self, on_message: Callable[[CoreMessage], None], on_closed: Callable[[str], None]
+        self, on_message: Callable[[WireMessage], None], on_closed: Callable[[str], None]
     ) -> None:
         self._on_message, self._on_closed = on_message, on_closed
         early, self._early = self._early, []
@@ -309,6 +332,6 @@ class GrpcStream:
             if not future.done():
                 future.set_result(None)
         self._flushes.clear()
-        self._transport._forget_stream(self)
+        self._transport.forget_stream(self)
         if self._on_closed is not None:
             self._on_closed(reason)

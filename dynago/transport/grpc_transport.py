@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import errno
 import itertools
 import logging
-import socket
 import threading
 from collections.abc import Awaitable
 from typing import Any
@@ -29,7 +27,7 @@ import grpc.aio
 
 from dynago.config import MIN_COMPATIBLE_PROTOCOL_VERSION, PROTOCOL_VERSION, Config
 from dynago.core.address import AddressError, parse_address
-from dynago.transport import codec, handshake
+from dynago.transport import codec, grpc_handshake, grpc_options, handshake
 from dynago.transport.base import OnDialFailed, OnStream, TransportError
 from dynago.transport.faults import Faults
 from dynago.transport.grpc_services import GrpcServices
@@ -43,28 +41,6 @@ __all__ = ["GrpcStream", "GrpcTransport", "TlsFiles", "TransportCounters"]
 
 SERVICE = "dynago.v1.Membership"
 METHOD = f"/{SERVICE}/Stream"
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Raise TransportError if ``host:port`` cannot be bound for listening.
-
-    gRPC would say so too, but only through its own log line on stderr; this check gives
-    the one clear error. SO_REUSEADDR as gRPC sets it: a port held only by connections in
-    TIME_WAIT (a node restarted on its old port) is free.
-    """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as error:
-        raise TransportError(f"cannot bind {host}:{port}: {error.strerror or error}") from None
-    for family, kind, proto, _name, sockaddr in infos:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(sockaddr)
-            except OSError as error:
-                reason = "address in use" if error.errno == errno.EADDRINUSE else (
-                    error.strerror or str(error))
-                raise TransportError(f"cannot bind {host}:{port}: {reason}") from None
 
 
 class GrpcTransport:
@@ -124,7 +100,7 @@ class GrpcTransport:
         except AddressError as error:
             raise TransportError(str(error)) from None
         if port:
-            _check_port_free(host, port)
+            grpc_options.check_port_free(host, port)
         self._thread.start()
         port = int(self._submit(self._bind(address)).result(timeout=10))
         if ":" in host:
@@ -133,7 +109,7 @@ class GrpcTransport:
 
     async def _bind(self, address: str) -> int:
         self._serving = asyncio.Event()
-        server = grpc.aio.server(options=self._server_options())
+        server = grpc.aio.server(options=grpc_options.server_options(self.config))
         handler = grpc.method_handlers_generic_handler(
             SERVICE, {"Stream": grpc.stream_stream_rpc_method_handler(self._serve_stream)}
         )
@@ -201,41 +177,6 @@ class GrpcTransport:
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
-    # ------------------------------------------------------------------ options
-
-    def _message_options(self) -> list[tuple[str, Any]]:
-        # gRPC's own limit sits well above ours, so that oversized messages up to 4x the
-        # limit reach the codec, which refuses, logs and counts them. Beyond that gRPC
-        # cuts the stream itself before dynago sees the message: the node is fine, but
-        # the acceptor only sees the stream end (the dialler's side counts it).
-        limit = 4 * self.config.max_message_bytes + 1024
-        return [
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
-        ]
-
-    def _server_options(self) -> list[tuple[str, Any]]:
-        keepalive_ms = int(self.config.keepalive_interval_s * 1000)
-        return [
-            *self._message_options(),
-            ("grpc.so_reuseport", 0),  # a port in use must fail, not be shared
-            ("grpc.keepalive_time_ms", keepalive_ms),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", keepalive_ms // 2),
-            ("grpc.http2.max_ping_strikes", 0),
-        ]
-
-    def _client_options(self) -> list[tuple[str, Any]]:
-        keepalive_ms = int(self.config.keepalive_interval_s * 1000)
-        return [
-            *self._message_options(),
-            ("grpc.keepalive_time_ms", keepalive_ms),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.enable_retries", 0),
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 1000),
-        ]
-
     # ------------------------------------------------------------------ accepting
 
     async def _serve_stream(self, request_iterator: Any, context: Any) -> None:
@@ -246,45 +187,9 @@ class GrpcTransport:
         await self._serving.wait()
         hello = self._hello
         assert hello is not None
-        timeout = self.config.connect_timeout_s
-        try:
-            first = await asyncio.wait_for(context.read(), timeout)
-            if first is grpc.aio.EOF:
-                return
-            remote = self._read_hello(first, context.peer())
-            if remote is None:
-                return
-            reason = codec.check_hello(hello, remote)
-            if reason is not None:
-                self._refuse_log(remote, reason)
-                await context.write(codec.encode(codec.Refusal(reason)))
-                return
-            own_nonce = handshake.new_nonce()
-            proof = handshake.make_proof(self.keyring, "acceptor", hello.cluster, own_nonce,
-                                         remote.nonce, hello.name, remote.name)
-            await context.write(codec.encode(
-                dataclasses.replace(hello, nonce=own_nonce, proof=proof)))
-            second = await asyncio.wait_for(context.read(), timeout)
-            if second is grpc.aio.EOF:
-                return
-            auth = codec.decode(second, self.config.max_message_bytes)
-            if isinstance(auth, codec.Refusal):
-                # The dialler could not check our proof (other key, or none).
-                self._refuse_log(remote, f"it refused us: {auth.reason[:200]}")
-                return
-            if not isinstance(auth, codec.Auth):
-                raise codec.DecodeError(f"expected Auth, got {type(auth).__name__}")
-            reason = handshake.check_proof(self.keyring, auth.proof, "dialler", hello.cluster,
-                                           remote.nonce, own_nonce, remote.name, hello.name)
-            if reason is not None:
-                self._refuse_log(remote, reason)
-                await context.write(codec.encode(codec.Refusal(reason)))
-                return
-        except (TimeoutError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            return  # the dialler hung up or was too slow; InvalidStateError: RPC ended
-        except codec.DecodeError as error:
-            self.counters.malformed_messages += 1
-            log.warning("malformed handshake from %s: %s", context.peer(), error)
+        remote = await grpc_handshake.accept(
+            context, hello, self.keyring, self.config, self.counters, self._refuse_log)
+        if remote is None:
             return
         stream = GrpcStream(
             self,
@@ -307,19 +212,6 @@ class GrpcTransport:
         log.log(level, "refused stream with %r (%s): %s", remote.name[:64],
                 remote.address[:64], reason)
 
-    def _read_hello(self, data: bytes, origin: str) -> codec.Hello | None:
-        try:
-            message = codec.decode(data, self.config.max_message_bytes)
-        except codec.DecodeError as error:
-            self.counters.malformed_messages += 1
-            log.warning("malformed handshake from %s: %s", origin, error)
-            return None
-        if not isinstance(message, codec.Hello):
-            self.counters.malformed_messages += 1
-            log.warning("stream from %s did not start with a handshake", origin)
-            return None
-        return message
-
     async def _run_stream(self, stream: GrpcStream) -> None:
         self._streams.add(stream)
         self.counters.streams_opened += 1
@@ -335,7 +227,7 @@ class GrpcTransport:
         self._on_stream(stream)
         await stream.run()
 
-    def _forget_stream(self, stream: GrpcStream) -> None:
+    def forget_stream(self, stream: GrpcStream) -> None:
         """``stream`` closed (loop thread)."""
         if stream not in self._streams:
             return
@@ -476,11 +368,4 @@ class GrpcTransport:
             await channel.close()
 
     def _channel(self, address: str) -> grpc.aio.Channel:
-        options = self._client_options()
-        if self.tls is None:
-            return grpc.aio.insecure_channel(address, options=options)
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=self.tls.ca, private_key=self.tls.key,
-            certificate_chain=self.tls.cert)
-        options.append(("grpc.ssl_target_name_override", self.tls.server_name))
-        return grpc.aio.secure_channel(address, credentials, options=options)
+        return grpc_options.channel(address, self.config, self.tls)

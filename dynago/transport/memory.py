@@ -13,8 +13,7 @@ import itertools
 import threading
 from collections.abc import Callable
 
-from dynago.core.messages import CoreMessage
-from dynago.transport.base import OnDialFailed, OnStream
+from dynago.transport.base import OnDialFailed, OnStream, WireMessage
 from dynago.transport.faults import DROP, Faults
 
 _ids = itertools.count(1)
@@ -41,11 +40,11 @@ class MemoryStream:
         self._remote_address = remote_address
         self._lock = threading.Lock()
         self._peer: MemoryStream | None = None
-        self._early: list[CoreMessage] = []
-        self._on_message: Callable[[CoreMessage], None] | None = None
+        self._early: list[WireMessage] = []
+        self._on_message: Callable[[WireMessage], None] | None = None
         self._on_closed: Callable[[str], None] | None = None
         self._closed: str | None = None
-        self.sent: list[CoreMessage] = []
+        self.sent: list[WireMessage] = []
         """Everything sent on this end, for tests to inspect."""
 
     @classmethod
@@ -84,7 +83,7 @@ class MemoryStream:
         return self._closed is not None
 
     def bind(
-        self, on_message: Callable[[CoreMessage], None], on_closed: Callable[[str], None]
+        self, on_message: Callable[[WireMessage], None], on_closed: Callable[[str], None]
     ) -> None:
         with self._lock:
             self._on_message, self._on_closed = on_message, on_closed
@@ -95,7 +94,7 @@ class MemoryStream:
         if closed is not None:
             on_closed(closed)
 
-    def send(self, message: CoreMessage) -> None:
+    def send(self, message: WireMessage) -> None:
         with self._lock:
             if self._closed is not None:
                 return
@@ -114,7 +113,7 @@ class MemoryStream:
                 return
         peer.receive(message)
 
-    def receive(self, message: CoreMessage) -> None:
+    def receive(self, message: WireMessage) -> None:
         """Deliver ``message`` to this end as if the remote node had sent it."""
         if self.faults is not None and self.faults.inbound(self._remote_name):
             return
