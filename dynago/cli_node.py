@@ -13,12 +13,16 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from dynago import cli_tags
 from dynago.config import Config, ConfigError
 from dynago.core.address import AddressError
 from dynago.node_options import NodeOptions
 from dynago.ops import config_file
+
+if TYPE_CHECKING:
+    from dynago.actors.kv_service import KvService
 
 EXIT_USAGE = 2
 
@@ -68,6 +72,15 @@ def node_options(args: argparse.Namespace, config: Config) -> NodeOptions:
     )
 
 
+def kv_service(args: argparse.Namespace, config: Config) -> KvService:
+    """The node's key-value store from its settings (ConfigError if they do not fit)."""
+    from dynago.actors.kv_service import KvService
+    from dynago.kv.config import KvConfig
+
+    kv_config = KvConfig(data_dir=args.data_dir, engine=args.storage_engine)
+    return KvService(kv_config.validate(config.max_message_bytes))
+
+
 def run_node(args: argparse.Namespace) -> int:
     try:
         settings = config_file.resolve(args, os.environ)
@@ -86,6 +99,7 @@ def run_node(args: argparse.Namespace) -> int:
     import pykka
 
     from dynago.node import Node
+    from dynago.storage import StorageError
     from dynago.transport.base import TransportError
     from dynago.transport.handshake import KeyringError
 
@@ -97,7 +111,7 @@ def run_node(args: argparse.Namespace) -> int:
 
             handlers = EventHandlers(args.on_event, concurrency=args.on_event_concurrency,
                                      timeout_s=args.on_event_timeout_s)
-        node = Node(options, event_handlers=handlers)
+        node = Node(options, event_handlers=handlers, services=[kv_service(args, config)])
     except (ConfigError, AddressError, KeyringError, TransportError, ValueError,
             argparse.ArgumentTypeError) as error:
         return fail(str(error))
@@ -112,7 +126,7 @@ def run_node(args: argparse.Namespace) -> int:
             return fail(str(error))
         except OSError as error:
             return fail(f"cannot bind the admin API on {args.http}: {error.strerror or error}")
-        except ValueError as error:
+        except (ValueError, StorageError) as error:
             return fail(str(error))
         if node.http is not None:
             node.http.set_on_leave(stop.set)

@@ -152,7 +152,7 @@ class Node:
         context = NodeContext(
             name=self.name, address=self.address, config=self.config, clock=self._clock,
             scheduler=scheduler, transport=self.transport, membership=membership,
-            routes=self.routes, peers=self.peers,
+            routes=self.routes, peers=self.peers, tags=self.options.tags,
         )
         for service in self.services:
             refs: list[pykka.ActorRef[Any]] = []

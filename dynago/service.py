@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dynago.actors.timers import Scheduler
     from dynago.clock import Clock
     from dynago.config import Config
+    from dynago.core.tags import Tags
     from dynago.http.server import RouteHook
     from dynago.transport.base import Transport
 
@@ -45,6 +46,8 @@ class NodeContext:
     through ``Service.peer_routes``)."""
     peers: PeerDirectory
     """Peer name -> PeerActor: send over a peer's stream with routing.send_to_peer."""
+    tags: Tags = ()
+    """This node's tags (a service may read its ``zone``)."""
 
 
 class Service(Protocol):

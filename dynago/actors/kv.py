@@ -42,6 +42,7 @@ from dynago.actors.kv_messages import (
     ReplicaDone,
     RingCheck,
 )
+from dynago.actors.messages import PeerMessage
 from dynago.actors.refs import tell_quietly
 from dynago.actors.storage_messages import ListKeys as StoreListKeys
 from dynago.actors.storage_messages import Read, Update
@@ -52,6 +53,7 @@ from dynago.kv import version
 from dynago.kv.config import KvConfig
 from dynago.kv.members import RingKeeper
 from dynago.kv.messages import (
+    KV_MESSAGE_TYPES,
     ForwardPut,
     ForwardReply,
     KeyList,
@@ -139,8 +141,8 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                 self._ring_changed()
             case GetKvStats():
                 return self.stats.as_dict() | {"kv_requests_in_flight": self.in_flight()}
-            case _ if hasattr(message, "sender") and hasattr(message, "message"):
-                self._peer_message(message.sender, message.message, getattr(message, "done", None))
+            case PeerMessage():
+                self._peer_message(message.sender, message.message, message.done)
             case _:
                 log.warning("kv: unexpected message %r", type(message).__name__)
         return None
@@ -159,9 +161,12 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
 
     # ------------------------------------------------------------ replica side
 
-    def _peer_message(self, sender: str, message: KvMessage, done: Any) -> None:
+    def _peer_message(self, sender: str, message: object, done: Any) -> None:
         try:
-            self._serve_peer(sender, message)
+            if isinstance(message, KV_MESSAGE_TYPES):
+                self._serve_peer(sender, message)  # type: ignore[arg-type]
+            else:
+                self.stats.count("kv_replica_messages_dropped")
         finally:
             if done is not None:
                 done()
@@ -201,7 +206,7 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                 rid = message.request_id
                 prefix = ObjectKey(message.bucket, "").storage_key()
                 self.storage.tell(StoreListKeys(
-                    prefix,
+                    prefix, keep=_live,
                     reply=lambda keys: tell_quietly(
                         ref, ReplicaDone("keys", sender, rid, keys=_key_names(keys)))))
             case ForwardPut():
@@ -236,3 +241,11 @@ def _key_names(keys: list[bytes]) -> tuple[str, ...]:
         except (ValueError, UnicodeDecodeError):
             continue
     return tuple(names)
+
+
+def _live(data: bytes) -> bool:
+    """A stored object with a live version (listings leave tombstones out)."""
+    try:
+        return not version.is_deleted(version.decode(data))
+    except ValueError:
+        return False

@@ -5,34 +5,26 @@ this only does their I/O and turns outcomes into replies.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dynago.actors.kv_messages import (
-    ClientGet,
-    ClientListKeys,
     ClientPut,
     Expire,
-    GetCallback,
-    KeysCallback,
     LocalDone,
-    LocalKeys,
     PutCallback,
 )
+from dynago.actors.kv_reads import GetState, ListingState, ReadCoordinator, capped_quorum
 from dynago.actors.refs import tell_quietly
-from dynago.actors.storage_messages import ListKeys as StoreListKeys
-from dynago.actors.storage_messages import Read, Update
+from dynago.actors.storage_messages import Update
 from dynago.kv import version
 from dynago.kv.messages import (
     ForwardPut,
     ForwardReply,
-    KeyList,
     KvMessage,
-    ListKeys,
-    ReplicaGet,
-    ReplicaGetReply,
     ReplicaPut,
     ReplicaPutAck,
 )
@@ -48,9 +40,6 @@ from dynago.kv.model import (
     Unavailable,
 )
 from dynago.kv.requests import (
-    GetDone,
-    GetFailed,
-    GetFsm,
     PutDone,
     PutFailed,
     PutFsm,
@@ -91,18 +80,6 @@ class _Put:
 
 
 @dataclass
-class _Get:
-    key: ObjectKey
-    preflist: tuple[str, ...]
-    fsm: GetFsm
-    started: float
-    include_deleted: bool
-    client: GetCallback
-    answered: bool = False
-    timer: Timer | None = None
-
-
-@dataclass
 class _Forward:
     op: str
     key: ObjectKey
@@ -113,15 +90,7 @@ class _Forward:
     timer: Timer | None = None
 
 
-@dataclass
-class _Listing:
-    client: KeysCallback
-    waiting: set[str]
-    keys: set[str] = field(default_factory=set)
-    timer: Timer | None = None
-
-
-class Coordinator:
+class Coordinator(ReadCoordinator):
     """Mixin of KvActor (which provides name, ring, storage, peers, clock, scheduler,
     kv_config, config, stats, max_object_bytes, actor_ref, new_request_id)."""
 
@@ -141,9 +110,9 @@ class Coordinator:
     def init_requests(self) -> None:
         """Set up the request tables (called from KvActor.__init__)."""
         self._puts: dict[int, _Put] = {}
-        self._gets: dict[int, _Get] = {}
+        self._gets: dict[int, GetState] = {}
         self._forwards: dict[int, _Forward] = {}
-        self._listings: dict[int, _Listing] = {}
+        self._listings: dict[int, ListingState] = {}
 
     def in_flight(self) -> int:
         return len(self._puts) + len(self._gets) + len(self._forwards) + len(self._listings)
@@ -166,7 +135,7 @@ class Coordinator:
             self._finish_client(op, now, request.reply, exc)
             return
         preflist = self.ring.ring.preference_list_for(request.key)
-        w = _capped(request.quorum.w, quorum.w, preflist)
+        w = capped_quorum(request.quorum.w, quorum.w, preflist)
         quorum = ResolvedQuorum(quorum.r, w, quorum.pr, quorum.pw)
         if self.name in preflist:
             self._coordinate(op, request.key, request.content, context, request.overwrite,
@@ -211,6 +180,8 @@ class Coordinator:
                     origin: tuple[str, int] | None) -> None:
         now = self.clock.monotonic()
         rid = self.new_request_id()
+        # The coordinator's wall clock, for Last-Modified and /kvstore's sibling pick only.
+        content = dataclasses.replace(content, last_modified_us=int(self.clock.wall() * 1e6))
         preflist = self.ring.ring.preference_list_for(key)
         if self.name not in preflist:  # forwarded by a node with another view of the ring
             preflist = (self.name, *preflist[:-1])
@@ -327,121 +298,6 @@ class Coordinator:
     def first_node(self, key: ObjectKey) -> str:
         return str(self.ring.ring.preference_list_for(key)[0])
 
-    # ------------------------------------------------------------ gets
-
-    def start_get(self, request: ClientGet) -> None:
-        now = self.clock.monotonic()
-        try:
-            quorum = resolve_quorum(self.config.n_val, request.quorum)
-        except KvError as exc:
-            self._finish_client("get", now, request.reply, exc)
-            return
-        rid = self.new_request_id()
-        preflist = self.ring.ring.preference_list_for(request.key)
-        timeout_s = self.kv_config.request_timeout_s
-        r = _capped(request.quorum.r, quorum.r, preflist)
-        fsm = GetFsm(rid, request.key, preflist, frozenset(preflist), r, quorum.pr,
-                     now + timeout_s)
-        get = _Get(request.key, preflist, fsm, now, request.include_deleted, request.reply)
-        self._gets[rid] = get
-        if fsm.outcome is not None:  # R can never be met
-            self._get_step(rid, get, fsm.outcome)
-            self._end_get(rid, get)
-            return
-        get.timer = self._timer(rid, timeout_s)
-        ref = self.actor_ref
-        for node in preflist:
-            if node == self.name:
-                self.storage.tell(Read(request.key.storage_key(),
-                                       reply=lambda data: tell_quietly(ref, LocalDone(rid, data))))
-            elif not self.ring.reachable(node) or not self.peers.send(
-                    node, ReplicaGet(rid, request.key)):
-                self._get_step(rid, get, get.fsm.failed(node, "unreachable", now))
-                if rid not in self._gets:
-                    return
-
-    def replica_replied(self, sender: str, message: ReplicaGetReply) -> None:
-        get = self._gets.get(message.request_id)
-        if get is None:
-            return
-        now = self.clock.monotonic()
-        if message.error:
-            self._get_step(message.request_id, get, get.fsm.failed(sender, message.error, now))
-            return
-        try:
-            obj = version.decode(message.obj) if message.obj is not None else None
-        except ValueError:
-            self.stats.count("kv_replica_messages_dropped")
-            self._get_step(message.request_id, get, get.fsm.failed(sender, "malformed", now))
-            return
-        self._get_step(message.request_id, get, get.fsm.replied(sender, obj, now))
-
-    def _get_step(self, rid: int, get: _Get, outcome: GetDone | GetFailed | None) -> None:
-        if outcome is not None and not get.answered:
-            get.answered = True
-            self._answer_get(get, outcome)
-        if get.answered and (get.fsm.complete or outcome is not None and
-                             isinstance(outcome, GetFailed)):
-            self._end_get(rid, get)
-
-    def _answer_get(self, get: _Get, outcome: GetDone | GetFailed) -> None:
-        if isinstance(outcome, GetFailed):
-            self._finish_client("get", get.started, get.client, Unavailable(
-                f"{outcome.answered} of the {outcome.needed} replica replies needed arrived "
-                f"({outcome.reason})", answered=outcome.answered, needed=outcome.needed))
-            return
-        obj = outcome.obj
-        shown = version.siblings(obj, include_deleted=get.include_deleted)
-        if len(shown) > 1:
-            self.stats.count("kv_reads_with_siblings")
-        reply = GetReply(siblings=shown,
-                         context=version.encode_context(version.context_of(obj)),
-                         node=get.preflist[0] if get.preflist else self.name)
-        self._finish_client("get", get.started, get.client, reply)
-
-    def _end_get(self, rid: int, get: _Get) -> None:
-        self._gets.pop(rid, None)
-        if get.timer is not None:
-            get.timer.cancel()
-
-    # ------------------------------------------------------------ key listings
-
-    def start_listing(self, request: ClientListKeys) -> None:
-        rid = self.new_request_id()
-        waiting = {self.name}
-        listing = _Listing(request.reply, waiting)
-        for node in self.ring.ring.members:
-            name = node.name
-            if name != self.name and self.ring.reachable(name) and self.peers.send(
-                    name, ListKeys(rid, request.bucket)):
-                waiting.add(name)
-        self._listings[rid] = listing
-        listing.timer = self._timer(rid, self.kv_config.request_timeout_s)
-        ref = self.actor_ref
-        prefix = ObjectKey(request.bucket, "").storage_key()
-        from dynago.actors.kv import _key_names  # the replica side's helper
-
-        self.storage.tell(StoreListKeys(prefix, reply=lambda keys: tell_quietly(
-            ref, LocalKeys(rid, _key_names(keys)))))
-
-    def local_keys(self, message: LocalKeys) -> None:
-        self._listed(message.request_id, self.name, message.keys)
-
-    def peer_keys(self, sender: str, message: KeyList) -> None:
-        self._listed(message.request_id, sender, message.keys)
-
-    def _listed(self, rid: int, node: str, keys: tuple[str, ...]) -> None:
-        listing = self._listings.get(rid)
-        if listing is None or node not in listing.waiting:
-            return
-        listing.waiting.discard(node)
-        listing.keys.update(keys)
-        if not listing.waiting:
-            del self._listings[rid]
-            if listing.timer is not None:
-                listing.timer.cancel()
-            listing.client(sorted(listing.keys))
-
     # ------------------------------------------------------------ completions, deadlines
 
     def local_done(self, done: LocalDone) -> None:
@@ -497,16 +353,6 @@ class Coordinator:
             reply(result)
         except Exception:  # a caller's callback must not kill the actor
             log.exception("kv: reply callback failed")
-
-
-def _capped(asked: int | None, resolved: int, preflist: tuple[str, ...]) -> int:
-    """A default quorum counts out of the copies the cluster can hold: a cluster smaller
-    than N keeps ``len(preflist)`` copies, so its default R and W are capped there (a
-    one-node cluster answers at R = W = 1). A quorum the client asked for is never
-    lowered: more than the copies there are fails with 503."""
-    if asked is None and preflist:
-        return min(resolved, len(preflist))
-    return resolved
 
 
 def _context(data: bytes | None) -> version.Clock | None:

@@ -191,6 +191,10 @@ class StorageActor(pykka.ThreadingActor):
                 check_list_args(message.limit)
                 keys = self._engine.keys(message.prefix, after=message.after,
                                          limit=message.limit)
+                keep = message.keep
+                if keep is not None:
+                    keys = [k for k in keys
+                            if (value := self._engine.get(k)) is not None and keep(value)]
             except Exception as error:  # noqa: BLE001
                 self._failed(message.on_error, error, "key listing")
                 return

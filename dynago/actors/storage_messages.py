@@ -63,7 +63,9 @@ class ListKeys:
     greater than ``after`` if given (pass the last key of a page for the next page).
 
     Asked while a batch is being gathered, it is answered after that batch's commit, from
-    the engine, so it lists only durable keys and includes the batch's.
+    the engine, so it lists only durable keys and includes the batch's. With ``keep``,
+    only keys whose value it accepts are listed (e.g. not a tombstone); ``limit`` counts
+    the keys looked at.
     """
 
     prefix: bytes
@@ -71,6 +73,7 @@ class ListKeys:
     limit: int = 10000
     after: bytes | None = None
     on_error: Callable[[Exception], None] | None = None
+    keep: Callable[[bytes], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,8 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     _s("on_event_concurrency", values.in_range(values.as_int, 1, 64), 4),
     _s("on_event_timeout_s", values.in_range(values.as_float, 0.001, 86400.0), 10.0,
        flag="--on-event-timeout"),
+    _s("data_dir", values.as_text),
+    _s("storage_engine", values.choice("sqlite", "lmdb"), "sqlite"),
 )
 """Every node setting, in the order ``--print-config`` prints them."""
 
@@ -270,6 +272,11 @@ def add_arguments(node: argparse.ArgumentParser) -> None:
                            "bound address is not reachable (containers, NAT)")
     node.add_argument("--log-format", choices=LOG_FORMATS,
                       help="text (default, for people) or json (one object per line)")
+    node.add_argument("--data-dir", metavar="PATH",
+                      help="directory of the key-value store's data (default: kept in "
+                           "memory only, lost when the node stops)")
+    node.add_argument("--storage-engine", choices=("sqlite", "lmdb"),
+                      help="storage engine under --data-dir (default sqlite)")
     node.add_argument("--on-event", action="append", metavar="CMD",
                       help="run CMD (a shell command) for every membership event, the event "
                            "in DYNAGO_* environment variables and as JSON on stdin "

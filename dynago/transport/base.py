@@ -25,12 +25,13 @@ from collections.abc import Callable
 from typing import Protocol, TypeAlias
 
 from dynago.core.messages import CoreMessage
+from dynago.kv.messages import KvMessage
 
-WireMessage: TypeAlias = CoreMessage
-"""Everything one node sends another over a stream. Today the membership messages; the
-KV layer widens it with its own message classes (``CoreMessage | KvMessage``), and the
-codec learns to encode them. Which actor handles each class on the receiving node is
-the route table's business (actors.routing), not the transport's."""
+WireMessage: TypeAlias = CoreMessage | KvMessage
+"""Everything one node sends another over a stream: the membership messages and the
+key-value store's replica messages (transport/codec.py and kv_codec.py encode them).
+Which actor handles each class on the receiving node is the route table's business
+(actors.routing), not the transport's."""
 
 
 class TransportError(RuntimeError):

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import grpc
 import grpc.aio
 
-from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.transport import codec
 from dynago.transport.base import WireMessage
 from dynago.transport.faults import DROP
@@ -290,7 +289,9 @@ class GrpcStream:
                 log.warning("malformed message from %s (%s): %s; closing its stream",
                             self.remote_name, self.remote_address, error)
                 return f"malformed message: {error}"
-            if not isinstance(message, Gossip | StateSync | Ping | Ack | PingReq | Nack):
+            if isinstance(message, codec.Hello | codec.Refusal | codec.Auth):
+                # Handshake messages come first or not at all; everything else is routed
+                # by class at the PeerActor (membership, key-value replica messages).
                 counters.malformed_messages += 1
                 log.warning("unexpected %s from %s after the handshake; closing its stream",
                             type(message).__name__, self.remote_name)

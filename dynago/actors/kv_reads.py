@@ -1,0 +1,192 @@
+"""The KvActor's reading half: client gets (any node coordinates them) and key
+listings over the cluster. Quorum counting is GetFsm's (kv/requests.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dynago.actors.kv_messages import (
+    ClientGet,
+    ClientListKeys,
+    GetCallback,
+    KeysCallback,
+    LocalDone,
+    LocalKeys,
+)
+from dynago.actors.refs import tell_quietly
+from dynago.actors.storage_messages import ListKeys as StoreListKeys
+from dynago.actors.storage_messages import Read
+from dynago.kv import version
+from dynago.kv.messages import KeyList, ListKeys, ReplicaGet, ReplicaGetReply
+from dynago.kv.model import GetReply, KvError, ObjectKey, Unavailable
+from dynago.kv.requests import GetDone, GetFailed, GetFsm, resolve_quorum
+
+if TYPE_CHECKING:
+    from dynago.actors.timers import Timer
+
+
+@dataclass
+class GetState:
+    key: ObjectKey
+    preflist: tuple[str, ...]
+    fsm: GetFsm
+    started: float
+    include_deleted: bool
+    client: GetCallback
+    answered: bool = False
+    timer: Timer | None = None
+
+
+@dataclass
+class ListingState:
+    client: KeysCallback
+    waiting: set[str]
+    keys: set[str] = field(default_factory=set)
+    timer: Timer | None = None
+
+
+class ReadCoordinator:
+    """Mixin of KvActor (through Coordinator): gets and listings."""
+
+    name: str
+    ring: Any
+    storage: Any
+    peers: Any
+    clock: Any
+    kv_config: Any
+    config: Any
+    stats: Any
+    actor_ref: Any
+    new_request_id: Callable[[], int]
+    _gets: dict[int, GetState]
+    _listings: dict[int, ListingState]
+    _timer: Callable[[int, float], Timer]
+    _finish_client: Callable[..., None]
+
+    # ------------------------------------------------------------ gets
+
+    def start_get(self, request: ClientGet) -> None:
+        now = self.clock.monotonic()
+        try:
+            quorum = resolve_quorum(self.config.n_val, request.quorum)
+        except KvError as exc:
+            self._finish_client("get", now, request.reply, exc)
+            return
+        rid = self.new_request_id()
+        preflist = self.ring.ring.preference_list_for(request.key)
+        timeout_s = self.kv_config.request_timeout_s
+        r = capped_quorum(request.quorum.r, quorum.r, preflist)
+        fsm = GetFsm(rid, request.key, preflist, frozenset(preflist), r, quorum.pr,
+                     now + timeout_s)
+        get = GetState(request.key, preflist, fsm, now, request.include_deleted, request.reply)
+        self._gets[rid] = get
+        if fsm.outcome is not None:  # R can never be met
+            self._get_step(rid, get, fsm.outcome)
+            self._end_get(rid, get)
+            return
+        get.timer = self._timer(rid, timeout_s)
+        ref = self.actor_ref
+        for node in preflist:
+            if node == self.name:
+                self.storage.tell(Read(request.key.storage_key(),
+                                       reply=lambda data: tell_quietly(ref, LocalDone(rid, data))))
+            elif not self.ring.reachable(node) or not self.peers.send(
+                    node, ReplicaGet(rid, request.key)):
+                self._get_step(rid, get, get.fsm.failed(node, "unreachable", now))
+                if rid not in self._gets:
+                    return
+
+    def replica_replied(self, sender: str, message: ReplicaGetReply) -> None:
+        get = self._gets.get(message.request_id)
+        if get is None:
+            return
+        now = self.clock.monotonic()
+        if message.error:
+            self._get_step(message.request_id, get, get.fsm.failed(sender, message.error, now))
+            return
+        try:
+            obj = version.decode(message.obj) if message.obj is not None else None
+        except ValueError:
+            self.stats.count("kv_replica_messages_dropped")
+            self._get_step(message.request_id, get, get.fsm.failed(sender, "malformed", now))
+            return
+        self._get_step(message.request_id, get, get.fsm.replied(sender, obj, now))
+
+    def _get_step(self, rid: int, get: GetState, outcome: GetDone | GetFailed | None) -> None:
+        if outcome is not None and not get.answered:
+            get.answered = True
+            self._answer_get(get, outcome)
+        if get.answered and (get.fsm.complete or outcome is not None and
+                             isinstance(outcome, GetFailed)):
+            self._end_get(rid, get)
+
+    def _answer_get(self, get: GetState, outcome: GetDone | GetFailed) -> None:
+        if isinstance(outcome, GetFailed):
+            self._finish_client("get", get.started, get.client, Unavailable(
+                f"{outcome.answered} of the {outcome.needed} replica replies needed arrived "
+                f"({outcome.reason})", answered=outcome.answered, needed=outcome.needed))
+            return
+        obj = outcome.obj
+        shown = version.siblings(obj, include_deleted=get.include_deleted)
+        if len(shown) > 1:
+            self.stats.count("kv_reads_with_siblings")
+        reply = GetReply(siblings=shown,
+                         context=version.encode_context(version.context_of(obj)),
+                         node=get.preflist[0] if get.preflist else self.name)
+        self._finish_client("get", get.started, get.client, reply)
+
+    def _end_get(self, rid: int, get: GetState) -> None:
+        self._gets.pop(rid, None)
+        if get.timer is not None:
+            get.timer.cancel()
+
+    # ------------------------------------------------------------ key listings
+
+    def start_listing(self, request: ClientListKeys) -> None:
+        rid = self.new_request_id()
+        waiting = {self.name}
+        listing = ListingState(request.reply, waiting)
+        for node in self.ring.ring.members:
+            name = node.name
+            if name != self.name and self.ring.reachable(name) and self.peers.send(
+                    name, ListKeys(rid, request.bucket)):
+                waiting.add(name)
+        self._listings[rid] = listing
+        listing.timer = self._timer(rid, self.kv_config.request_timeout_s)
+        ref = self.actor_ref
+        prefix = ObjectKey(request.bucket, "").storage_key()
+        from dynago.actors.kv import _key_names, _live  # the replica side's helpers
+
+        self.storage.tell(StoreListKeys(prefix, keep=_live, reply=lambda keys: tell_quietly(
+            ref, LocalKeys(rid, _key_names(keys)))))
+
+    def local_keys(self, message: LocalKeys) -> None:
+        self._listed(message.request_id, self.name, message.keys)
+
+    def peer_keys(self, sender: str, message: KeyList) -> None:
+        self._listed(message.request_id, sender, message.keys)
+
+    def _listed(self, rid: int, node: str, keys: tuple[str, ...]) -> None:
+        listing = self._listings.get(rid)
+        if listing is None or node not in listing.waiting:
+            return
+        listing.waiting.discard(node)
+        listing.keys.update(keys)
+        if not listing.waiting:
+            del self._listings[rid]
+            if listing.timer is not None:
+                listing.timer.cancel()
+            listing.client(sorted(listing.keys))
+
+
+
+def capped_quorum(asked: int | None, resolved: int, preflist: tuple[str, ...]) -> int:
+    """A default quorum counts out of the copies the cluster can hold: a cluster smaller
+    than N keeps ``len(preflist)`` copies, so its default R and W are capped there (a
+    one-node cluster answers at R = W = 1). A quorum the client asked for is never
+    lowered: more than the copies there are fails with 503."""
+    if asked is None and preflist:
+        return min(resolved, len(preflist))
+    return resolved
