@@ -42,6 +42,7 @@ from dynago.actors.kv_messages import (
     ReplicaDone,
     RingCheck,
 )
+from dynago.actors.kv_reads import key_names, live
 from dynago.actors.messages import PeerMessage
 from dynago.actors.refs import tell_quietly
 from dynago.actors.storage_messages import ListKeys as StoreListKeys
@@ -206,9 +207,9 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                 rid = message.request_id
                 prefix = ObjectKey(message.bucket, "").storage_key()
                 self.storage.tell(StoreListKeys(
-                    prefix, keep=_live,
+                    prefix, keep=live,
                     reply=lambda keys: tell_quietly(
-                        ref, ReplicaDone("keys", sender, rid, keys=_key_names(keys)))))
+                        ref, ReplicaDone("keys", sender, rid, keys=key_names(keys)))))
             case ForwardPut():
                 self.coordinate_forwarded(sender, message)
             case ReplicaPutAck():
@@ -231,21 +232,3 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
             self.peers.send(done.peer, ReplicaGetReply(done.request_id, done.obj, done.error))
         else:
             self.peers.send(done.peer, KeyList(done.request_id, done.keys, done.error))
-
-
-def _key_names(keys: list[bytes]) -> tuple[str, ...]:
-    names = []
-    for raw in keys:
-        try:
-            names.append(ObjectKey.from_storage_key(raw).key)
-        except (ValueError, UnicodeDecodeError):
-            continue
-    return tuple(names)
-
-
-def _live(data: bytes) -> bool:
-    """A stored object with a live version (listings leave tombstones out)."""
-    try:
-        return not version.is_deleted(version.decode(data))
-    except ValueError:
-        return False

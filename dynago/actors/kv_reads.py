@@ -157,10 +157,8 @@ class ReadCoordinator:
         listing.timer = self._timer(rid, self.kv_config.request_timeout_s)
         ref = self.actor_ref
         prefix = ObjectKey(request.bucket, "").storage_key()
-        from dynago.actors.kv import _key_names, _live  # the replica side's helpers
-
-        self.storage.tell(StoreListKeys(prefix, keep=_live, reply=lambda keys: tell_quietly(
-            ref, LocalKeys(rid, _key_names(keys)))))
+        self.storage.tell(StoreListKeys(prefix, keep=live, reply=lambda keys: tell_quietly(
+            ref, LocalKeys(rid, key_names(keys)))))
 
     def local_keys(self, message: LocalKeys) -> None:
         self._listed(message.request_id, self.name, message.keys)
@@ -190,3 +188,21 @@ def capped_quorum(asked: int | None, resolved: int, preflist: tuple[str, ...]) -
     if asked is None and preflist:
         return min(resolved, len(preflist))
     return resolved
+
+
+def key_names(keys: list[bytes]) -> tuple[str, ...]:
+    names = []
+    for raw in keys:
+        try:
+            names.append(ObjectKey.from_storage_key(raw).key)
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return tuple(names)
+
+
+def live(data: bytes) -> bool:
+    """A stored object with a live version (listings leave tombstones out)."""
+    try:
+        return not version.is_deleted(version.decode(data))
+    except ValueError:
+        return False
