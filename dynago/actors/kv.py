@@ -42,7 +42,7 @@ from dynago.actors.kv_messages import (
     ReplicaDone,
     RingCheck,
 )
-from dynago.actors.kv_reads import key_names, live
+from dynago.actors.kv_reads import key_names, live, merge_into
 from dynago.actors.messages import PeerMessage
 from dynago.actors.refs import tell_quietly
 from dynago.actors.storage_messages import ListKeys as StoreListKeys
@@ -186,15 +186,8 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                     return
                 rid = message.request_id
 
-                def merge(current: bytes | None) -> bytes | None:
-                    if current is None:
-                        return version.encode(incoming)
-                    stored = version.decode(current)
-                    merged = version.merge(stored, incoming)
-                    return None if merged == stored else version.encode(merged)
-
                 self.storage.tell(Update(
-                    message.key.storage_key(), merge,
+                    message.key.storage_key(), merge_into(incoming),
                     reply=lambda _b: tell_quietly(ref, ReplicaDone("put", sender, rid)),
                     on_error=lambda e: tell_quietly(ref, ReplicaDone("put", sender, rid,
                                                                      error=str(e) or "error"))))

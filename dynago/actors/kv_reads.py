@@ -17,9 +17,9 @@ from dynago.actors.kv_messages import (
 )
 from dynago.actors.refs import tell_quietly
 from dynago.actors.storage_messages import ListKeys as StoreListKeys
-from dynago.actors.storage_messages import Read
+from dynago.actors.storage_messages import Read, Update
 from dynago.kv import version
-from dynago.kv.messages import KeyList, ListKeys, ReplicaGet, ReplicaGetReply
+from dynago.kv.messages import KeyList, ListKeys, ReplicaGet, ReplicaGetReply, ReplicaPut
 from dynago.kv.model import GetReply, KvError, ObjectKey, Unavailable
 from dynago.kv.requests import GetDone, GetFailed, GetFsm, resolve_quorum
 
@@ -118,9 +118,28 @@ class ReadCoordinator:
         if outcome is not None and not get.answered:
             get.answered = True
             self._answer_get(get, outcome)
+        if get.answered and get.fsm.complete:
+            self._read_repair(get)
         if get.answered and (get.fsm.complete or outcome is not None and
                              isinstance(outcome, GetFailed)):
             self._end_get(rid, get)
+
+    def _read_repair(self, get: GetState) -> None:
+        """Every replica answered: send the merged object to each whose copy lacked
+        something of it (after the client had its answer, so off its critical path).
+        The replicas merge it like any ReplicaPut; their acks match no request."""
+        behind = get.fsm.behind()
+        if not behind:
+            return
+        merged = get.fsm.merged
+        data = version.encode(merged)
+        for node in behind:
+            if node == self.name:
+                self.storage.tell(Update(get.key.storage_key(), merge_into(merged),
+                                         reply=_ignore, on_error=_ignore))
+            else:
+                self.peers.send(node, ReplicaPut(self.new_request_id(), get.key, data))
+        self.stats.count("kv_read_repairs", len(behind))
 
     def _answer_get(self, get: GetState, outcome: GetDone | GetFailed) -> None:
         if isinstance(outcome, GetFailed):
@@ -178,6 +197,23 @@ class ReadCoordinator:
                 listing.timer.cancel()
             listing.client(sorted(listing.keys))
 
+
+
+def _ignore(_result: object) -> None:
+    return None
+
+
+def merge_into(incoming: version.Object) -> Callable[[bytes | None], bytes | None]:
+    """A storage update that merges ``incoming`` into the stored object (None: no change)."""
+
+    def merge(current: bytes | None) -> bytes | None:
+        if current is None:
+            return version.encode(incoming)
+        stored = version.decode(current)
+        merged = version.merge(stored, incoming)
+        return None if merged == stored else version.encode(merged)
+
+    return merge
 
 
 def capped_quorum(asked: int | None, resolved: int, preflist: tuple[str, ...]) -> int:

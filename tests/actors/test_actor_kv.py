@@ -288,3 +288,28 @@ def test_kv_bad_quorum_is_a_bad_request(harness: dict[str, Any]) -> None:
     members(harness, "b", "c")
     result = put(harness, ObjectKey("b", "k"), b"v", w=4).get()
     assert isinstance(result, KvError) and isinstance(result, BadRequest)
+
+
+def test_kv_get_repairs_replicas_behind_after_answering(harness: dict[str, Any]) -> None:
+    """Read repair: once every replica answered, the ones missing the merged version
+    get it (the local store included), after the client already had its answer."""
+    ring = members(harness, "b", "c")
+    key = key_where(ring, lambda p: ME in p)
+    reply = Reply()
+    harness["kv"].tell(ClientGet(key, Quorum(r=2), False, reply))
+    sent = harness["sent"]
+    gets = eventually(lambda: sent.of(ReplicaGet) if len(sent.of(ReplicaGet)) == 2 else None,
+                      "ReplicaGets")
+    rid = gets[0][1].request_id
+    obj = version.coordinate(version.EMPTY, None, "b", Content(b"only-on-b"))
+    routed(harness, "b", ReplicaGetReply(rid, version.encode(obj)))
+    assert [s.content.value for s in reply.get().siblings] == [b"only-on-b"]
+    assert not sent.of(ReplicaPut), "repaired before every replica answered"
+    routed(harness, "c", ReplicaGetReply(rid, None))
+    (to, repair), = eventually(lambda: sent.of(ReplicaPut), "a repair")
+    assert to == "c" and version.decode(repair.obj) == obj
+    # The local store (which had nothing) was repaired too: a replica read returns it.
+    routed(harness, "b", ReplicaGet(99, key))
+    eventually(lambda: [m for _, m in sent.of(ReplicaGetReply)
+                        if m.request_id == 99 and m.obj is not None
+                        and version.decode(m.obj) == obj], "the repaired local copy")
