@@ -77,7 +77,9 @@ def kv_service(args: argparse.Namespace, config: Config) -> KvService:
     from dynago.actors.kv_service import KvService
     from dynago.kv.config import KvConfig
 
-    kv_config = KvConfig(data_dir=args.data_dir, engine=args.storage_engine)
+    kv_config = KvConfig(data_dir=args.data_dir, engine=args.storage_engine,
+                         max_key_bytes=args.max_key_bytes, max_value_bytes=args.max_value_bytes,
+                         request_timeout_s=args.kv_request_timeout_s)
     return KvService(kv_config.validate(config.max_message_bytes))
 
 
@@ -111,8 +113,10 @@ def run_node(args: argparse.Namespace) -> int:
 
             handlers = EventHandlers(args.on_event, concurrency=args.on_event_concurrency,
                                      timeout_s=args.on_event_timeout_s)
-        node = Node(options, event_handlers=handlers, services=[kv_service(args, config)])
-    except (ConfigError, AddressError, KeyringError, TransportError, ValueError,
+        store = kv_service(args, config)
+        store.open_storage()
+        node = Node(options, event_handlers=handlers, services=[store])
+    except (StorageError, ConfigError, AddressError, KeyringError, TransportError, ValueError,
             argparse.ArgumentTypeError) as error:
         return fail(str(error))
 

@@ -31,7 +31,7 @@ from dynago.actors.storage import StorageActor, storage_stats
 from dynago.kv.config import KvConfig
 from dynago.kv.members import ZONE_TAG, RingKeeper
 from dynago.kv.messages import KV_MESSAGE_TYPES, KvMessage
-from dynago.storage import open_engine
+from dynago.storage import Engine, open_engine
 
 if TYPE_CHECKING:
     from dynago.core.messages import MemberEvent
@@ -68,12 +68,22 @@ class KvService:
         self._membership: pykka.ActorRef[Any] | None = None
         self._token: int | None = None
         self._node_name = ""
+        self._engine: Engine | None = None
+
+    def open_storage(self) -> None:
+        """Open the storage engine now (StorageError with a plain line if the data dir
+        cannot be used), so that a bad data dir stops a node before it joins anything.
+        ``start`` does it otherwise."""
+        if self._engine is None:
+            self._engine = open_engine(self.kv_config.engine, self.kv_config.data_dir)
 
     def start(self, context: NodeContext) -> None:
         config = context.config
         self.kv_config.validate(config.max_message_bytes)
         self._node_name = context.name
-        engine = open_engine(self.kv_config.engine, self.kv_config.data_dir)  # StorageError
+        self.open_storage()
+        engine, self._engine = self._engine, None
+        assert engine is not None
         self.storage = StorageActor.start(engine)
         zone = self._zone if self._zone is not None else dict(context.tags).get(ZONE_TAG)
         self.ring = RingKeeper(context.name, partitions=config.ring_partitions,
@@ -136,6 +146,9 @@ class KvService:
         return out
 
     def stop(self) -> None:
+        if self._engine is not None:  # opened, never started
+            self._engine.close()
+            self._engine = None
         if self._membership is not None and self._token is not None:
             try:
                 api.unsubscribe(self._membership, self._token, timeout_s=_ASK_S)

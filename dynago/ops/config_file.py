@@ -101,6 +101,10 @@ NODE_SETTINGS: tuple[Setting, ...] = (
        flag="--on-event-timeout"),
     _s("data_dir", values.as_text),
     _s("storage_engine", values.choice("sqlite", "lmdb"), "sqlite"),
+    _s("max_key_bytes", values.in_range(values.as_int, 1, 65_535), 1024),
+    _s("max_value_bytes", values.in_range(values.as_int, 1, 1 << 30), 1 << 20),
+    _s("kv_request_timeout_s", values.in_range(values.as_float, 0.001, 3600.0), 5.0,
+       flag="--kv-request-timeout"),
 )
 """Every node setting, in the order ``--print-config`` prints them."""
 
@@ -277,6 +281,14 @@ def add_arguments(node: argparse.ArgumentParser) -> None:
                            "memory only, lost when the node stops)")
     node.add_argument("--storage-engine", choices=("sqlite", "lmdb"),
                       help="storage engine under --data-dir (default sqlite)")
+    node.add_argument("--max-key-bytes", type=int, metavar="N",
+                      help="longest key the store takes (default 1024)")
+    node.add_argument("--max-value-bytes", type=int, metavar="N",
+                      help="largest value the store takes (default 1 MiB; below the "
+                           "message cap less 64 KiB)")
+    node.add_argument("--kv-request-timeout", type=float, metavar="SECONDS",
+                      dest="kv_request_timeout_s",
+                      help="how long a request waits for its R or W replicas (default 5)")
     node.add_argument("--on-event", action="append", metavar="CMD",
                       help="run CMD (a shell command) for every membership event, the event "
                            "in DYNAGO_* environment variables and as JSON on stdin "
