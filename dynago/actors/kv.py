@@ -70,6 +70,10 @@ from dynago.kv.stats import KvStats
 
 log = logging.getLogger(__name__)
 
+RING_REBUILD_INTERVAL_S = 0.2
+"""Rebuilds of the ring are at least this far apart (membership events in between are
+taken together at the end of the interval)."""
+
 
 class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
     """Drives the KV requests of node ``name``."""
@@ -100,6 +104,8 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
         self.max_object_bytes = config.max_message_bytes - 64 * 1024
         self._next_id = 0
         self._ring_timer: Any = None
+        self._rebuild_timer: Any = None
+        self._last_rebuild = float("-inf")
         self.init_requests()
 
     # ------------------------------------------------------------ dispatch
@@ -138,7 +144,7 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                 self.ring.changed(message.event, self.clock.monotonic())
                 self._ring_changed()
             case RingCheck():
-                self._ring_timer = None
+                self._ring_timer = self._rebuild_timer = None
                 self._ring_changed()
             case GetKvStats():
                 return self.stats.as_dict() | {"kv_requests_in_flight": self.in_flight()}
@@ -149,8 +155,19 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
         return None
 
     def _ring_changed(self) -> None:
-        self.ring.rebuild(self.clock.monotonic())
-        due = self.ring.next_check_in(self.clock.monotonic())
+        now = self.clock.monotonic()
+        wait = self._last_rebuild + RING_REBUILD_INTERVAL_S - now
+        if wait > 0:
+            # A burst of membership events (a join wave, a flood) costs one rebuild per
+            # interval, not one per event; the RingCheck timer catches up with the rest.
+            if self._rebuild_timer is None:
+                ref = self.actor_ref
+                self._rebuild_timer = self.scheduler.call_later(
+                    wait, lambda: tell_quietly(ref, RingCheck()))
+            return
+        self._last_rebuild = now
+        self.ring.rebuild(now)
+        due = self.ring.next_check_in(now)
         if due is not None and self._ring_timer is None:
             ref = self.actor_ref
             self._ring_timer = self.scheduler.call_later(
