@@ -72,15 +72,6 @@ class KvSnapshot:
     counters: Mapping[str, int]
     in_flight: int = 0
 
-    def snapshot(self, in_flight: int = 0) -> KvSnapshot:
-        """A copy of every count now (``in_flight``: requests still waiting)."""
-        return KvSnapshot(
-            requests={(op, outcome): self.requests[(op, outcome)]
-                      for op in OPERATIONS for outcome in OUTCOMES},
-            latency={op: HistogramSnapshot(tuple(h.cumulative()), h.sum, h.count)
-                     for op, h in self.latency.items()},
-            counters=dict(self.counters), in_flight=in_flight)
-
     def as_dict(self) -> dict[str, int]:
         """Flat counters (``kv_get_ok``, ..., ``kv_requests_in_flight``) for /v1/stats."""
         out = {f"kv_{op}_{outcome}": n for (op, outcome), n in self.requests.items()}

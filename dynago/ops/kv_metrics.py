@@ -33,7 +33,6 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
     from dynago.actors.kv_service import KvServiceSnapshot
@@ -67,7 +66,7 @@ def kv_families(snapshot: KvServiceSnapshot) -> Iterator[Metric]:
                                         "Latency of KV client requests, by operation.",
                                         labels=["op"])
         for op, hist in sorted(kv.latency.items()):
-            latency.add_metric([op], [(floatToGoString(bound), n) for bound, n in hist.buckets],
+            latency.add_metric([op], [(_le(bound), n) for bound, n in hist.buckets],
                                sum_value=hist.sum)
         yield latency
         yield GaugeMetricFamily("dynago_kv_requests_in_flight",
@@ -99,3 +98,8 @@ def kv_families(snapshot: KvServiceSnapshot) -> Iterator[Metric]:
         yield GaugeMetricFamily("dynago_kv_ring_partitions_owned",
                                 "Partitions this node owns in its view of the ring.",
                                 value=snapshot.partitions_owned)
+
+
+def _le(bound: float) -> str:
+    """A bucket's ``le`` label as Prometheus writes it (``0.005``, ``1.0``, ``+Inf``)."""
+    return "+Inf" if bound == float("inf") else repr(bound)
