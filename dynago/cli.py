@@ -343,7 +343,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(format_table(nodes[0].members_v1(), ring))
         print(f"\n$ curl {nodes[-1].http}/members\n{json.dumps(nodes[-1].members())}")
         print()
-        _demo_key_value(nodes[0], nodes[-1])
+        demo_key_value(nodes[0], nodes[-1])
         if args.keep:
             print("\nthe cluster keeps running; press Ctrl-C to stop it")
             stop = threading.Event()
@@ -365,9 +365,10 @@ def run_demo(args: argparse.Namespace) -> int:
 DEMO_KEY = "demo-key"
 
 
-def _demo_key_value(writer: Any, reader: Any) -> None:
-    """Write a key through ``writer`` (POST /kvstore), read it from ``reader``; raise
-    LaunchError if the read does not give back what was written."""
+def demo_key_value(writer: Any, reader: Any, *, timeout_s: float = 10.0) -> None:
+    """Write a key through ``writer`` (POST /kvstore), read it from ``reader`` (objects
+    with ``name`` and ``http``, e.g. NodeProcess) and print both; raise LaunchError if
+    the read does not give back what was written within ``timeout_s``."""
     from dynago.launch import LaunchError, http_json, wait_until
 
     value = f"hello from {writer.name}"
@@ -388,7 +389,8 @@ def _demo_key_value(writer: Any, reader: Any) -> None:
 
     try:
         # Polled: the reader's ring may still be catching up with the last join.
-        got = wait_until(read_back, timeout_s=10, what=f"{reader.name} to read {DEMO_KEY}")
+        got = wait_until(read_back, timeout_s=timeout_s,
+                         what=f"{reader.name} to read {DEMO_KEY}")
     except LaunchError as error:
         last = f"it answered {seen[-1]}" if seen else str(error)
         raise LaunchError(f"reading {DEMO_KEY!r} from {reader.name} did not give back "
