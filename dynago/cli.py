@@ -176,23 +176,72 @@ def _fetch(address: str, path: str, method: str = "GET", token: str | None = Non
     return http_json(address, path, method=method, timeout_s=5.0, token=token)
 
 
-def format_table(members: list[dict[str, Any]]) -> str:
-    """The ``dynago members`` table (a TAGS column when any member has tags)."""
+def format_table(members: list[dict[str, Any]],
+                 ring: dict[str, Any] | None = None) -> str:
+    """The ``dynago members`` table (a TAGS column when any member has tags; a PARTITIONS
+    column, ``12 (18.8%)``, when ``ring`` is the node's ``/v1/ring``: blank for members
+    outside the ring)."""
     with_tags = any(m.get("tags") for m in members)
-    header: tuple[str, ...] = ("NAME", "ADDRESS", "STATUS", "INCARNATION", "SINCE")
+    owned = _ring_shares(ring)
+    header: tuple[str, ...] = ("NAME", "ADDRESS", "STATUS", "INCARNATION")
     if with_tags:
-        header = header[:4] + ("TAGS",) + header[4:]
+        header += ("TAGS",)
+    if owned is not None:
+        header += ("PARTITIONS",)
+    header += ("SINCE",)
     rows = [header]
     for m in members:
         row: tuple[str, ...] = (m["name"], m["address"], m["status"], str(m["incarnation"]))
         if with_tags:
             row += (",".join(f"{k}={v}" for k, v in sorted(m["tags"].items())) or "-",)
+        if owned is not None:
+            share = owned.get(m["name"])
+            row += (f"{share[0]} ({share[1]:.1%})" if share is not None else "",)
         rows.append(row + (_since(m["since"]),))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
         for row in rows
     )
+
+
+def _ring_shares(ring: dict[str, Any] | None) -> dict[str, tuple[int, float]] | None:
+    """Member name -> (partitions owned, share) of a ``/v1/ring`` document."""
+    if ring is None:
+        return None
+    return {m["name"]: (int(m["partitions"]), float(m["share"])) for m in ring["members"]}
+
+
+def with_ring(members: list[dict[str, Any]], ring: dict[str, Any] | None,
+              ) -> list[dict[str, Any]]:
+    """``members`` with ``partitions`` and ``share`` (None outside the ring) when ``ring``
+    is given (``dynago members --json``); unchanged without one."""
+    owned = _ring_shares(ring)
+    if owned is None:
+        return members
+    return [{**m, "partitions": owned[m["name"]][0] if m["name"] in owned else None,
+             "share": owned[m["name"]][1] if m["name"] in owned else None}
+            for m in members]
+
+
+def fetch_ring(address: str) -> dict[str, Any] | None:
+    """The node's ``/v1/ring``, or None when it serves none (404: a node without the KV
+    store, or an older one), answers an error, or sends what is not a ring document.
+    Raises OSError (URLError) when the node cannot be reached."""
+    try:
+        ring = _fetch(address, "/v1/ring")
+    except urllib.error.HTTPError:
+        return None
+    except ValueError:  # not JSON
+        return None
+    if not isinstance(ring, dict) or not isinstance(ring.get("members"), list):
+        return None
+    for member in ring["members"]:
+        if not (isinstance(member, dict) and isinstance(member.get("name"), str)
+                and isinstance(member.get("partitions"), int)
+                and isinstance(member.get("share"), int | float)):
+            return None
+    return ring
 
 
 def _since(stamp: str) -> str:
@@ -224,12 +273,13 @@ def run_members(args: argparse.Namespace) -> int:
                      for k, v in args.tag)
     try:
         members = _fetch(args.http, "/v1/members" + (f"?{query}" if query else ""))
+        ring = fetch_ring(args.http)
     except (OSError, urllib.error.URLError, ValueError) as error:
         return _fail(f"cannot reach the admin API at {args.http}: {_reason(error)}", 1)
     if args.json:
-        print(json.dumps(members, indent=2))
+        print(json.dumps(with_ring(members, ring), indent=2))
     else:
-        print(format_table(members))
+        print(format_table(members, ring))
     return 0
 
 
@@ -286,8 +336,14 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"all {args.nodes} nodes list all {args.nodes} members "
               f"({took:.2f} s after the last node was started)\n")
         print(f"$ dynago members --http {nodes[0].http}")
-        print(format_table(nodes[0].members_v1()))
+        try:
+            ring = fetch_ring(nodes[0].http)
+        except OSError:
+            ring = None
+        print(format_table(nodes[0].members_v1(), ring))
         print(f"\n$ curl {nodes[-1].http}/members\n{json.dumps(nodes[-1].members())}")
+        print()
+        demo_key_value(nodes[0], nodes[-1])
         if args.keep:
             print("\nthe cluster keeps running; press Ctrl-C to stop it")
             stop = threading.Event()
@@ -304,6 +360,42 @@ def run_demo(args: argparse.Namespace) -> int:
             node.close()
     print("done")
     return 0
+
+
+DEMO_KEY = "demo-key"
+
+
+def demo_key_value(writer: Any, reader: Any, *, timeout_s: float = 10.0) -> None:
+    """Write a key through ``writer`` (POST /kvstore), read it from ``reader`` (objects
+    with ``name`` and ``http``, e.g. NodeProcess) and print both; raise LaunchError if
+    the read does not give back what was written within ``timeout_s``."""
+    from dynago.launch import LaunchError, http_json, wait_until
+
+    value = f"hello from {writer.name}"
+    try:
+        stored = http_json(writer.http, "/kvstore", method="POST", timeout_s=5.0,
+                           body={"Key": DEMO_KEY, "Value": value})
+    except (OSError, ValueError) as error:
+        raise LaunchError(f"writing {DEMO_KEY!r} through {writer.name} failed: "
+                          f"{_reason(error)}") from None
+    print(f"wrote {DEMO_KEY}={value!r} through {writer.name} "
+          f"(first replica: {stored.get('node')})")
+    seen: list[Any] = []
+
+    def read_back() -> Any:
+        answer = http_json(reader.http, f"/kvstore/{DEMO_KEY}", timeout_s=5.0)
+        seen.append(answer)
+        return answer if answer.get("value") == value else None
+
+    try:
+        # Polled: the reader's ring may still be catching up with the last join.
+        got = wait_until(read_back, timeout_s=timeout_s,
+                         what=f"{reader.name} to read {DEMO_KEY}")
+    except LaunchError as error:
+        last = f"it answered {seen[-1]}" if seen else str(error)
+        raise LaunchError(f"reading {DEMO_KEY!r} from {reader.name} did not give back "
+                          f"{value!r} written through {writer.name}: {last}") from None
+    print(f"read {DEMO_KEY}={got['value']!r} from {reader.name} (node: {got.get('node')})")
 
 
 if __name__ == "__main__":  # pragma: no cover

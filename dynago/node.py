@@ -168,6 +168,17 @@ class Node:
         return [route for service, _ in self._started_services
                 for route in service.http_routes()]
 
+    def service_metric_families(self) -> list[Any]:
+        """The Prometheus metric families (prometheus_client ``Metric``) that started
+        services offer through an optional ``metric_families()``, in service order
+        (blocks while services read their actors: not for an actor's thread)."""
+        families: list[Any] = []
+        for service, _ in self._started_services:
+            collect = getattr(service, "metric_families", None)
+            if callable(collect):
+                families.extend(collect())
+        return families
+
     @property
     def http_address(self) -> str | None:
         return self.http.address if self.http is not None else None

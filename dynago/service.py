@@ -5,7 +5,9 @@ and the MembershipActor runs, before streams are served and the admin API opens 
 contributes what reaches it from outside: the wire message classes its actors handle
 (``peer_routes``, registered in the node's RouteTable, so PeerActors hand those
 messages to them) and HTTP routes (``http_routes``: hooks that add aiohttp routes to
-the admin server's application before it starts serving). Services stop in the
+the admin server's application before it starts serving). A service may also offer
+``metric_families()`` (prometheus_client Metrics, served in ``/metrics``; optional, so
+not part of the protocol). Services stop in the
 reverse order they started, before the MembershipActor and the transport.
 """
 

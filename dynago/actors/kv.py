@@ -34,6 +34,7 @@ from dynago.actors.kv_messages import (
     ClientListKeys,
     ClientPut,
     Expire,
+    GetKvSnapshot,
     GetKvStats,
     LocalDone,
     LocalKeys,
@@ -148,6 +149,8 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                 self._ring_changed()
             case GetKvStats():
                 return self.stats.as_dict() | {"kv_requests_in_flight": self.in_flight()}
+            case GetKvSnapshot():
+                return self.stats.snapshot(self.in_flight())
             case PeerMessage():
                 self._peer_message(message.sender, message.message, message.done)
             case _:

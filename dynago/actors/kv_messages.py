@@ -70,6 +70,11 @@ class GetKvStats:
 
 
 @dataclass(frozen=True, slots=True)
+class GetKvSnapshot:
+    """Ask: every KV count and latency histogram (a ``dynago.kv.stats.KvSnapshot``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Expire:
     """Private: request ``request_id``'s deadline passed."""
 

@@ -5,9 +5,11 @@ starts the StorageActor that owns it and the KvActor that drives requests, subsc
 the KvActor to membership (the member map, then every event), and offers:
 
 * ``peer_routes``: every replica message class → the KvActor (PeerActors hand them on);
-* ``http_routes``: Dynago's ``/kvstore`` and Riak's object API (dynago.http.kv_api);
+* ``http_routes``: Dynago's ``/kvstore`` and Riak's object API (dynago.http.kv_api),
+  and ``GET /v1/ring`` (dynago.http.ring_api);
 * ``frontend``: the ``KvFrontend`` for in-process callers on an asyncio loop;
-* ``stats``: the KV and storage counters.
+* ``stats``: the KV and storage counters, flat (/v1/stats); ``snapshot``: the same with
+  the latency histograms; ``metric_families``: those as Prometheus families (/metrics).
 
 ``stop`` stops the KvActor, then the StorageActor, which commits what it still holds and
 closes the engine.
@@ -16,7 +18,8 @@ closes the engine.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -24,16 +27,20 @@ import pykka
 from dynago.actors import api
 from dynago.actors.kv import KvActor
 from dynago.actors.kv_frontend import ActorFrontend
-from dynago.actors.kv_messages import GetKvStats, MemberChanged, MembersSeen
+from dynago.actors.kv_messages import GetKvSnapshot, MemberChanged, MembersSeen
 from dynago.actors.refs import tell_quietly
 from dynago.actors.routing import PeerDirectory, send_to_peer
 from dynago.actors.storage import StorageActor, storage_stats
+from dynago.actors.storage_messages import StorageStats
 from dynago.kv.config import KvConfig
 from dynago.kv.members import ZONE_TAG, RingKeeper
 from dynago.kv.messages import KV_MESSAGE_TYPES, KvMessage
+from dynago.kv.stats import KvSnapshot
 from dynago.storage import Engine, open_engine
 
 if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
     from dynago.core.messages import MemberEvent
     from dynago.http.server import RouteHook
     from dynago.service import NodeContext
@@ -41,6 +48,31 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ASK_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class KvServiceSnapshot:
+    """One reading of a node's KV store. ``kv`` and ``store`` are None when their actor
+    did not answer in time (or is stopped); the ring figures are this node's view."""
+
+    kv: KvSnapshot | None
+    store: StorageStats | None
+    ring_partitions: int
+    partitions_owned: int
+    ring_members: int
+
+    def as_dict(self) -> dict[str, int]:
+        """The flat counters of ``KvService.stats``."""
+        out: dict[str, int] = self.kv.as_dict() if self.kv is not None else {}
+        stored = self.store
+        if stored is not None:
+            out.update({"kv_store_keys": stored.keys, "kv_store_bytes": stored.size_bytes,
+                        "kv_store_writes": stored.writes, "kv_store_commits": stored.commits,
+                        "kv_store_fsyncs": stored.fsyncs, "kv_store_errors": stored.errors})
+        if self.ring_partitions:
+            out["kv_ring_partitions_owned"] = self.partitions_owned
+            out["kv_ring_members"] = self.ring_members
+        return out
 
 
 class DirectorySender:
@@ -108,42 +140,55 @@ class KvService:
 
     def http_routes(self) -> Sequence[RouteHook]:
         frontend = self.frontend
-        assert frontend is not None, "start() first"
+        keeper = self.ring
+        assert frontend is not None and keeper is not None, "start() first"
         kv_config = self.kv_config
 
         def hook(app: Any) -> None:
             from dynago.http.kv_api import add_kv_routes
+            from dynago.http.ring_api import add_ring_route
 
             add_kv_routes(app, frontend, node_name=self._node_name,
                           max_key_bytes=kv_config.max_key_bytes,
                           max_value_bytes=kv_config.max_value_bytes,
                           stats=lambda: dict(self.stats()))
+            # RingKeeper.ring is replaced whole by the KvActor: reading it is safe here.
+            add_ring_route(app, lambda: keeper.ring)
 
         return [hook]
 
-    def stats(self) -> Mapping[str, int]:
-        """KV request counters and the store's (blocks up to a few seconds: not for an
-        actor's thread)."""
-        out: dict[str, int] = {}
+    def snapshot(self) -> KvServiceSnapshot:
+        """Every KV count, the latency histograms and the store's (blocks up to a few
+        seconds: not for an actor's thread)."""
+        kv: KvSnapshot | None = None
         if self.kv is not None:
             try:
-                answer = self.kv.ask(GetKvStats(), timeout=_ASK_S)
-                assert isinstance(answer, dict)
-                out.update(answer)
+                answer = self.kv.ask(GetKvSnapshot(), timeout=_ASK_S)
+                assert isinstance(answer, KvSnapshot)
+                kv = answer
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
+        store: StorageStats | None = None
         if self.storage is not None:
             try:
-                stored = storage_stats(self.storage, timeout_s=_ASK_S)
+                store = storage_stats(self.storage, timeout_s=_ASK_S)
             except (pykka.ActorDeadError, pykka.Timeout):
-                return out
-            out.update({"kv_store_keys": stored.keys, "kv_store_bytes": stored.size_bytes,
-                        "kv_store_writes": stored.writes, "kv_store_commits": stored.commits,
-                        "kv_store_fsyncs": stored.fsyncs, "kv_store_errors": stored.errors})
-        if self.ring is not None:
-            out["kv_ring_partitions_owned"] = len(self.ring.ring.partitions_of(self._node_name))
-            out["kv_ring_members"] = len(self.ring.ring.members)
-        return out
+                pass
+        ring = self.ring.ring if self.ring is not None else None
+        if ring is None:
+            return KvServiceSnapshot(kv, store, 0, 0, 0)
+        return KvServiceSnapshot(kv, store, ring.partitions,
+                                 len(ring.partitions_of(self._node_name)), len(ring.members))
+
+    def stats(self) -> Mapping[str, int]:
+        """KV request counters and the store's, flat (blocks like ``snapshot``)."""
+        return self.snapshot().as_dict()
+
+    def metric_families(self) -> Iterator[Metric]:
+        """The KV's Prometheus families (dynago.ops.kv_metrics), from one ``snapshot``."""
+        from dynago.ops.kv_metrics import kv_families
+
+        yield from kv_families(self.snapshot())
 
     def stop(self) -> None:
         if self._engine is not None:  # opened, never started

@@ -18,6 +18,8 @@ node in a process has its own registry. Families (counters end in ``_total``):
 * Actors: ``dynago_membership_mailbox_depth``, ``dynago_peer_mailbox_depth_max``,
   ``dynago_peer_mailbox_depth_sum``, ``dynago_peer_actors``.
 * Event handlers: ``dynago_event_handler_runs_total{outcome}``, queue and running gauges.
+* Services' own (``Node.service_metric_families``): the KV store's ``dynago_kv_*``
+  (dynago.ops.kv_metrics).
 * The process: prometheus_client's ``process_*`` (CPU, resident memory, open files).
 """
 
@@ -148,6 +150,10 @@ class NodeCollector(Collector):
                                     "Messages waiting in the membership actor's mailbox.",
                                     value=mailbox_depth(node.membership))
         yield from _traffic(getattr(node.transport, "counters", None))
+        # Optional on a NodeView (test doubles need not have it): the KV store's families.
+        service_families = getattr(node, "service_metric_families", None)
+        if callable(service_families):
+            yield from service_families()
 
 
 def _labelled(stats: dict[str, int]) -> Iterator[Metric]:

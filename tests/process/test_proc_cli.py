@@ -1,6 +1,7 @@
 """The ``dynago`` command line, run as a real process: usage errors and ports in use end
 with exit code 2 and one line on stderr; ``dynago members`` prints a table or JSON;
-``dynago demo`` runs a 3-node cluster to completion and leaves no node behind."""
+``dynago demo`` runs a 3-node cluster to completion, writes a key through one node and
+reads it from another, and leaves no node behind."""
 
 from __future__ import annotations
 
@@ -84,39 +85,60 @@ def _two_nodes(cluster: Any) -> list[Any]:
     return nodes
 
 
+def _two_kv_nodes(cluster: Any) -> list[Any]:
+    """Two nodes that list each other and whose rings both hold both (32 partitions each)."""
+    nodes = _two_nodes(cluster)
+    cluster.wait(lambda: all(len(_ring(n)["members"]) == 2 for n in nodes),
+                 "both rings to hold both nodes")
+    return nodes
+
+
+def _ring(node: Any) -> Any:
+    from dynago.launch import http_json
+
+    return http_json(node.http, "/v1/ring")
+
+
 def test_cli_members_prints_table(cluster: Any, dynago_cli: Cli) -> None:
     """``dynago members --http ADDR`` exits 0 and prints a header line NAME ADDRESS STATUS
-    INCARNATION SINCE and then one row per member: name, address, status, incarnation,
-    RFC 3339 time."""
-    a, b = _two_nodes(cluster)
+    INCARNATION PARTITIONS SINCE and then one row per member: name, address, status,
+    incarnation, its partitions of the node's ring (``32 (50.0%)`` each of two), RFC 3339
+    time."""
+    a, b = _two_kv_nodes(cluster)
 
     result = dynago_cli(["members", "--http", a.http], timeout_s=15)
 
     assert result.returncode == 0, cluster.report(_describe(result))
     lines = [line for line in result.stdout.splitlines() if line.strip()]
-    assert lines and lines[0].split() == ["NAME", "ADDRESS", "STATUS", "INCARNATION", "SINCE"], \
-        _describe(result)
+    assert lines and lines[0].split() == ["NAME", "ADDRESS", "STATUS", "INCARNATION",
+                                          "PARTITIONS", "SINCE"], _describe(result)
     rows = [line.split() for line in lines[1:]]
-    assert sorted(row[:4] for row in rows) == [
-        ["a", a.address, "alive", "0"], ["b", b.address, "alive", "0"]
+    assert sorted(row[:6] for row in rows) == [
+        ["a", a.address, "alive", "0", "32", "(50.0%)"],
+        ["b", b.address, "alive", "0", "32", "(50.0%)"],
     ], _describe(result)
     for row in rows:
-        assert row[4].endswith("Z"), _describe(result)
+        assert row[6].endswith("Z"), _describe(result)
 
 
 def test_cli_members_json_lists_member_objects(cluster: Any, dynago_cli: Cli) -> None:
     """``dynago members --json`` exits 0 and prints JSON: a list of objects with name,
-    address, status, incarnation and since, the same as the node's /v1/members."""
-    a, b = _two_nodes(cluster)
+    address, status, incarnation and since, the same as the node's /v1/members, plus
+    each member's ``partitions`` and ``share`` of the node's ring."""
+    a, b = _two_kv_nodes(cluster)
 
     result = dynago_cli(["members", "--http", b.http, "--json"], timeout_s=15)
 
     assert result.returncode == 0, cluster.report(_describe(result))
     members = json.loads(result.stdout)
     assert isinstance(members, list) and all(isinstance(m, dict) for m in members), members
-    assert sorted((m["name"], m["address"], m["status"], m["incarnation"]) for m in members) \
-        == [("a", a.address, "alive", 0), ("b", b.address, "alive", 0)], members
-    assert members == b.members_v1(), cluster.report(f"--json printed {members}")
+    assert sorted((m["name"], m["address"], m["status"], m["incarnation"], m["partitions"],
+                   m["share"]) for m in members) \
+        == [("a", a.address, "alive", 0, 32, 0.5), ("b", b.address, "alive", 0, 32, 0.5)], \
+        members
+    plain = [{k: v for k, v in m.items() if k not in ("partitions", "share")}
+             for m in members]
+    assert plain == b.members_v1(), cluster.report(f"--json printed {members}")
 
 
 @pytest.mark.parametrize("command", ["members", "leave"])
@@ -155,8 +177,9 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
 
 def test_cli_demo_runs_to_completion(spawn: Callable[..., subprocess.Popen[str]]) -> None:
-    """``dynago demo`` starts 3 nodes, says "all 3 nodes list all 3 members", stops them
-    and exits 0, leaving no process behind: nothing remains in its process group."""
+    """``dynago demo`` starts 3 nodes, says "all 3 nodes list all 3 members", writes a
+    key through node-1 and reads it from node-3, stops them and exits 0, leaving no
+    process behind: nothing remains in its process group."""
     demo = spawn([sys.executable, "-m", "dynago", "demo"])
     try:
         out, err = demo.communicate(timeout=DEMO_TIMEOUT_S)
@@ -166,6 +189,10 @@ def test_cli_demo_runs_to_completion(spawn: Callable[..., subprocess.Popen[str]]
 
     assert demo.returncode == 0, described
     assert "all 3 nodes list all 3 members" in out, described
+    # It wrote a key through node-1 and read it back from node-3.
+    assert "wrote demo-key='hello from node-1' through node-1" in out, described
+    assert "read demo-key='hello from node-1' from node-3 (node: node-" in out, described
+    assert "PARTITIONS" in out, described
     assert out.rstrip().endswith("done"), described
     assert "Traceback" not in err, described
     # Its nodes were started in its process group: once it exits, none may remain.

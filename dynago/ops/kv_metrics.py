@@ -1,0 +1,105 @@
+"""The key-value store's Prometheus families, from one ``KvServiceSnapshot``.
+
+Served in ``GET /metrics`` beside the node's (dynago.ops.metrics) when the node runs the
+KV store. Counters end in ``_total``; no other family ends in ``_sum``, ``_count`` or
+``_bucket`` (``promtool check metrics`` rejects those):
+
+* ``dynago_kv_requests_total{op,outcome}`` — client requests coordinated here, by
+  operation (get, put, delete) and outcome (ok, not_found, unavailable, bad_request,
+  too_large, error); every pair is present, zero included.
+* ``dynago_kv_request_duration_seconds{op}`` — a histogram of their latencies (buckets
+  ``dynago.kv.stats.LATENCY_BUCKETS_S``).
+* ``dynago_kv_requests_in_flight`` — requests still waiting for replicas.
+* ``dynago_kv_reads_with_siblings_total``, ``dynago_kv_forwarded_requests_total``,
+  ``dynago_kv_coordinated_for_others_total``, ``dynago_kv_replica_messages_dropped_total``,
+  ``dynago_kv_internal_errors_total``.
+* The store: ``dynago_kv_store_keys``, ``dynago_kv_store_size_bytes`` (gauges),
+  ``dynago_kv_store_writes_total``, ``dynago_kv_store_commits_total``,
+  ``dynago_kv_store_fsyncs_total``, ``dynago_kv_store_errors_total``.
+* The ring: ``dynago_kv_ring_partitions``, ``dynago_kv_ring_members``,
+  ``dynago_kv_ring_partitions_owned`` (gauges; this node's view).
+
+A part whose actor did not answer in time is left out of that scrape, not shown as zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+if TYPE_CHECKING:
+    from dynago.actors.kv_service import KvServiceSnapshot
+
+KV_COUNTERS: dict[str, tuple[str, str]] = {
+    "kv_reads_with_siblings": ("dynago_kv_reads_with_siblings",
+                               "Reads coordinated here that answered more than one sibling."),
+    "kv_forwarded": ("dynago_kv_forwarded_requests",
+                     "Writes forwarded to a node of the key's preference list to coordinate."),
+    "kv_coordinated_for_others": ("dynago_kv_coordinated_for_others",
+                                  "Writes this node coordinated for another node."),
+    "kv_replica_messages_dropped": ("dynago_kv_replica_messages_dropped",
+                                    "Replica messages from peers dropped: malformed or "
+                                    "unexpected."),
+    "kv_internal_errors": ("dynago_kv_internal_errors",
+                           "Messages the KV actor failed to handle (a bug: see the log)."),
+}
+
+
+def kv_families(snapshot: KvServiceSnapshot) -> Iterator[Metric]:
+    """The families of the module docstring, from ``snapshot``."""
+    kv = snapshot.kv
+    if kv is not None:
+        requests = CounterMetricFamily("dynago_kv_requests",
+                                       "KV client requests coordinated here, by operation "
+                                       "and outcome.", labels=["op", "outcome"])
+        for (op, outcome), n in sorted(kv.requests.items()):
+            requests.add_metric([op, outcome], n)
+        yield requests
+        latency = HistogramMetricFamily("dynago_kv_request_duration_seconds",
+                                        "Latency of KV client requests, by operation.",
+                                        labels=["op"])
+        for op, hist in sorted(kv.latency.items()):
+            latency.add_metric([op], [(_le(bound), n) for bound, n in hist.buckets],
+                               sum_value=hist.sum)
+        yield latency
+        yield GaugeMetricFamily("dynago_kv_requests_in_flight",
+                                "KV requests waiting for replicas now.", value=kv.in_flight)
+        for key, (name, text) in KV_COUNTERS.items():
+            yield CounterMetricFamily(name, text, value=kv.counters.get(key, 0))
+    store = snapshot.store
+    if store is not None:
+        yield GaugeMetricFamily("dynago_kv_store_keys", "Keys in this node's store.",
+                                value=store.keys)
+        yield GaugeMetricFamily("dynago_kv_store_size_bytes",
+                                "Size of this node's store (the engine's figure).",
+                                value=store.size_bytes)
+        for name, text, n in (
+                ("dynago_kv_store_writes", "Writes the store acknowledged as durable.",
+                 store.writes),
+                ("dynago_kv_store_commits", "Batches the store committed.", store.commits),
+                ("dynago_kv_store_fsyncs", "Commits that synced to disk (0 in memory).",
+                 store.fsyncs),
+                ("dynago_kv_store_errors", "Store errors: failed updates, commits, reads.",
+                 store.errors)):
+            yield CounterMetricFamily(name, text, value=n)
+    if snapshot.ring_partitions:
+        yield GaugeMetricFamily("dynago_kv_ring_partitions", "Partitions of the ring.",
+                                value=snapshot.ring_partitions)
+        yield GaugeMetricFamily("dynago_kv_ring_members",
+                                "Members of the ring, as this node sees it.",
+                                value=snapshot.ring_members)
+        yield GaugeMetricFamily("dynago_kv_ring_partitions_owned",
+                                "Partitions this node owns in its view of the ring.",
+                                value=snapshot.partitions_owned)
+
+
+def _le(bound: float) -> str:
+    """A bucket's ``le`` label as Prometheus writes it (``0.005``, ``1.0``, ``+Inf``)."""
+    return "+Inf" if bound == float("inf") else repr(bound)
