@@ -16,7 +16,7 @@ node in a process has its own registry. Families (counters end in ``_total``):
   ``dynago_message_bytes_total{direction,kind}``, ``dynago_stream_reconnects_total``,
   ``dynago_streams_opened_total``, refusals, malformed and dropped messages.
 * Actors: ``dynago_membership_mailbox_depth``, ``dynago_peer_mailbox_depth_max``,
-  ``dynago_peer_mailbox_depth_sum``, ``dynago_peer_actors``.
+  ``dynago_peer_mailbox_messages``, ``dynago_peer_actors``.
 * Event handlers: ``dynago_event_handler_runs_total{outcome}``, queue and running gauges.
 * Services' own (``Node.service_metric_families``): the KV store's ``dynago_kv_*``
   (dynago.ops.kv_metrics).
@@ -89,7 +89,7 @@ GAUGES: dict[str, tuple[str, str]] = {
     "peer_actors": ("dynago_peer_actors", "Peer actors (one per remote node in contact)."),
     "peer_mailbox_depth_max": ("dynago_peer_mailbox_depth_max",
                                "Deepest mailbox of the peer actors."),
-    "peer_mailbox_depth_sum": ("dynago_peer_mailbox_depth_sum",
+    "peer_mailbox_depth_sum": ("dynago_peer_mailbox_messages",
                                "Messages waiting in all peer actors' mailboxes."),
     "event_handler_pending": ("dynago_event_handler_pending",
                               "Events queued for the event handlers."),

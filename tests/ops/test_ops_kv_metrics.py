@@ -123,3 +123,25 @@ def test_kv_ring_view_shares_partitions_of_two_nodes(nodes: Callable[..., Node])
         lambda: (v := families(b)["dynago_kv_ring_partitions_owned"].samples[0].value) == 32
         and v, timeout_s=TIMEOUT_S, what="b's metrics to show its 32 partitions")
     assert owned == 32
+
+
+def test_metrics_pass_promtool_check(nodes: Callable[..., Node]) -> None:
+    """``promtool check metrics`` (Debian's prometheus package; CI installs it) finds
+    nothing wrong with a live node's /metrics, KV families included, after traffic."""
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    a = nodes("a")
+    base = f"http://{a.http_address}"
+    request = urllib.request.Request(f"{base}/buckets/b/keys/k", data=b"v", method="PUT",
+                                     headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:
+        assert answer.status in (200, 204)
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as answer:
+        text = answer.read()
+    done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                          timeout=30)
+    assert done.returncode == 0, (done.stdout + done.stderr).decode()
