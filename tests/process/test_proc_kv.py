@@ -215,13 +215,15 @@ def test_riak_concurrent_writes_make_siblings_a_context_write_resolves(cluster: 
 # ------------------------------------------------------------------ restart
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "lmdb"])
+@pytest.mark.parametrize(("engine", "stop"), [("sqlite", "sigterm"), ("lmdb", "sigterm"),
+                                             ("sqlite", "sigkill"), ("lmdb", "sigkill")])
 def test_kv_keys_survive_restart_on_the_data_dir(
-        cluster: Any, tmp_path: Path, engine: str) -> None:
+        cluster: Any, tmp_path: Path, engine: str, stop: str) -> None:
     """A one-node store on ``--data-dir`` (``--storage-engine``) takes 8 /kvstore keys and
-    a Riak object with metadata, is stopped with SIGTERM (exits 0) and started again on
-    the same data dir and gRPC port: every key reads back with its value, the Riak object
-    with its content type and metadata, and the store counts the same keys."""
+    a Riak object with metadata, is stopped with SIGTERM (exits 0) — or killed with
+    SIGKILL: a write is acknowledged only once committed — and started again on the same
+    data dir and gRPC port: every key reads back with its value, the Riak object with its
+    content type and metadata, and the store counts the same keys."""
     args = ["--data-dir", str(tmp_path / "data"), "--storage-engine", engine]
     node = cluster("solo", extra_args=args)
     for key in KEYS:
@@ -234,7 +236,11 @@ def test_kv_keys_survive_restart_on_the_data_dir(
     stored = kv_stat(node, "kv_store_keys")
     assert stored == len(KEYS) + 1
 
-    assert cluster.stop(node) == 0, cluster.report("the node did not exit 0 on SIGTERM")
+    if stop == "sigterm":
+        assert cluster.stop(node) == 0, cluster.report("the node did not exit 0 on SIGTERM")
+    else:
+        node.signal(signal.SIGKILL)
+        assert node.proc.wait(5.0) == -signal.SIGKILL
     again = cluster("solo", extra_args=args, bind=node.address)
 
     for key in KEYS:
