@@ -121,7 +121,8 @@ def test_kvstore_keys_written_anywhere_read_back_everywhere(
 def test_kv_quorum_survives_sigkill_of_one_node(cluster: Any) -> None:
     """Of three nodes (N=3), c is killed with SIGKILL. Through a and b, writes at W=2 and
     reads at R=2 of old and new keys succeed at once (c still held alive or suspect)
-    and again once both have marked c failed."""
+    and again once both have marked c failed; so do /kvstore writes and reads at its
+    default quorum."""
     a, b, c = start_ring(cluster, ["a", "b", "c"])
     clients = [KvClient(a.http, timeout_s=8.0), KvClient(b.http, timeout_s=8.0)]
     try:
@@ -143,6 +144,13 @@ def test_kv_quorum_survives_sigkill_of_one_node(cluster: Any) -> None:
                     got = reader.get(new_key, bucket="crash", r=2)
                     assert got is not None and got.value == f"new {new_key}".encode(), (
                         cluster.report(f"{phase}: {new_key} written through {'ab'[i]}"))
+            # Dynago's API, at its default R=W=2, through each survivor.
+            for writer, reader in ((a, b), (b, a)):
+                key = f"{phase}-{writer.name}"
+                kvstore_post(writer, key, f"kv {key}")
+                status, got = kvstore_get(reader, key)
+                assert (status, got["value"]) == (200, f"kv {key}"), cluster.report(
+                    f"{phase}: /kvstore {key} read through {reader.name}: {status} {got}")
 
         round_trip("unnoticed")
         # The first round must have run before the failure detector's verdict.
