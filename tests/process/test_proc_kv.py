@@ -1,7 +1,8 @@
 """The key-value store in real ``dynago node`` processes: Dynago's ``/kvstore`` scenario
 (keys written through every node read back alike everywhere, spread over the ring),
 quorum reads and writes through a SIGKILL, Riak siblings and their resolution, and a
-restart on the same data directory (sqlite and lmdb).
+restart on the same data directory (sqlite and lmdb; SIGTERM and SIGKILL; a replica
+of three serving its keys alone).
 
 Bad input, a peer with another ring, ``dynago kv`` and deletes are in test_proc_kv_ops.py.
 """
@@ -259,3 +260,34 @@ def test_kv_keys_survive_restart_on_the_data_dir(
     assert headers["Content-Type"] == "application/json", headers
     assert headers.get("X-Riak-Meta-Owner") == "alice", headers
     assert kv_stat(again, "kv_store_keys") == stored
+
+
+def test_kv_replica_restarted_on_its_data_dir_serves_its_keys_alone(
+        cluster: Any, tmp_path: Path) -> None:
+    """Three nodes on their own data dirs take 8 keys at W=all. c is stopped (SIGTERM)
+    and started again on its data dir and gRPC port; once it is back in every ring, a
+    and b are killed: c alone still answers every key at R=1 from what it stored."""
+    args = {name: ["--data-dir", str(tmp_path / name)] for name in "abc"}
+    a = cluster("a", extra_args=args["a"])
+    b = cluster("b", seeds=[a.address], extra_args=args["b"])
+    c = cluster("c", seeds=[a.address], extra_args=args["c"])
+    nodes = [a, b, c]
+    cluster.wait(lambda: all(kv_stat(n, "kv_ring_members") == 3 for n in nodes),
+                 "every ring to hold the 3 nodes")
+    with KvClient(a.http, timeout_s=8.0) as client:
+        for key in KEYS:
+            client.put(key, f"durable {key}", bucket="d", w="all")
+
+    assert cluster.stop(c) == 0, cluster.report("c did not exit 0 on SIGTERM")
+    c2 = cluster("c", seeds=[a.address], extra_args=args["c"], bind=c.address)
+    cluster.wait(lambda: all(kv_stat(n, "kv_ring_members") == 3 for n in (a, b, c2))
+                 and all(cluster.statuses(n).get("c") == "alive" for n in (a, b)),
+                 "c to be back in every ring")
+    assert kv_stat(c2, "kv_store_keys") == len(KEYS)
+    for node in (a, b):
+        node.kill()
+    with KvClient(c2.http, timeout_s=8.0) as client:
+        for key in KEYS:
+            got = client.get(key, bucket="d", r=1)
+            assert got is not None and got.value == f"durable {key}".encode(), (
+                cluster.report(f"{key} from c alone: {got}"))
