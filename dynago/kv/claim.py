@@ -19,9 +19,9 @@ How: start from pure rendezvous (every partition on its top member), then move p
 off over-full members one at a time along the cheapest chain of moves (a shortest path over
 members, where moving partition ``p`` from ``a`` to ``b`` costs ``score(p, a) - score(p, b)``),
 until every load is within bounds. That is the successive-shortest-path method of min-cost
-flow; Dijkstra with potentials keeps each step O(n^2 + moved * P). With at least as many
-members as partitions (each owns 0 or 1) a consistent-hashing walk replaces it
-(``_claim_one_each``): the flow's O(n^2) steps took seconds at 3,000 members. Scores are
+flow; Dijkstra with potentials keeps each step O(n^2 + moved * P). From 512 members on
+(with at least as many members as partitions, so each owns 0 or 1) a consistent-hashing
+walk replaces it (``_claim_one_each``): the flow's O(n^2) steps took seconds at 3,000. Scores are
 integers and ties break on member index then partition, so the result is exact and the same on every
 platform.
 """
@@ -31,6 +31,12 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Sequence
+
+ONE_EACH_MIN_MEMBERS = 512
+"""From this many members on (and at least as many as partitions), the claim is the
+consistent-hashing walk: the min-cost flow costs O(n^2) a step (70 ms at 512 members,
+seconds at 3,000). Crossing this size once moves more than a join should; below it, and
+above it, joins move little."""
 
 _INF = 1 << 80
 """Above any path cost: scores are 64-bit, a path has at most n edges (n far below 2**16)."""
@@ -58,7 +64,7 @@ def claim(names: Sequence[str], partitions: int) -> tuple[int, ...]:
         raise ValueError("a claim needs at least one member")
     if len(set(members)) != n:
         raise ValueError("member names must be distinct")
-    if n >= partitions:
+    if n >= max(ONE_EACH_MIN_MEMBERS, partitions):
         return _claim_one_each(members, partitions)
     scores = [[score(name, p) for p in range(partitions)] for name in members]
     owners = [_best(scores, p) for p in range(partitions)]
