@@ -15,8 +15,9 @@ three stored writes) and per client operation; from /proc, the node processes' C
 seconds per operation; and the generator's own CPU, which shows whether it was the limit.
 
 ``--py-spy PATH`` also samples the first node with ``py-spy record --format raw`` (a
-collapsed-stack file at PATH) during the put phase of the largest client count; the
-sampling pauses the node briefly at each sample, so that phase's figures are not clean.
+collapsed-stack file at PATH; with ``--py-spy-gil`` only the thread holding the GIL)
+during the put phase of the largest client count and summarises it (bench.profile_summary);
+the sampling pauses the node at each sample, so that phase's figures are not clean.
 
 Every node process is stopped by its PID at the end, also on an error, Ctrl-C or
 SIGTERM. Figures are for the report, not pass/fail.
@@ -41,6 +42,7 @@ from typing import Any
 from bench.cluster import BenchCluster, Member, stop_on_sigterm
 from bench.kv_load import KeySpace, run_phase, summary
 from bench.procstat import cpu_seconds
+from bench.profile_summary import parse, render, summarise
 from dynago.launch import LaunchError, wait_until
 
 STATS_KEYS = ("kv_store_writes", "kv_store_commits", "kv_store_fsyncs")
@@ -80,6 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--py-spy", type=Path, metavar="PATH",
                         help="py-spy raw profile of the first node, largest put phase")
+    parser.add_argument("--py-spy-gil", action="store_true",
+                        help="sample only the thread holding the GIL (py-spy --gil)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the keys")
     return parser.parse_args(argv)
 
@@ -104,7 +108,8 @@ def _converged(cluster: BenchCluster, n: int) -> bool:
         int(member.stats().get("kv_ring_members", 0)) == n for member in cluster.members)
 
 
-def _start_py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
+def _start_py_spy(pid: int, out: Path, seconds: float,
+                  gil: bool) -> subprocess.Popen[bytes] | None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         print("py-spy is not installed (pip install -e '.[bench]'): no profile")
@@ -112,24 +117,32 @@ def _start_py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes
     out.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
-         "--duration", str(max(1, int(seconds))), "--rate", "200"],
+         "--duration", str(max(1, int(seconds))), "--rate", "200",
+         *(["--gil"] if gil else [])],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _finish_py_spy(spy: subprocess.Popen[bytes], seconds: float) -> None:
+def _finish_py_spy(spy: subprocess.Popen[bytes], seconds: float,
+                   out: Path) -> dict[str, Any] | None:
+    """Wait for py-spy (bounded); the profile's summary (bench.profile_summary)."""
     try:
         _out, err = spy.communicate(timeout=seconds + 30.0)
     except subprocess.TimeoutExpired:
         spy.kill()  # our own child, by its handle
         spy.communicate()
         print("py-spy did not finish in time: killed")
-        return
-    if spy.returncode != 0:
+        return None
+    if spy.returncode != 0 or not out.exists():
         print(f"py-spy exited {spy.returncode}: {err.decode(errors='replace')[-500:]}")
+        return None
+    with open(out) as source:
+        return summarise(parse(source))
 
 
-def measure(cluster: BenchCluster, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every phase, in order: puts then gets for each client count."""
+def measure(cluster: BenchCluster, args: argparse.Namespace,
+            report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every phase, in order: puts then gets for each client count (and the profile, in
+    ``report["profile"]``, when asked for)."""
     members = cluster.members
     nodes = [m.http for m in members]
     space = KeySpace(args.keys)
@@ -140,7 +153,8 @@ def measure(cluster: BenchCluster, args: argparse.Namespace) -> list[dict[str, A
         for op in ("put", "get"):
             spy = None
             if args.py_spy and op == "put" and clients == profile_at:
-                spy = _start_py_spy(members[0].pid, args.py_spy, args.seconds)
+                spy = _start_py_spy(members[0].pid, args.py_spy, args.seconds,
+                                    args.py_spy_gil)
             load_before = os.getloadavg()[0]
             counters_before, cpu_before = _counters(members), _node_cpu(members)
             result = asyncio.run(run_phase(
@@ -148,7 +162,7 @@ def measure(cluster: BenchCluster, args: argparse.Namespace) -> list[dict[str, A
                 value_bytes=args.value_bytes, timeout_s=REQUEST_TIMEOUT_S, rng=rng))
             cpu_after, counters_after = _node_cpu(members), _counters(members)
             if spy is not None:
-                _finish_py_spy(spy, args.seconds)
+                report["profile"] = _finish_py_spy(spy, args.seconds, args.py_spy)
             row = summary(result)
             delta = {k: counters_after[k] - counters_before[k] for k in STATS_KEYS}
             node_cpu = [b - a for a, b in zip(cpu_before, cpu_after, strict=True)]
@@ -218,12 +232,15 @@ def main(argv: list[str] | None = None) -> int:
             report["converged_s"] = round(time.monotonic() - began, 2)
             print(f"{args.nodes} nodes up and converged in {report['converged_s']} s; "
                   f"load {os.getloadavg()[0]:.2f}", flush=True)
-            report["phases"] = measure(cluster, args)
+            report["phases"] = measure(cluster, args, report)
     report["load_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(table(report["phases"]))
     print(f"{args.nodes} nodes, N=3 R=W=2, {args.value_bytes}-byte values, {args.keys} keys, "
           f"{args.seconds:g} s per phase; {report['machine']['cpus']} CPUs; 1-minute load "
           f"{report['load_1m_at_start']} at start, {report['load_1m_at_end']} at end")
+    if report.get("profile"):
+        print(f"py-spy profile of node 0, put phase x{max(args.clients)} ({args.py_spy}):")
+        print(render(report["profile"]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
