@@ -16,7 +16,7 @@ import signal
 import statistics
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -121,6 +121,8 @@ class BenchCluster:
     stagger_s: float = 0.05
     """Extra pause after each node's ready line before the next node is started."""
     extra_args: Sequence[str] = ()
+    node_args: Callable[[str], Sequence[str]] | None = None
+    """Arguments for one node only, by its name (e.g. its own ``--data-dir``)."""
     verbose: bool = False
     """Print a line per 10 launched nodes (ready latency, load)."""
     members: list[Member] = field(default_factory=list)
@@ -150,7 +152,8 @@ class BenchCluster:
         started = time.time()
         process = NodeProcess(
             ["--bind", bind, "--http", "127.0.0.1:0", "--preset", self.preset,
-             "--name", name, *seeds, *self.extra_args],
+             "--name", name, *seeds, *self.extra_args,
+             *(self.node_args(name) if self.node_args else ())],
             stderr_path=str(log_path),
         )
         self._all.append(process)
