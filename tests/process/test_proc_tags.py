@@ -66,7 +66,8 @@ def test_members_filtered_by_tag_in_the_cli_and_over_http(cluster: Any, dynago_c
     table = dynago_cli(["members", "--http", a.http, "--tag", "role=kv"])
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "ADDRESS", "STATUS", "INCARNATION", "TAGS", "SINCE"]
+    assert lines[0].split() == ["NAME", "ADDRESS", "STATUS", "INCARNATION", "TAGS", "PARTITIONS",
+                                "SINCE"]
     assert [line.split()[:5] for line in lines[1:]] == [
         ["a", a.address, "alive", "0", "role=kv,zone=a"]]
 
