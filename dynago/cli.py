@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 from dynago import cli_kv, cli_tags
+from dynago.cli_demo import demo_key_value
 from dynago.cli_node import EXIT_USAGE, run_node
 from dynago.cli_node import fail as _fail
 from dynago.cli_node import read_secret as _read_secret
@@ -343,7 +344,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(format_table(nodes[0].members_v1(), ring))
         print(f"\n$ curl {nodes[-1].http}/members\n{json.dumps(nodes[-1].members())}")
         print()
-        demo_key_value(nodes[0], nodes[-1])
+        demo_key_value(nodes[0], nodes[-1], nodes=nodes)
         if args.keep:
             print("\nthe cluster keeps running; press Ctrl-C to stop it")
             stop = threading.Event()
@@ -360,42 +361,6 @@ def run_demo(args: argparse.Namespace) -> int:
             node.close()
     print("done")
     return 0
-
-
-DEMO_KEY = "demo-key"
-
-
-def demo_key_value(writer: Any, reader: Any, *, timeout_s: float = 10.0) -> None:
-    """Write a key through ``writer`` (POST /kvstore), read it from ``reader`` (objects
-    with ``name`` and ``http``, e.g. NodeProcess) and print both; raise LaunchError if
-    the read does not give back what was written within ``timeout_s``."""
-    from dynago.launch import LaunchError, http_json, wait_until
-
-    value = f"hello from {writer.name}"
-    try:
-        stored = http_json(writer.http, "/kvstore", method="POST", timeout_s=5.0,
-                           body={"Key": DEMO_KEY, "Value": value})
-    except (OSError, ValueError) as error:
-        raise LaunchError(f"writing {DEMO_KEY!r} through {writer.name} failed: "
-                          f"{_reason(error)}") from None
-    print(f"wrote {DEMO_KEY}={value!r} through {writer.name} "
-          f"(first replica: {stored.get('node')})")
-    seen: list[Any] = []
-
-    def read_back() -> Any:
-        answer = http_json(reader.http, f"/kvstore/{DEMO_KEY}", timeout_s=5.0)
-        seen.append(answer)
-        return answer if answer.get("value") == value else None
-
-    try:
-        # Polled: the reader's ring may still be catching up with the last join.
-        got = wait_until(read_back, timeout_s=timeout_s,
-                         what=f"{reader.name} to read {DEMO_KEY}")
-    except LaunchError as error:
-        last = f"it answered {seen[-1]}" if seen else str(error)
-        raise LaunchError(f"reading {DEMO_KEY!r} from {reader.name} did not give back "
-                          f"{value!r} written through {writer.name}: {last}") from None
-    print(f"read {DEMO_KEY}={got['value']!r} from {reader.name} (node: {got.get('node')})")
 
 
 if __name__ == "__main__":  # pragma: no cover

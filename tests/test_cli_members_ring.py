@@ -14,7 +14,8 @@ import pykka
 import pytest
 
 from dynago.actors.kv_service import KvService
-from dynago.cli import demo_key_value, main
+from dynago.cli import main
+from dynago.cli_demo import demo_key_value
 from dynago.config import Config
 from dynago.launch import LaunchError, http_json, wait_until
 from dynago.node import Node
