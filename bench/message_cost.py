@@ -27,9 +27,9 @@ from typing import Any
 from bench.procstat import cpu_seconds, idle_cpu_percent
 from dynago.config import Config
 from dynago.core.member import Member
-from dynago.core.messages import Ack, CoreMessage, Gossip, Ping
+from dynago.core.messages import Ack, Gossip, Ping
 from dynago.launch import NodeProcess, http_json, wait_until
-from dynago.transport.base import Stream
+from dynago.transport.base import Stream, WireMessage
 from dynago.transport.grpc_transport import GrpcTransport
 
 
@@ -43,7 +43,7 @@ def flood(node: NodeProcess, messages: int, rate: float, batch: int) -> dict[str
     me = Member("bench", address)
 
     def on_stream(stream: Stream) -> None:
-        def on_message(message: CoreMessage) -> None:
+        def on_message(message: WireMessage) -> None:
             if isinstance(message, Ping):  # a member answers probes, or it is failed
                 stream.send(Ack(message.seq, me))
             stream.processed()
