@@ -34,6 +34,7 @@ function el(tag, attrs, ...children) {
   for (const [name, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined) continue;
     if (name === "class") node.className = value;
+    else if (name === "style") throw new Error("no style attributes: the CSP refuses them");
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value);
   }
@@ -45,6 +46,14 @@ function el(tag, attrs, ...children) {
 }
 
 const $ = (id) => document.getElementById(id);
+
+// A colour square. Set through the CSSOM: the page's Content-Security-Policy refuses
+// style attributes.
+function swatch(color) {
+  const node = el("span", {class: "swatch"});
+  node.style.background = color;
+  return node;
+}
 
 async function getJson(url) {
   const abort = new AbortController();
@@ -266,7 +275,7 @@ function renderRing() {
   picture.append(svg("text", {x: 0, y: 10}, `${ring.members.length} owners, N=${ring.n_val}`));
   const items = ring.members.map((m) => el("li", {"data-owner": m.name,
                                                   onclick: () => showHistory(m.name)},
-    el("span", {class: "swatch", style: `background:${colors.get(m.name)}`}),
+    swatch(colors.get(m.name)),
     `${m.name} ${m.partitions} (${(m.share * 100).toFixed(1)}%)`));
   $("legend").replaceChildren(...items);
 }
@@ -362,7 +371,8 @@ function figuresOf(name) {
   const entry = state.stats.get(name);
   const blank = {keys: "", ops: "", rate: "", p99get: "", p99put: ""};
   if (!entry) return blank;
-  if (entry.error && !entry.samples.length) return {...blank, keys: "unreachable"};
+  // Figures of a node that stopped answering would be stale: say so instead.
+  if (entry.error) return {...blank, keys: "unreachable"};
   const samples = entry.samples;
   if (!samples.length) return blank;
   const first = samples[0], last = samples[samples.length - 1];
@@ -403,7 +413,7 @@ async function showHistory(name) {
     note.textContent = `What ${h.observer} saw happen to ${name} (now ${now}), newest first.`;
     body.replaceChildren(...h.history.slice().reverse().map((e) => el("tr",
       {"data-status": e.status},
-      el("td", {}, e.at.replace("T", " ").replace("Z", "")),
+      el("td", {title: e.at}, e.at.slice(11, 23)),
       el("td", {class: `status ${e.status}`},
         e.status_before && e.status_before !== e.status ? `${e.status_before} → ${e.status}` :
           e.status),
