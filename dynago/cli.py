@@ -335,7 +335,9 @@ def run_demo(args: argparse.Namespace) -> int:
                    timeout_s=20, what="every node to list every node")
         took = time.monotonic() - last_start
         print(f"all {args.nodes} nodes list all {args.nodes} members "
-              f"({took:.2f} s after the last node was started)\n")
+              f"({took:.2f} s after the last node was started)")
+        print(f"web page: http://{nodes[0].http}/ui"
+              f"{'' if args.keep else ' (dynago demo --keep leaves it up)'}\n")
         print(f"$ dynago members --http {nodes[0].http}")
         try:
             ring = fetch_ring(nodes[0].http)

@@ -140,8 +140,12 @@ class Node:
 
             self.transport.serve(self.name, self.address, on_stream)
             if self.http is not None:
+                from dynago.http.ui_routes import add_ui_routes
+
                 for hook in self.service_http_routes():
                     self.http.add_routes(hook)
+                # The web page (/ui) on every node with an admin API, KV service or not.
+                self.http.add_routes(add_ui_routes)
                 self.http.start()
         except BaseException:
             self.stop(leave=False)

@@ -6,7 +6,8 @@ the KvActor to membership (the member map, then every event), and offers:
 
 * ``peer_routes``: every replica message class → the KvActor (PeerActors hand them on);
 * ``http_routes``: Dynago's ``/kvstore`` and Riak's object API (dynago.http.kv_api),
-  and ``GET /v1/ring`` (dynago.http.ring_api);
+  ``GET /v1/ring`` (dynago.http.ring_api), ``GET /v1/kv/latency`` and
+  ``GET /v1/kv/explain`` (dynago.http.kv_ui_api);
 * ``frontend``: the ``KvFrontend`` for in-process callers on an asyncio loop;
 * ``stats``: the KV and storage counters, flat (/v1/stats); ``snapshot``: the same with
   the latency histograms; ``metric_families``: those as Prometheus families (/metrics).
@@ -146,6 +147,7 @@ class KvService:
 
         def hook(app: Any) -> None:
             from dynago.http.kv_api import add_kv_routes
+            from dynago.http.kv_ui_api import add_kv_ui_routes
             from dynago.http.ring_api import add_ring_route
 
             add_kv_routes(app, frontend, node_name=self._node_name,
@@ -154,6 +156,9 @@ class KvService:
                           stats=lambda: dict(self.stats()))
             # RingKeeper.ring is replaced whole by the KvActor: reading it is safe here.
             add_ring_route(app, lambda: keeper.ring)
+            add_kv_ui_routes(app, node_name=self._node_name, frontend=frontend,
+                             ring=lambda: keeper.ring, kv_snapshot=lambda: self.snapshot().kv,
+                             max_key_bytes=kv_config.max_key_bytes)
 
         return [hook]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -189,6 +190,7 @@ def test_cli_demo_runs_to_completion(spawn: Callable[..., subprocess.Popen[str]]
 
     assert demo.returncode == 0, described
     assert "all 3 nodes list all 3 members" in out, described
+    assert re.search(r"web page: http://127\.0\.0\.1:\d+/ui", out), described
     # It wrote a key through node-1 and read it back from node-3.
     assert "wrote demo-key='hello from node-1' through node-1" in out, described
     assert "read demo-key='hello from node-1' from node-3 (node: node-" in out, described
