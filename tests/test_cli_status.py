@@ -95,7 +95,8 @@ def test_cli_status_table_shows_partitions_and_each_members_keys(
     b = nodes("b", seed=a, zone="z2")
     c = nodes("c", seed=a, zone="z3")
     d = nodes("d", seed=a, http_tag=False)  # no http tag: its keys cannot be read
-    settled(a, 4, {"a", "b", "c"})
+    for node in (a, b, c, d):  # every ring agrees before the writes
+        settled(node, 4, {"a", "b", "c"})
 
     def counts(total: int) -> dict[str, int] | None:
         held = {n.name: http_json(http(n), "/v1/stats")["kv_store_keys"] for n in (a, b, c, d)}
@@ -135,7 +136,10 @@ def test_cli_status_json_gives_keys_partitions_and_null_hints(
     a = nodes("a", http_tag=False)
     b = nodes("b", seed=a, zone="z2")
     settled(a, 2, {"b"})
+    settled(b, 2, {"b"})
     put(b, "only")
+    wait_until(lambda: all(http_json(http(n), "/v1/stats")["kv_store_keys"] == 1
+                           for n in (a, b)), timeout_s=TIMEOUT_S, what="both to hold the key")
 
     code, out, _ = status(a, "--json")
 
