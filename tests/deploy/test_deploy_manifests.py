@@ -140,7 +140,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_deploy_k8s_manifests_validate_against_the_kubernetes_schemas(version: str) -> None:
     kinds = []
-    for name, documents in k8s_documents().items():
+    for documents in k8s_documents().values():
         for document in documents:
             # Strict: a misspelled or misplaced field is an error, not ignored.
             kubernetes_validate.validate(document, version, strict=True)
