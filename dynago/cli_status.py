@@ -133,9 +133,26 @@ def format_status(rows: list[dict[str, Any]], with_ring: bool = True) -> str:
                      for line in lines)
 
 
-def run_status(args: argparse.Namespace) -> int:
-    from dynago.cli import fetch_ring
+def fetch_ring(address: str) -> dict[str, Any] | None:
+    """The node's ``/v1/ring``, or None when it has none (404: no KV store), answers an
+    error or sends what is not a ring document (as ``dynago members`` reads it). Raises
+    OSError (URLError) when the node cannot be reached."""
+    try:
+        ring = _fetch(address, "/v1/ring")
+    except urllib.error.HTTPError:
+        return None
+    except ValueError:  # not JSON
+        return None
+    members = ring.get("members") if isinstance(ring, dict) else None
+    if not isinstance(members, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("name"), str)
+            and isinstance(m.get("partitions"), int)
+            and isinstance(m.get("share"), int | float) for m in members):
+        return None
+    return dict(ring)
 
+
+def run_status(args: argparse.Namespace) -> int:
     try:
         members = _fetch(args.http, "/v1/members")
         health = _fetch(args.http, "/healthz")
