@@ -1,5 +1,5 @@
-"""Command line: ``dynago node | members | leave | demo | tags | explain``. Parses, wires,
-waits for a signal.
+"""Command line: ``dynago node | members | status | leave | demo | tags | explain``.
+Parses, wires, waits for a signal.
 
 Bad flags, bad addresses and ports in use end with one line on stderr and exit code 2.
 """
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 from urllib.parse import quote
 
-from dynago import cli_kv, cli_tags
+from dynago import cli_kv, cli_status, cli_tags
 from dynago.cli_demo import demo_key_value
 from dynago.cli_node import EXIT_USAGE, run_node
 from dynago.cli_node import fail as _fail
@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_tags.add_parser(commands, _address)
     cli_kv.add_parser(commands, _address)
+    cli_status.add_parser(commands, _address)
     explain = commands.add_parser("explain", help="why a member is in its state: its history")
     explain.add_argument("name", help="member name")
     explain.add_argument("--http", type=_address, default="127.0.0.1:8001", metavar="HOST:PORT")
@@ -158,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"node": run_node, "members": run_members, "leave": run_leave,
                "demo": run_demo, "sim": run_sim, "tags": cli_tags.run_tags,
-               "explain": _run_explain, "kv": cli_kv.run_kv}[args.command]
+               "explain": _run_explain, "kv": cli_kv.run_kv,
+               "status": cli_status.run_status}[args.command]
     return handler(args)
 
 
