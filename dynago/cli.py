@@ -24,6 +24,7 @@ from dynago.cli_demo import demo_key_value
 from dynago.cli_node import EXIT_USAGE, run_node
 from dynago.cli_node import fail as _fail
 from dynago.cli_node import read_secret as _read_secret
+from dynago.cli_status import fetch_ring
 from dynago.config import DEFAULT_CLUSTER
 from dynago.core.address import AddressError, parse_address
 from dynago.core.tags import TagError, parse_filter
@@ -225,26 +226,6 @@ def with_ring(members: list[dict[str, Any]], ring: dict[str, Any] | None,
     return [{**m, "partitions": owned[m["name"]][0] if m["name"] in owned else None,
              "share": owned[m["name"]][1] if m["name"] in owned else None}
             for m in members]
-
-
-def fetch_ring(address: str) -> dict[str, Any] | None:
-    """The node's ``/v1/ring``, or None when it serves none (404: a node without the KV
-    store, or an older one), answers an error, or sends what is not a ring document.
-    Raises OSError (URLError) when the node cannot be reached."""
-    try:
-        ring = _fetch(address, "/v1/ring")
-    except urllib.error.HTTPError:
-        return None
-    except ValueError:  # not JSON
-        return None
-    if not isinstance(ring, dict) or not isinstance(ring.get("members"), list):
-        return None
-    for member in ring["members"]:
-        if not (isinstance(member, dict) and isinstance(member.get("name"), str)
-                and isinstance(member.get("partitions"), int)
-                and isinstance(member.get("share"), int | float)):
-            return None
-    return ring
 
 
 def _since(stamp: str) -> str:
