@@ -25,6 +25,7 @@ from dynago.core.member import MAX_INCARNATION, Member, Status
 from dynago.core.membership import MembershipCore
 from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, Send, StateSync
 from dynago.core.tags import MAX_TAGS
+from dynago.kv.messages import KV_MESSAGE_TYPES
 from dynago.proto import membership_pb2 as pb
 from dynago.transport import codec
 from dynago.transport.codec import MAX_MEMBERS_PER_MESSAGE, DecodeError
@@ -134,7 +135,7 @@ def envelopes(draw: Any) -> pb.Envelope:
 
 
 WIRE_TYPES = (codec.Hello, codec.Refusal, codec.Auth, Gossip, StateSync, Ping, Ack, PingReq,
-              Nack)
+              Nack, *KV_MESSAGE_TYPES)
 
 
 def _check_decoded(data: bytes) -> None:
