@@ -230,7 +230,9 @@ def nemesis(run: Run, mode: str, until_s: float) -> None:
     alive) before the next begins."""
     rng = random.Random(run.args.seed)
     cluster = run.cluster
-    while not run.stop.wait(BETWEEN_FAULTS_S) and run.now() < until_s:
+    # A fault starts only if it should have healed by ``until_s`` (a restart takes ~2 s).
+    budget_s = KILL_DOWN_S + 3.0 if mode == "kill" else PAUSE_S + 1.0
+    while not run.stop.wait(BETWEEN_FAULTS_S) and run.now() + budget_s < until_s:
         index = rng.randrange(NODES)
         victim: Member = cluster.members[index]
         fault: dict[str, Any] = {"fault": mode, "node": victim.name, "at_s": round(run.now(), 2)}
@@ -320,10 +322,12 @@ def table(verdict: Verdict) -> str:
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True))
              for row in rows]
     lines.append(f"lost {len(verdict.lost)}  unexpected {len(verdict.unexpected)}  "
-                 f"unverified {len(verdict.unverified)}")
+                 f"unverified {len(verdict.unverified)}"
+                 + (f"  stale reads {len(verdict.stale_reads)}"
+                    if verdict.workload == "set" else ""))
     lines.append("final reads: " + "  ".join(f"{k} {v}" for k, v in verdict.final.items()))
     lines.append("siblings: " + "  ".join(f"{k} {v}" for k, v in verdict.siblings.items()))
-    for what in ("lost", "unexpected", "unverified"):
+    for what in ("lost", "unexpected", "unverified", "stale_reads"):
         items = getattr(verdict, what)
         if items:
             lines.append(f"{what} (first 10): {', '.join(items[:10])}")

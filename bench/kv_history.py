@@ -106,6 +106,9 @@ class Verdict:
     """Acknowledged writes whose key the final read could not reach."""
     final: dict[str, int] = field(default_factory=dict)
     siblings: dict[str, int] = field(default_factory=dict)
+    stale_reads: list[str] = field(default_factory=list)
+    """Reads (set workload) that missed an element acknowledged before they began: R + W
+    > N promises they see it (docs/kv.md). Reported; ``valid`` is about the final state."""
 
     @property
     def valid(self) -> bool:
@@ -114,7 +117,9 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         return {"workload": self.workload, "valid": self.valid, "ops": self.ops,
                 "lost_count": len(self.lost), "unexpected_count": len(self.unexpected),
-                "unverified_count": len(self.unverified), "lost": self.lost[:1000],
+                "unverified_count": len(self.unverified),
+                "stale_read_count": len(self.stale_reads),
+                "stale_reads": self.stale_reads[:1000], "lost": self.lost[:1000],
                 "unexpected": self.unexpected[:1000], "unverified": self.unverified[:1000],
                 "final": self.final, "siblings": self.siblings}
 
@@ -206,6 +211,7 @@ def check_set(history: Sequence[Op], final: dict[str, FinalRead]) -> Verdict:
     tally["keys"] = len(final_sets)
     tally["unreadable_keys"] = sum(1 for read in final.values() if read.error)
     reads = [op for op in history if op.kind == "read" and op.outcome == OK]
+    verdict.stale_reads = stale_reads(history)
     verdict.siblings = {
         "reads_with_siblings": sum(1 for op in reads if op.siblings > 1),
         "max_siblings_read": max((op.siblings for op in reads), default=0),
@@ -213,3 +219,24 @@ def check_set(history: Sequence[Op], final: dict[str, FinalRead]) -> Verdict:
     }
     verdict.final = dict(tally)
     return verdict
+
+
+def stale_reads(history: Sequence[Op]) -> list[str]:
+    """Successful reads of a set key missing an element whose write was acknowledged
+    before the read was invoked (each named ``key:element@read time``). Elements only
+    grow: a later write supersedes an element only by carrying it on."""
+    found: list[str] = []
+    keys = {op.key for op in history}
+    for key in sorted(keys):
+        acked = sorted((op.completed_s, op.element) for op in history
+                       if op.key == key and op.kind == "write" and op.outcome == OK)
+        reads = sorted((op.invoked_s, op.seen) for op in history
+                       if op.key == key and op.kind == "read" and op.outcome == OK)
+        before: set[str] = set()
+        i = 0
+        for invoked, seen in reads:
+            while i < len(acked) and acked[i][0] < invoked:
+                before.add(acked[i][1])
+                i += 1
+            found.extend(f"{key}:{e}@{invoked:.3f}" for e in sorted(before - set(seen)))
+    return found
