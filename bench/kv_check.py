@@ -330,7 +330,7 @@ def table(verdict: Verdict) -> str:
     for what in ("lost", "unexpected", "unverified", "stale_reads"):
         items = getattr(verdict, what)
         if items:
-            lines.append(f"{what} (first 10): {', '.join(items[:10])}")
+            lines.append(f"{what} (first 5): {'; '.join(items[:5])}")
     return "\n".join(lines)
 
 

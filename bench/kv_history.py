@@ -222,21 +222,23 @@ def check_set(history: Sequence[Op], final: dict[str, FinalRead]) -> Verdict:
 
 
 def stale_reads(history: Sequence[Op]) -> list[str]:
-    """Successful reads of a set key missing an element whose write was acknowledged
-    before the read was invoked (each named ``key:element@read time``). Elements only
-    grow: a later write supersedes an element only by carrying it on."""
+    """Successful reads of a set key that miss an element whose write was acknowledged
+    before the read was invoked, one entry per read: ``key@TIME node N: M missed (...)``.
+    Elements only grow: a later write supersedes an element only by carrying it on."""
     found: list[str] = []
-    keys = {op.key for op in history}
-    for key in sorted(keys):
+    for key in sorted({op.key for op in history}):
         acked = sorted((op.completed_s, op.element) for op in history
                        if op.key == key and op.kind == "write" and op.outcome == OK)
-        reads = sorted((op.invoked_s, op.seen) for op in history
+        reads = sorted((op.invoked_s, op.node, op.seen) for op in history
                        if op.key == key and op.kind == "read" and op.outcome == OK)
         before: set[str] = set()
         i = 0
-        for invoked, seen in reads:
+        for invoked, node, seen in reads:
             while i < len(acked) and acked[i][0] < invoked:
                 before.add(acked[i][1])
                 i += 1
-            found.extend(f"{key}:{e}@{invoked:.3f}" for e in sorted(before - set(seen)))
+            missed = sorted(before - set(seen))
+            if missed:
+                found.append(f"{key}@{invoked:.3f} node {node}: {len(missed)} missed "
+                             f"({','.join(missed[:3])}{',...' if len(missed) > 3 else ''})")
     return found
