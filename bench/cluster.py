@@ -144,14 +144,16 @@ class BenchCluster:
                  trace: TracebackType | None) -> None:
         self.stop_all()
 
-    def launch(self, name: str, *, bind: str = "127.0.0.1:0",
-               ready_timeout_s: float = 30.0) -> Member:
-        """Start node ``name`` seeding from the first member and wait for its ready line."""
-        seeds = ["--seed", self.members[0].address] if self.members else []
+    def launch(self, name: str, *, bind: str = "127.0.0.1:0", http: str = "127.0.0.1:0",
+               seed: str | None = None, ready_timeout_s: float = 30.0) -> Member:
+        """Start node ``name`` seeding from ``seed`` (default: the first member) and wait
+        for its ready line; ``bind`` and ``http`` reuse a former life's ports."""
+        seed = seed or (self.members[0].address if self.members else None)
+        seeds = ["--seed", seed] if seed else []
         log_path = self.logdir / f"{name}.log"
         started = time.time()
         process = NodeProcess(
-            ["--bind", bind, "--http", "127.0.0.1:0", "--preset", self.preset,
+            ["--bind", bind, "--http", http, "--preset", self.preset,
              "--name", name, *seeds, *self.extra_args,
              *(self.node_args(name) if self.node_args else ())],
             stderr_path=str(log_path),
