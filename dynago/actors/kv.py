@@ -24,6 +24,7 @@ PeerActors. A replica message that breaks the rules is dropped and counted.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -90,6 +91,7 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
         clock: Clock,
         scheduler: Scheduler,
         ring: RingKeeper | None = None,
+        on_ring_change: Callable[[list[tuple[str, str | None]]], None] | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -102,6 +104,7 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
         self.ring = ring or RingKeeper(name, partitions=config.ring_partitions,
                                        n_val=config.n_val, grace_s=kv_config.ring_grace_s)
         self.stats = KvStats()
+        self._on_ring_change = on_ring_change
         self.max_object_bytes = config.max_message_bytes - 64 * 1024
         self._next_id = 0
         self._ring_timer: Any = None
@@ -169,7 +172,11 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                     wait, lambda: tell_quietly(ref, RingCheck()))
             return
         self._last_rebuild = now
-        self.ring.rebuild(now)
+        if self.ring.rebuild(now) and self._on_ring_change is not None:
+            try:
+                self._on_ring_change(self.ring.remembered())
+            except OSError as exc:  # the ring still works; only a restart forgets it
+                log.warning("kv: cannot keep the ring's members in the data dir: %s", exc)
         due = self.ring.next_check_in(now)
         if due is not None and self._ring_timer is None:
             ref = self.actor_ref

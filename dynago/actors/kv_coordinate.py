@@ -189,7 +189,10 @@ class Coordinator(ReadCoordinator):
         fsm = PutFsm(rid, key, preflist, primaries, w, pw, now + timeout_s)
         put = _Put(op, key, preflist, fsm, now, return_body, client, origin, needed=w)
         self._puts[rid] = put
-        if fsm.outcome is not None:  # W can never be met: write nothing
+        for node in preflist:
+            if node != self.name and not self.ring.reachable(node):
+                fsm.failed(node, "unreachable", now)
+        if fsm.outcome is not None:  # W can never be met now: write nothing
             self._put_outcome(rid, put, fsm.outcome)
             return
         put.timer = self._timer(rid, timeout_s)

@@ -18,9 +18,12 @@ closes the engine.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -76,6 +79,36 @@ class KvServiceSnapshot:
         return out
 
 
+RING_FILE = "ring-members.json"
+"""In the data dir: the members of the node's ring when it last changed. A restarted node
+takes them as failed until membership says otherwise (kv.members.RingKeeper.remember),
+as Riak keeps its ring on disk: without it, a node that restarts knows only itself and
+would serve alone, at R = W = 1, until it rejoined."""
+
+
+def read_ring_file(path: Path) -> list[tuple[str, str | None]]:
+    """The (name, zone) pairs kept in ``path``; none if it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+        return [(str(m["name"]), None if m.get("zone") is None else str(m["zone"]))
+                for m in data["members"]]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("kv: ignoring %s: %s", path, exc)
+        return []
+
+
+def write_ring_file(path: Path, members: list[tuple[str, str | None]]) -> None:
+    """Replace ``path`` atomically and durably with ``members``."""
+    temp = path.with_suffix(".tmp")
+    with open(temp, "w") as handle:
+        json.dump({"members": [{"name": n, "zone": z} for n, z in members]}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
 class DirectorySender:
     """The KvActor's PeerSender: a message goes to the peer's PeerActor (its stream)."""
 
@@ -122,10 +155,16 @@ class KvService:
         self.ring = RingKeeper(context.name, partitions=config.ring_partitions,
                                n_val=config.n_val, grace_s=self.kv_config.ring_grace_s,
                                self_zone=zone)
+        ring_file = (Path(self.kv_config.data_dir) / RING_FILE
+                     if self.kv_config.data_dir is not None else None)
+        if ring_file is not None:
+            self.ring.remember(read_ring_file(ring_file), context.clock.monotonic())
         self.kv = kv = KvActor.start(
             name=context.name, config=config, kv_config=self.kv_config,
             storage=self.storage, peers=DirectorySender(context.peers), clock=context.clock,
-            scheduler=context.scheduler, ring=self.ring)
+            scheduler=context.scheduler, ring=self.ring,
+            on_ring_change=(lambda members: write_ring_file(ring_file, members))
+            if ring_file is not None else None)
 
         def on_event(event: MemberEvent) -> None:
             tell_quietly(kv, MemberChanged(event))

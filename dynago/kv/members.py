@@ -74,6 +74,21 @@ class RingKeeper:
         for name, incarnation, status, tags in members:
             self.note(name, incarnation, status, tags, now)
 
+    def remember(self, names: Iterable[tuple[str, str | None]], now: float) -> None:
+        """Members this node's ring held before it restarted (read back from its data
+        dir): they are taken as failed *now*, at an incarnation below any real record,
+        so they keep their partitions for the grace time and count as unreachable until
+        membership says otherwise. Without this a restarted node would see a ring of
+        itself alone and, until it rejoined, answer reads and writes on its one copy."""
+        for name, zone in names:
+            if name != self.self_name and name not in self._members:
+                self._members[name] = SeenMember(name, -1, "failed", zone, now)
+        self.rebuild(now)
+
+    def remembered(self) -> list[tuple[str, str | None]]:
+        """(name, zone) of the ring's members, to keep in the data dir."""
+        return [(m.name, m.zone) for m in self.ring.members]
+
     def changed(self, event: MemberEvent, now: float) -> None:
         member = event.member
         self.note(member.name, member.incarnation, member.status.label, member.tags, now)

@@ -57,3 +57,15 @@ def test_members_this_node_is_always_in_and_zones_come_from_tags() -> None:
     k.rebuild(now=0.0)
     assert k.status("a") == "alive" and "a" in names(k)
     assert {m.name: m.zone for m in k.ring.members}["b"] == "eu-1"
+
+
+def test_members_remembered_after_a_restart_hold_their_partitions_until_heard_of() -> None:
+    """The members of the ring before a restart are back in it at once, as failed (so
+    they keep their partitions and count as unreachable); any real record wins."""
+    k = keeper()
+    k.remember([("b", None), ("c", "eu-1"), ("a", None)], now=5.0)
+    assert names(k) == ["a", "b", "c"]
+    assert not k.reachable("b") and k.status("c") == "failed"
+    k.changed(event("b", 0, Status.ALIVE), now=6.0)
+    assert k.reachable("b")
+    assert k.rebuild(now=5.0 + 100.1) and names(k) == ["a", "b"], "c never came back"

@@ -291,3 +291,27 @@ def test_kv_replica_restarted_on_its_data_dir_serves_its_keys_alone(
             got = client.get(key, bucket="d", r=1)
             assert got is not None and got.value == f"durable {key}".encode(), (
                 cluster.report(f"{key} from c alone: {got}"))
+
+
+def test_kv_restarted_node_does_not_serve_alone_before_it_rejoins(
+        cluster: Any, tmp_path: Path) -> None:
+    """A node restarted on its data dir remembers its ring's members (they are taken as
+    failed until membership says otherwise): with the others gone it refuses a write at
+    the default W = 2 with 503 instead of acknowledging one copy, and it still knows the
+    three members of its ring. (Without that memory it saw a ring of itself alone and
+    answered at R = W = 1 until it rejoined.)"""
+    args = {name: ["--data-dir", str(tmp_path / name)] for name in "abc"}
+    a = cluster("a", extra_args=args["a"])
+    b = cluster("b", seeds=[a.address], extra_args=args["b"])
+    c = cluster("c", seeds=[a.address], extra_args=args["c"])
+    cluster.wait(lambda: all(kv_stat(n, "kv_ring_members") == 3 for n in (a, b, c)),
+                 "every ring to hold the 3 nodes")
+    for node in (a, b, c):
+        node.kill()
+    c2 = cluster("c", seeds=[a.address], extra_args=args["c"], bind=c.address)
+    assert kv_stat(c2, "kv_ring_members") == 3
+    status, body = http_status(c2.http, "/buckets/d/keys/alone", method="PUT",
+                               headers={"Content-Type": "text/plain"}, body=b"one copy",
+                               timeout_s=8.0)
+    assert status == 503, (status, body)
+    assert kv_stat(c2, "kv_store_keys") == 0, "a refused write stored nothing"
