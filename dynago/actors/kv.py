@@ -76,6 +76,11 @@ RING_REBUILD_INTERVAL_S = 0.2
 """Rebuilds of the ring are at least this far apart (membership events in between are
 taken together at the end of the interval)."""
 
+RING_REBUILD_COST_MULT = 20.0
+"""...and at least this many times as far apart as the last rebuild took, so that
+rebuilding costs at most ~5 % of the KvActor's time (a flood of made-up members made
+rebuilds compete with the membership actor for the interpreter)."""
+
 
 class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
     """Drives the KV requests of node ``name``."""
@@ -110,6 +115,7 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
         self._ring_timer: Any = None
         self._rebuild_timer: Any = None
         self._last_rebuild = float("-inf")
+        self._rebuild_interval = RING_REBUILD_INTERVAL_S
         self.init_requests()
 
     # ------------------------------------------------------------ dispatch
@@ -162,7 +168,7 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
 
     def _ring_changed(self) -> None:
         now = self.clock.monotonic()
-        wait = self._last_rebuild + RING_REBUILD_INTERVAL_S - now
+        wait = self._last_rebuild + self._rebuild_interval - now
         if wait > 0:
             # A burst of membership events (a join wave, a flood) costs one rebuild per
             # interval, not one per event; the RingCheck timer catches up with the rest.
@@ -172,7 +178,12 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                     wait, lambda: tell_quietly(ref, RingCheck()))
             return
         self._last_rebuild = now
-        if self.ring.rebuild(now) and self._on_ring_change is not None:
+        changed = self.ring.rebuild(now)
+        # Under a flood of members (thousands joining), a rebuild costs tens of ms: keep
+        # rebuilds to a few percent of this thread's time, whatever the cluster's size.
+        cost = self.clock.monotonic() - now
+        self._rebuild_interval = max(RING_REBUILD_INTERVAL_S, RING_REBUILD_COST_MULT * cost)
+        if changed and self._on_ring_change is not None:
             try:
                 self._on_ring_change(self.ring.remembered())
             except OSError as exc:  # the ring still works; only a restart forgets it
