@@ -192,8 +192,9 @@ class Node:
         assert self.membership is not None, "start() first"
         return api.snapshot(self.membership, live_only=live_only)
 
-    def stats(self) -> dict[str, int]:
-        """Counters of the membership actor and of the transport (if it keeps any)."""
+    def stats(self, *, services: bool = True) -> dict[str, int]:
+        """Counters of the membership actor and of the transport (if it keeps any), and
+        with ``services`` those of the started services (each asks its actors)."""
         assert self.membership is not None, "start() first"
         result = api.stats(self.membership)
         counters = getattr(self.transport, "counters", None)
@@ -204,8 +205,9 @@ class Node:
         if self.faults is not None:
             result["faults_dropped_out"] = self.faults.dropped_out
             result["faults_dropped_in"] = self.faults.dropped_in
-        for service, _ in self._started_services:
-            result.update(service.stats())
+        if services:
+            for service, _ in self._started_services:
+                result.update(service.stats())
         return result
 
     def leave(self) -> bool:

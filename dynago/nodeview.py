@@ -42,7 +42,10 @@ class NodeView(Protocol):
 
     def members(self, *, live_only: bool = False) -> tuple[MemberView, ...]: ...
 
-    def stats(self) -> dict[str, int]: ...
+    def stats(self, *, services: bool = True) -> dict[str, int]:
+        """Counters; ``services=False`` leaves out the services' (their own metric
+        families carry them to /metrics)."""
+        ...
 
     def service_http_routes(self) -> list[RouteHook]:
         """Route hooks the node's services contribute (dynago.service), for the admin

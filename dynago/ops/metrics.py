@@ -126,7 +126,9 @@ class NodeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         node = self._node
-        stats = node.stats()
+        # The services' counters reach /metrics through their own families below: asking
+        # their actors here as well would take every KV snapshot twice per scrape.
+        stats = node.stats(services=False)
         members = GaugeMetricFamily("dynago_members",
                                     "Members this node holds, by status (itself included).",
                                     labels=["status"])
