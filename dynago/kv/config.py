@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dynago.config import ConfigError
-
-ENGINES = ("sqlite", "lmdb")
+from dynago.storage.engine import DEFAULT_ENGINE, ENGINES
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +19,7 @@ class KvConfig:
     """Where the storage engine keeps its files. None: in memory only — a restart loses
     everything, and the node logs one warning line saying so."""
 
-    engine: str = "sqlite"
+    engine: str = DEFAULT_ENGINE
     """Storage engine under ``data_dir``: ``sqlite`` (default: WAL mode, one fsync per
     commit; see dynago.storage.DEFAULT_ENGINE for the measurements) or ``lmdb`` (faster
     reads, two syncs per commit, keys with their bucket at most 511 bytes)."""

@@ -33,6 +33,7 @@ from typing import Any
 from dynago.config import DEFAULT_CLUSTER, Config, ConfigError
 from dynago.core.address import AddressError
 from dynago.ops import config_values as values
+from dynago.storage.engine import DEFAULT_ENGINE, ENGINES
 
 ENV_PREFIX = "DYNAGO_"
 PRESETS: dict[str, Callable[..., Config]] = {
@@ -100,7 +101,7 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     _s("on_event_timeout_s", values.in_range(values.as_float, 0.001, 86400.0), 10.0,
        flag="--on-event-timeout"),
     _s("data_dir", values.as_text),
-    _s("storage_engine", values.choice("sqlite", "lmdb"), "sqlite"),
+    _s("storage_engine", values.choice(*ENGINES), DEFAULT_ENGINE),
     _s("max_key_bytes", values.in_range(values.as_int, 1, 65_535), 1024),
     _s("max_value_bytes", values.in_range(values.as_int, 1, 1 << 30), 1 << 20),
     _s("kv_request_timeout_s", values.in_range(values.as_float, 0.001, 3600.0), 5.0,
@@ -279,7 +280,7 @@ def add_arguments(node: argparse.ArgumentParser) -> None:
     node.add_argument("--data-dir", metavar="PATH",
                       help="directory of the key-value store's data (default: kept in "
                            "memory only, lost when the node stops)")
-    node.add_argument("--storage-engine", choices=("sqlite", "lmdb"),
+    node.add_argument("--storage-engine", choices=ENGINES,
                       help="storage engine under --data-dir (default sqlite)")
     node.add_argument("--max-key-bytes", type=int, metavar="N",
                       help="longest key the store takes (default 1024)")
