@@ -174,6 +174,12 @@ def run_sim(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- members / leave
 
 
+def _error_reason(error: Exception) -> str:
+    from dynago.launch import error_reason  # imported late: `dynago node` starts faster
+
+    return error_reason(error)
+
+
 def _fetch(address: str, path: str, method: str = "GET", token: str | None = None) -> Any:
     from dynago.launch import http_json
 
@@ -259,7 +265,7 @@ def run_members(args: argparse.Namespace) -> int:
         members = _fetch(args.http, "/v1/members" + (f"?{query}" if query else ""))
         ring = fetch_ring(args.http)
     except (OSError, urllib.error.URLError, ValueError) as error:
-        return _fail(f"cannot reach the admin API at {args.http}: {_reason(error)}", 1)
+        return _fail(f"cannot reach the admin API at {args.http}: {_error_reason(error)}", 1)
     if args.json:
         print(json.dumps(with_ring(members, ring), indent=2))
     else:
@@ -276,7 +282,7 @@ def run_leave(args: argparse.Namespace) -> int:
     try:
         _fetch(args.http, "/v1/leave", method="POST", token=token)
     except (OSError, urllib.error.URLError, ValueError) as error:
-        return _fail(f"cannot reach the admin API at {args.http}: {_reason(error)}", 1)
+        return _fail(f"cannot reach the admin API at {args.http}: {_error_reason(error)}", 1)
     print(f"node at {args.http} is leaving")
     return 0
 
@@ -287,10 +293,6 @@ def _run_explain(args: argparse.Namespace) -> int:
     return run_explain(args)
 
 
-def _reason(error: Exception) -> str:
-    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
-        return str(error.reason)
-    return str(error)
 
 
 # ---------------------------------------------------------------- demo

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +16,7 @@ def demo_key_value(writer: Any, reader: Any, *, timeout_s: float = 10.0,
     first wait until each of them has every one of them in its ring (a node that just
     joined is in everyone's member list a little before it is in everyone's ring), so
     that all agree on the key's first replica."""
-    from dynago.launch import LaunchError, http_json, wait_until
+    from dynago.launch import LaunchError, error_reason, http_json, wait_until
 
     if nodes:
         names = {node.name for node in nodes}
@@ -39,7 +38,7 @@ def demo_key_value(writer: Any, reader: Any, *, timeout_s: float = 10.0,
                            body={"Key": DEMO_KEY, "Value": value})
     except (OSError, ValueError) as error:
         raise LaunchError(f"writing {DEMO_KEY!r} through {writer.name} failed: "
-                          f"{_reason(error)}") from None
+                          f"{error_reason(error)}") from None
     print(f"wrote {DEMO_KEY}={value!r} through {writer.name} "
           f"(first replica: {stored.get('node')})")
     seen: list[Any] = []
@@ -60,7 +59,3 @@ def demo_key_value(writer: Any, reader: Any, *, timeout_s: float = 10.0,
     print(f"read {DEMO_KEY}={got['value']!r} from {reader.name} (node: {got.get('node')})")
 
 
-def _reason(error: Exception) -> str:
-    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
-        return str(error.reason)
-    return str(error)

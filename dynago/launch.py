@@ -27,6 +27,14 @@ class LaunchError(RuntimeError):
     """A node process did not start or did not answer in time."""
 
 
+def error_reason(error: Exception) -> str:
+    """What went wrong with an HTTP call, in words: a URLError's reason (refused, timed
+    out, ...) rather than its wrapper; anything else as it reads."""
+    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
+        return str(error.reason)
+    return str(error)
+
+
 def http_json(address: str, path: str, *, method: str = "GET", timeout_s: float = 2.0,
               token: str | None = None, body: Any = None) -> Any:
     """GET (or POST, PUT) ``path`` on the admin API at ``address`` and decode its JSON.
