@@ -4,53 +4,31 @@ in-process through ``dynago.cli`` against in-process nodes (MemoryNetwork, admin
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-import pykka
 import pytest
 
-from dynago.actors.kv_service import KvService
-from dynago.cli import main
 from dynago.cli_demo import demo_key_value
-from dynago.config import Config
 from dynago.launch import LaunchError, http_json, wait_until
 from dynago.node import Node
-from dynago.transport.memory import MemoryNetwork
 
-PORTS = itertools.count(17800)
 TIMEOUT_S = 10.0
 Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def nodes() -> Iterator[Callable[..., Node]]:
-    network = MemoryNetwork()
-    started: list[Node] = []
-
-    def start(name: str, *, seed: Node | None = None, kv: bool = True) -> Node:
-        node = Node(bind=f"127.0.0.1:{next(PORTS)}", name=name, config=Config.local(),
-                    seeds=(seed.address,) if seed else (), transport=network.transport(),
-                    http_bind="127.0.0.1:0", services=[KvService()] if kv else ())
-        started.append(node)
-        return node.start()
-
-    yield start
-    for node in started:
-        node.stop(leave=False)
-    pykka.ActorRegistry.stop_all(timeout=10)
+def nodes(kv_nodes: Callable[..., Node]) -> Callable[..., Node]:
+    return kv_nodes
 
 
 @pytest.fixture
-def members(capsys: pytest.CaptureFixture[str]) -> Run:
+def members(cli_main: Callable[..., tuple[int, str, str]]) -> Run:
     def run(node: Node, *argv: str) -> tuple[int, str, str]:
         assert node.http_address is not None
-        code = main(["members", "--http", node.http_address, *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
+        return cli_main("members", "--http", node.http_address, *argv)
     return run
 
 

@@ -5,41 +5,28 @@ the asked node's ring, and keys read from each member's own /v1/stats through it
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pykka
 import pytest
 
 from dynago.actors import api
-from dynago.actors.kv_service import KvService
 from dynago.cli import main
-from dynago.config import Config
 from dynago.launch import http_json, wait_until
 from dynago.node import Node
-from dynago.transport.memory import MemoryNetwork
 
-PORTS = itertools.count(18300)
 TIMEOUT_S = 10.0
 Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def nodes() -> Iterator[Callable[..., Node]]:
-    network = MemoryNetwork()
-    started: list[Node] = []
-
+def nodes(kv_nodes: Callable[..., Node]) -> Callable[..., Node]:
     def start(name: str, *, seed: Node | None = None, zone: str | None = None,
               http_tag: bool | str = True) -> Node:
         """A KV node; ``http_tag``: True tags it with its own HTTP address, a string
         with that address, False not at all."""
-        node = Node(bind=f"127.0.0.1:{next(PORTS)}", name=name, config=Config.local(),
-                    seeds=(seed.address,) if seed else (), transport=network.transport(),
-                    http_bind="127.0.0.1:0", services=[KvService()])
-        started.append(node)
-        node.start()
+        node = kv_nodes(name, seed=seed)
         tags = {"zone": zone} if zone else {}
         if http_tag:
             tags["http"] = http_tag if isinstance(http_tag, str) else http(node)
@@ -47,18 +34,13 @@ def nodes() -> Iterator[Callable[..., Node]]:
             api.set_tags(node.membership, tags)
         return node
 
-    yield start
-    for node in started:
-        node.stop(leave=False)
-    pykka.ActorRegistry.stop_all(timeout=10)
+    return start
 
 
 @pytest.fixture
-def status(capsys: pytest.CaptureFixture[str]) -> Run:
+def status(cli_main: Callable[..., tuple[int, str, str]]) -> Run:
     def run(node: Node, *argv: str) -> tuple[int, str, str]:
-        code = main(["status", "--http", http(node), *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
+        return cli_main("status", "--http", http(node), *argv)
     return run
 
 

@@ -4,30 +4,24 @@ get), and promtool accepts the rules and passes their unit tests."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import shutil
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pykka
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from dynago.actors.kv_service import KvService
-from dynago.config import Config
 from dynago.launch import http_json
 from dynago.node import Node
-from dynago.transport.memory import MemoryNetwork
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 DASHBOARD = MONITORING / "dynago-dashboard.json"
 RULES = MONITORING / "rules.yaml"
-PORTS = itertools.count(18500)
 METRIC = re.compile(r"\bdynago_[a-z_]+")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -53,13 +47,9 @@ def used_metrics(queries: list[str]) -> set[str]:
 
 
 @pytest.fixture
-def node() -> Iterator[Node]:
-    started = Node(bind=f"127.0.0.1:{next(PORTS)}", name="a", config=Config.local(),
-                   transport=MemoryNetwork().transport(), http_bind="127.0.0.1:0",
-                   services=[KvService()]).start()
-    yield started
-    started.stop(leave=False)
-    pykka.ActorRegistry.stop_all(timeout=10)
+def node(kv_nodes: Callable[..., Node]) -> Node:
+    started: Node = kv_nodes("a")
+    return started
 
 
 def exported(node: Node) -> tuple[set[str], set[str]]:

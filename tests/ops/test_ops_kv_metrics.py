@@ -4,42 +4,23 @@ get, and ``GET /v1/ring``."""
 
 from __future__ import annotations
 
-import itertools
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pykka
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dynago.actors.kv_service import KvService
-from dynago.config import Config
 from dynago.kv.stats import LATENCY_BUCKETS_S, OPERATIONS, OUTCOMES
 from dynago.launch import http_json, wait_until
 from dynago.node import Node
-from dynago.transport.memory import MemoryNetwork
 
-PORTS = itertools.count(17700)
 TIMEOUT_S = 10.0
 
 
 @pytest.fixture
-def nodes() -> Iterator[Callable[..., Node]]:
-    network = MemoryNetwork()
-    started: list[Node] = []
-
-    def start(name: str, *, seed: Node | None = None) -> Node:
-        node = Node(bind=f"127.0.0.1:{next(PORTS)}", name=name, config=Config.local(),
-                    seeds=(seed.address,) if seed else (), transport=network.transport(),
-                    http_bind="127.0.0.1:0", services=[KvService()])
-        started.append(node)
-        return node.start()
-
-    yield start
-    for node in started:
-        node.stop(leave=False)
-    pykka.ActorRegistry.stop_all(timeout=10)
+def nodes(kv_nodes: Callable[..., Node]) -> Callable[..., Node]:
+    return kv_nodes
 
 
 def families(node: Node) -> dict[str, Any]:
