@@ -19,8 +19,6 @@ from dynago.actors.kv_messages import ClientGet, ClientListKeys, ClientPut
 from dynago.kv.config import KvConfig
 from dynago.kv.members import RingKeeper
 from dynago.kv.model import (
-    MAX_BUCKET_BYTES,
-    BadRequest,
     Content,
     GetReply,
     KvError,
@@ -35,22 +33,6 @@ T = TypeVar("T")
 
 _ANSWER_MARGIN_S = 3.0
 """How much longer than the request deadline a caller waits for the KvActor itself."""
-
-
-def check_key(key: ObjectKey, max_key_bytes: int) -> None:
-    """Raise BadRequest or TooLarge unless ``key`` may be stored."""
-    bucket = key.bucket.encode()
-    if not bucket:
-        raise BadRequest("the bucket is empty")
-    if len(bucket) > MAX_BUCKET_BYTES:
-        raise TooLarge(f"the bucket is {len(bucket)} bytes, more than {MAX_BUCKET_BYTES}")
-    if b"\x00" in bucket:
-        raise BadRequest("the bucket holds a NUL character")
-    raw = key.key.encode()
-    if not raw:
-        raise BadRequest("the key is empty")
-    if len(raw) > max_key_bytes:
-        raise TooLarge(f"the key is {len(raw)} bytes, more than {max_key_bytes}")
 
 
 class ActorFrontend:
@@ -84,7 +66,7 @@ class ActorFrontend:
 
     async def get(self, key: ObjectKey, quorum: Quorum, *,
                   include_deleted: bool = False) -> GetReply:
-        check_key(key, self._config.max_key_bytes)
+        key.check(self._config.max_key_bytes)
         result: GetReply = await self._ask(
             lambda reply: ClientGet(key, quorum, include_deleted, reply))
         return result
@@ -92,7 +74,7 @@ class ActorFrontend:
     async def put(self, key: ObjectKey, content: Content, context: bytes | None,
                   quorum: Quorum, *, overwrite: bool = False,
                   return_body: bool = False) -> PutReply:
-        check_key(key, self._config.max_key_bytes)
+        key.check(self._config.max_key_bytes)
         if len(content.value) > self._config.max_value_bytes:
             raise TooLarge(f"the value is {len(content.value)} bytes, more than "
                            f"{self._config.max_value_bytes}")
@@ -102,14 +84,14 @@ class ActorFrontend:
         return result
 
     async def delete(self, key: ObjectKey, context: bytes | None, quorum: Quorum) -> PutReply:
-        check_key(key, self._config.max_key_bytes)
+        key.check(self._config.max_key_bytes)
         tombstone = Content(b"", deleted=True)
         result: PutReply = await self._ask(
             lambda reply: ClientPut(key, tombstone, context, quorum, False, False, reply))
         return result
 
     async def list_keys(self, bucket: str) -> list[str]:
-        check_key(ObjectKey(bucket, "-"), self._config.max_key_bytes)
+        ObjectKey(bucket, "-").check(self._config.max_key_bytes)
         result: list[str] = await self._ask(lambda reply: ClientListKeys(bucket, reply))
         return result
 

@@ -10,7 +10,7 @@ from urllib.parse import unquote, unquote_plus
 
 from aiohttp import web
 
-from dynago.kv.model import MAX_BUCKET_BYTES, BadRequest, KvFrontend, ObjectKey, TooLarge
+from dynago.kv.model import BadRequest, KvFrontend, ObjectKey, TooLarge
 
 READ_CHUNK_BYTES = 64 * 1024
 
@@ -45,17 +45,7 @@ def decode_segment(raw: str, *, plus_is_space: bool, what: str) -> str:
 
 def object_key(surface: KvSurface, bucket: str, key: str) -> ObjectKey:
     """Check a bucket and key against the rules and limits; BadRequest or TooLarge."""
-    if not bucket:
-        raise BadRequest("bucket must not be empty")
-    if "\x00" in bucket:
-        raise BadRequest("bucket must not contain NUL")
-    if len(bucket.encode()) > MAX_BUCKET_BYTES:
-        raise TooLarge(f"bucket is longer than {MAX_BUCKET_BYTES} bytes")
-    if not key:
-        raise BadRequest("key must not be empty")
-    if len(key.encode()) > surface.max_key_bytes:
-        raise TooLarge(f"key is longer than {surface.max_key_bytes} bytes")
-    return ObjectKey(bucket, key)
+    return ObjectKey(bucket, key).check(surface.max_key_bytes)
 
 
 async def read_body(request: web.Request, limit: int, what: str = "value") -> bytes:

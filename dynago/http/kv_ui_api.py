@@ -32,7 +32,6 @@ from typing import Any
 
 from aiohttp import web
 
-from dynago.actors.kv_frontend import check_key
 from dynago.http.membership_api import rfc3339
 from dynago.kv.model import QUORUM_MAJORITY, GetReply, KvError, KvFrontend, ObjectKey, Quorum
 from dynago.kv.ring import Ring, partition_of
@@ -124,7 +123,7 @@ def add_kv_ui_routes(app: web.Application, *, node_name: str, frontend: KvFronte
                 status=400)
         key = ObjectKey(query.get("bucket", ""), query.get("key", ""))
         try:
-            check_key(key, max_key_bytes)
+            key.check(max_key_bytes)
         except KvError as error:
             return web.json_response({"error": str(error)}, status=error.status)
         answer = explain_json(node_name, ring(), key)

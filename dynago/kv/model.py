@@ -55,6 +55,24 @@ class ObjectKey:
     bucket: str
     key: str
 
+    def check(self, max_key_bytes: int) -> ObjectKey:
+        """Return self if it may be stored, else raise BadRequest (empty, a NUL in the
+        bucket) or TooLarge (a bucket over MAX_BUCKET_BYTES, a key over
+        ``max_key_bytes``, both in UTF-8 bytes). The one key rule of every entry point."""
+        bucket = self.bucket.encode()
+        if not bucket:
+            raise BadRequest("the bucket is empty")
+        if len(bucket) > MAX_BUCKET_BYTES:
+            raise TooLarge(f"the bucket is {len(bucket)} bytes, more than {MAX_BUCKET_BYTES}")
+        if b"\x00" in bucket:
+            raise BadRequest("the bucket holds a NUL character")
+        raw = self.key.encode()
+        if not raw:
+            raise BadRequest("the key is empty")
+        if len(raw) > max_key_bytes:
+            raise TooLarge(f"the key is {len(raw)} bytes, more than {max_key_bytes}")
+        return self
+
     def storage_key(self) -> bytes:
         """The engine's key: UTF-8 bucket, a NUL, UTF-8 key (buckets hold no NUL), so that
         one bucket's keys are one contiguous, ordered range."""
