@@ -48,7 +48,7 @@ from dynago.actors.kv_reads import key_names, live, merge_into
 from dynago.actors.messages import PeerMessage
 from dynago.actors.refs import tell_quietly
 from dynago.actors.storage_messages import ListKeys as StoreListKeys
-from dynago.actors.storage_messages import Read, Update
+from dynago.actors.storage_messages import Origin, Read, Update
 from dynago.actors.timers import Scheduler
 from dynago.clock import Clock
 from dynago.config import Config
@@ -228,7 +228,8 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                     message.key.storage_key(), merge_into(incoming),
                     reply=lambda _b: tell_quietly(ref, ReplicaDone("put", sender, rid)),
                     on_error=lambda e: tell_quietly(ref, ReplicaDone("put", sender, rid,
-                                                                     error=str(e) or "error"))))
+                                                                     error=str(e) or "error")),
+                    origin=Origin(message.origin or "replica", sender)))
             case ReplicaGet():
                 rid = message.request_id
                 self.storage.tell(Read(

@@ -19,7 +19,7 @@ from dynago.actors.kv_messages import (
 )
 from dynago.actors.kv_reads import GetState, ListingState, ReadCoordinator, capped_quorum
 from dynago.actors.refs import tell_quietly
-from dynago.actors.storage_messages import Update
+from dynago.actors.storage_messages import Origin, Update
 from dynago.kv import version
 from dynago.kv.messages import (
     ForwardPut,
@@ -210,7 +210,8 @@ class Coordinator(ReadCoordinator):
         self.storage.tell(Update(
             key.storage_key(), write,
             reply=lambda data: tell_quietly(ref, LocalDone(rid, data)),
-            on_error=lambda exc: tell_quietly(ref, LocalDone(rid, None, exc))))
+            on_error=lambda exc: tell_quietly(ref, LocalDone(rid, None, exc)),
+            origin=Origin("coordinated", origin[0] if origin is not None else "")))
 
     def _put_local_done(self, rid: int, put: _Put, done: LocalDone) -> None:
         now = self.clock.monotonic()

@@ -17,7 +17,7 @@ from dynago.actors.kv_messages import (
 )
 from dynago.actors.refs import tell_quietly
 from dynago.actors.storage_messages import ListKeys as StoreListKeys
-from dynago.actors.storage_messages import Read, Update
+from dynago.actors.storage_messages import Origin, Read, Update
 from dynago.kv import version
 from dynago.kv.messages import KeyList, ListKeys, ReplicaGet, ReplicaGetReply, ReplicaPut
 from dynago.kv.model import GetReply, KvError, ObjectKey, Unavailable
@@ -136,9 +136,11 @@ class ReadCoordinator:
         for node in behind:
             if node == self.name:
                 self.storage.tell(Update(get.key.storage_key(), merge_into(merged),
-                                         reply=_ignore, on_error=_ignore))
+                                         reply=_ignore, on_error=_ignore,
+                                         origin=Origin("read repair")))
             else:
-                self.peers.send(node, ReplicaPut(self.new_request_id(), get.key, data))
+                self.peers.send(node, ReplicaPut(self.new_request_id(), get.key, data,
+                                                 "read repair"))
         self.stats.count("kv_read_repairs", len(behind))
 
     def _answer_get(self, get: GetState, outcome: GetDone | GetFailed) -> None:

@@ -30,20 +30,26 @@ The actor closes its engine when it stops, after committing what was pending.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pykka
 
 from dynago.actors.storage_messages import (
+    CommitListener,
     Delete,
     GetStats,
+    History,
     ListKeys,
+    Origin,
     Read,
     StorageStats,
     Update,
+    WatchCommits,
 )
 from dynago.storage.engine import Engine, check_key, check_list_args
+from dynago.storage.history import WriteHistory, WriteRecord
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +65,8 @@ _OnFail = Callable[[Exception], None]
 class StorageActor(pykka.ThreadingActor):
     """Owns ``engine`` (closing it when stopped). ``max_batch`` is at least 1."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int = DEFAULT_MAX_BATCH,
+                 wall: Callable[[], float] = time.time) -> None:
         super().__init__()
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
@@ -70,6 +77,11 @@ class StorageActor(pykka.ThreadingActor):
         self._pending: dict[bytes, bytes | None] = {}
         self._batch_writes = 0
         self._deferred: list[tuple[_OnOk, _OnFail]] = []
+        # Origins of the batch's writes, noted in the history once it is committed.
+        self._origins: list[tuple[bytes, Origin]] = []
+        self._history = WriteHistory()
+        self._wall = wall
+        self._listeners: list[CommitListener] = []
         self._counts = dict.fromkeys(
             ("reads", "updates", "writes", "commits", "fsyncs", "max_batch", "fn_errors",
              "failed_commits", "errors"), 0,
@@ -104,6 +116,10 @@ class StorageActor(pykka.ThreadingActor):
                 self._delete(message)
             elif isinstance(message, ListKeys):
                 self._list_keys(message)
+            elif isinstance(message, History):
+                self._call(message.reply, self._history.of(message.key))
+            elif isinstance(message, WatchCommits):
+                self._listeners.append(message.listener)
             elif isinstance(message, GetStats):
                 # Counted after the batch being gathered: what was told before is in them.
                 self._commit_batch()
@@ -174,7 +190,7 @@ class StorageActor(pykka.ThreadingActor):
             else:
                 self._call(message.reply, current)
             return
-        self._write(message.key, new, message.reply, message.on_error)
+        self._write(message.key, new, message.reply, message.on_error, message.origin)
 
     def _delete(self, message: Delete) -> None:
         self._counts["updates"] += 1
@@ -183,7 +199,7 @@ class StorageActor(pykka.ThreadingActor):
         except ValueError as error:
             self._failed(message.on_error, error, "delete")
             return
-        self._write(message.key, None, message.reply, message.on_error)
+        self._write(message.key, None, message.reply, message.on_error, message.origin)
 
     def _list_keys(self, message: ListKeys) -> None:
         def answer() -> None:
@@ -208,8 +224,10 @@ class StorageActor(pykka.ThreadingActor):
     # ------------------------------------------------------------------ the batch
 
     def _write(self, key: bytes, value: bytes | None, reply: Callable[[Any], None],
-               on_error: _OnFail) -> None:
+               on_error: _OnFail, origin: Origin | None = None) -> None:
         self._pending[key] = value
+        if origin is not None:
+            self._origins.append((key, origin))
         self._batch_writes += 1
         self._defer(reply, value, on_error)
 
@@ -222,8 +240,8 @@ class StorageActor(pykka.ThreadingActor):
         if not self._deferred:
             return
         writes = list(self._pending.items())
-        batch_writes, deferred = self._batch_writes, self._deferred
-        self._pending, self._batch_writes, self._deferred = {}, 0, []
+        batch_writes, deferred, origins = self._batch_writes, self._deferred, self._origins
+        self._pending, self._batch_writes, self._deferred, self._origins = {}, 0, [], []
         if writes:
             try:
                 self._engine.commit(writes)
@@ -238,8 +256,22 @@ class StorageActor(pykka.ThreadingActor):
             self._counts["fsyncs"] += int(self._engine.durable)
             self._counts["writes"] += batch_writes
             self._counts["max_batch"] = max(self._counts["max_batch"], batch_writes)
+            self._committed(writes, origins)
         for on_ok, _ in deferred:
             on_ok()
+
+    def _committed(self, writes: list[tuple[bytes, bytes | None]],
+                   origins: list[tuple[bytes, Origin]]) -> None:
+        """Note the batch's origins in the history and tell the commit listeners."""
+        if origins:
+            at = self._wall()
+            final = dict(writes)
+            for key, origin in origins:
+                value = final.get(key)
+                self._history.note(key, WriteRecord(at, origin.how, origin.peer,
+                                                    len(value) if value is not None else 0))
+        for listener in self._listeners:
+            self._call(listener, writes)
 
     # ------------------------------------------------------------------ helpers
 

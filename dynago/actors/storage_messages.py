@@ -9,8 +9,21 @@ that raises is logged and counted (``errors``); the actor lives on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from dynago.storage.engine import Write
+from dynago.storage.history import WriteRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Why a write is made, for the key's write history (dynago.storage.history):
+    ``how`` it came ("coordinated", "replica", "read repair", ...) and the ``peer`` it came
+    from ("" for this node's own doing). Writes without one are not recorded."""
+
+    how: str
+    peer: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +57,7 @@ class Update:
     fn: Callable[[bytes | None], bytes | None]
     reply: Callable[[bytes | None], None]
     on_error: Callable[[Exception], None]
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +69,7 @@ class Delete:
     key: bytes
     reply: Callable[[None], None]
     on_error: Callable[[Exception], None]
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +99,30 @@ class GetStats:
     reply: Callable[[StorageStats], None] | None = None
 
 
-StorageMessage = Read | Update | Delete | ListKeys | GetStats
+@dataclass(frozen=True, slots=True)
+class History:
+    """``reply(records)``: the remembered writes of ``key``, oldest first
+    (dynago.storage.history; empty if none)."""
+
+    key: bytes
+    reply: Callable[[tuple[WriteRecord, ...]], None]
+
+
+CommitListener = Callable[[Sequence[Write]], None]
+"""Called on the StorageActor's thread after every commit that returned, with the
+batch's writes (``(key, value)``; ``value`` None: deleted), each key once, its final
+value. It must not block or raise (tell an actor); a listener that raises is logged and
+counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchCommits:
+    """Call ``listener`` after every later commit (for hash trees kept up to date)."""
+
+    listener: CommitListener
+
+
+StorageMessage = Read | Update | Delete | ListKeys | GetStats | History | WatchCommits
 """Everything the StorageActor takes."""
 
 

@@ -20,6 +20,9 @@ class ReplicaPut:
     request_id: int
     key: ObjectKey
     obj: bytes
+    origin: str = ""
+    """Why it is sent, for the receiver's write history: "" a coordinated write's
+    replica, else "read repair", "anti-entropy", "handoff", ..."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -427,10 +427,15 @@ class KvPut(_message.Message):
     BUCKET_FIELD_NUMBER: _builtins.int
     KEY_FIELD_NUMBER: _builtins.int
     OBJECT_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
     request_id: _builtins.int
     bucket: _builtins.str
     key: _builtins.str
     object: _builtins.bytes
+    origin: _builtins.str
+    """Why it is sent, for the receiver's write history: "" a coordinated write's replica,
+    else e.g. "read repair", "anti-entropy", "handoff", "hint handed back".
+    """
     def __init__(
         self,
         *,
@@ -438,10 +443,11 @@ class KvPut(_message.Message):
         bucket: _builtins.str = ...,
         key: _builtins.str = ...,
         object: _builtins.bytes = ...,
+        origin: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "key", b"key", "object", b"object", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "key", b"key", "object", b"object", "origin", b"origin", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

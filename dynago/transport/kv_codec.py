@@ -38,6 +38,7 @@ def encode_kv(envelope: pb.Envelope, message: KvMessage) -> None:
             put.request_id = message.request_id
             put.bucket, put.key = message.key.bucket, message.key.key
             put.object = message.obj
+            put.origin = message.origin
         case ReplicaPutAck():
             ack = envelope.kv_put_ack
             ack.SetInParent()
@@ -111,7 +112,7 @@ def decode_kv(envelope: pb.Envelope, kind: str) -> KvMessage:
     """The KV message of an Envelope whose oneof is ``kind`` (a ``kv_*`` field name)."""
     if kind == "kv_put":
         put = envelope.kv_put
-        return ReplicaPut(put.request_id, _key(put.bucket, put.key), put.object)
+        return ReplicaPut(put.request_id, _key(put.bucket, put.key), put.object, put.origin)
     if kind == "kv_put_ack":
         ack = envelope.kv_put_ack
         return ReplicaPutAck(ack.request_id, ack.ok, ack.error)

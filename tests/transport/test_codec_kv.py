@@ -24,6 +24,7 @@ KEY = ObjectKey("cart", "alice ü")
 
 MESSAGES = [
     ReplicaPut(1, KEY, b"\x01object-bytes"),
+    ReplicaPut(2, KEY, b"\x01object-bytes", "read repair"),
     ReplicaPutAck(2, True),
     ReplicaPutAck(3, False, "disk full"),
     ReplicaGet(4, KEY),
