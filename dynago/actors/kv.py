@@ -54,6 +54,7 @@ from dynago.clock import Clock
 from dynago.config import Config
 from dynago.kv import version
 from dynago.kv.config import KvConfig
+from dynago.kv.fallback import HINT_REQUEST_BASE, hint_key
 from dynago.kv.members import RingKeeper
 from dynago.kv.messages import (
     KV_MESSAGE_TYPES,
@@ -97,6 +98,7 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
         scheduler: Scheduler,
         ring: RingKeeper | None = None,
         on_ring_change: Callable[[list[tuple[str, str | None]]], None] | None = None,
+        hints: pykka.ActorRef[Any] | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -110,6 +112,7 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                                        n_val=config.n_val, grace_s=kv_config.ring_grace_s)
         self.stats = KvStats()
         self._on_ring_change = on_ring_change
+        self.hints = hints  # the HintActor: hand-back acknowledgements go to it
         self.max_object_bytes = config.max_message_bytes - 64 * 1024
         self._next_id = 0
         self._ring_timer: Any = None
@@ -216,24 +219,37 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
             case ReplicaPut():
                 try:
                     incoming = version.decode(message.obj)
+                    stored = self._stored_key(message.key, message.hint_for)
                 except ValueError as exc:
                     self.stats.count("kv_replica_messages_dropped")
+                    if message.hint_for:
+                        self.stats.count("kv_hint_messages_dropped")
                     log.debug("kv: malformed object from %s: %s", sender, exc)
                     self.peers.send(sender, ReplicaPutAck(message.request_id, False,
                                                           "malformed object"))
                     return
                 rid = message.request_id
 
+                # A hint is acknowledged, like any copy, only once it is committed.
+                how = "hint" if stored != message.key.storage_key() else (
+                    message.origin or "replica")
                 self.storage.tell(Update(
-                    message.key.storage_key(), merge_into(incoming),
+                    stored, merge_into(incoming),
                     reply=lambda _b: tell_quietly(ref, ReplicaDone("put", sender, rid)),
                     on_error=lambda e: tell_quietly(ref, ReplicaDone("put", sender, rid,
                                                                      error=str(e) or "error")),
-                    origin=Origin(message.origin or "replica", sender)))
+                    origin=Origin(how, sender)))
             case ReplicaGet():
                 rid = message.request_id
+                try:
+                    stored = self._stored_key(message.key, message.hint_for)
+                except ValueError:
+                    self.stats.count("kv_replica_messages_dropped")
+                    self.stats.count("kv_hint_messages_dropped")
+                    self.peers.send(sender, ReplicaGetReply(rid, None, "malformed hint"))
+                    return
                 self.storage.tell(Read(
-                    message.key.storage_key(),
+                    stored,
                     reply=lambda b: tell_quietly(ref, ReplicaDone("get", sender, rid, obj=b))))
             case ListKeys():
                 rid = message.request_id
@@ -244,6 +260,9 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                         ref, ReplicaDone("keys", sender, rid, keys=key_names(keys)))))
             case ForwardPut():
                 self.coordinate_forwarded(sender, message)
+            case ReplicaPutAck() if message.request_id >= HINT_REQUEST_BASE:
+                if self.hints is not None:  # a hand-back's: the HintActor's request
+                    tell_quietly(self.hints, PeerMessage(sender, "", message, None))
             case ReplicaPutAck():
                 self.replica_acked(sender, message)
             case ReplicaGetReply():
@@ -255,6 +274,14 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
             case _:
                 self.stats.count("kv_replica_messages_dropped")
                 log.debug("kv: unexpected message %r from %s", type(message).__name__, sender)
+
+    def _stored_key(self, key: ObjectKey, hint_for: str) -> bytes:
+        """Where a replica message's object lives here: its hint for ``hint_for`` (a
+        fallback's), else the object itself (also when the hint names this node: the
+        sender's view was stale and this is the copy). ValueError: a bad owner name."""
+        if not hint_for or hint_for == self.name:
+            return key.storage_key()
+        return hint_key(hint_for, key.storage_key())
 
     def _replica_done(self, done: ReplicaDone) -> None:
         if done.kind == "put":

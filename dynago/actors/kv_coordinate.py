@@ -18,9 +18,11 @@ from dynago.actors.kv_messages import (
     PutCallback,
 )
 from dynago.actors.kv_reads import GetState, ListingState, ReadCoordinator, capped_quorum
+from dynago.actors.kv_sloppy import keep_hint, sloppy_for
 from dynago.actors.refs import tell_quietly
 from dynago.actors.storage_messages import Origin, Update
 from dynago.kv import version
+from dynago.kv.fallback import Replica, healthy_status
 from dynago.kv.messages import (
     ForwardPut,
     ForwardReply,
@@ -77,6 +79,8 @@ class _Put:
     needed: int = 0
     timer: Timer | None = None
     obj: version.Object | None = None
+    replicas: tuple[Replica, ...] = ()  # the sloppy list: who gets a copy, as whom
+    uncovered: tuple[str, ...] = ()  # unhealthy primaries no fallback stands in for
 
 
 @dataclass
@@ -142,7 +146,10 @@ class Coordinator(ReadCoordinator):
                              quorum.w, quorum.pw, self.kv_config.request_timeout_s,
                              request.return_body, request.reply, None)
             return
-        for node in preflist:
+        # Healthy primaries first (membership's suspicion, before any timeout), then any
+        # reachable one: a suspect may still be alive.
+        healthy = [n for n in preflist if healthy_status(self.ring.status(n))]
+        for node in (*healthy, *(n for n in preflist if n not in healthy)):
             if not self.ring.reachable(node):
                 continue
             rid = self.new_request_id()
@@ -185,13 +192,16 @@ class Coordinator(ReadCoordinator):
         preflist = self.ring.ring.preference_list_for(key)
         if self.name not in preflist:  # forwarded by a node with another view of the ring
             preflist = (self.name, *preflist[:-1])
-        primaries = frozenset(preflist)
-        fsm = PutFsm(rid, key, preflist, primaries, w, pw, now + timeout_s)
-        put = _Put(op, key, preflist, fsm, now, return_body, client, origin, needed=w)
+        # Sloppy quorum: a fallback stands in for each unhealthy primary; its ack counts
+        # toward W, never toward PW (only the primaries are PutFsm's primaries).
+        sloppy = sloppy_for(self.ring, self.name, key, preflist)
+        replicas = (*sloppy.nodes, *sloppy.uncovered)
+        fsm = PutFsm(rid, key, replicas, frozenset(preflist), w, pw, now + timeout_s)
+        put = _Put(op, key, replicas, fsm, now, return_body, client, origin, needed=w,
+                   replicas=sloppy.replicas, uncovered=sloppy.uncovered)
         self._puts[rid] = put
-        for node in preflist:
-            if node != self.name and not self.ring.reachable(node):
-                fsm.failed(node, "unreachable", now)
+        for node in sloppy.uncovered:
+            fsm.failed(node, "unreachable", now)
         if fsm.outcome is not None:  # W can never be met now: write nothing
             self._put_outcome(rid, put, fsm.outcome)
             return
@@ -221,12 +231,18 @@ class Coordinator(ReadCoordinator):
                 needed=put.needed)
             self._end_put(rid, put, error)
             return
-        put.obj = version.decode(done.obj)
-        for node in put.preflist:
+        put.obj = obj = version.decode(done.obj)
+        # A primary no copy can reach now gets a hint kept here, caught up when it is back.
+        for owner in put.uncovered:
+            keep_hint(self.storage, self.stats, owner, put.key, obj, Origin("hint"))
+        for replica in put.replicas:
+            node = replica.node
             if node == self.name:
                 continue
-            if not self.ring.reachable(node) or not self.peers.send(
-                    node, ReplicaPut(rid, put.key, done.obj)):
+            if not self.peers.send(node, ReplicaPut(rid, put.key, done.obj,
+                                                    hint_for=replica.hint_for)):
+                keep_hint(self.storage, self.stats, replica.hint_for or node, put.key, obj,
+                          Origin("hint"))
                 outcome = put.fsm.failed(node, "unreachable", now)
                 if outcome is not None:
                     self._put_outcome(rid, put, outcome)

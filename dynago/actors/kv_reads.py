@@ -15,10 +15,12 @@ from dynago.actors.kv_messages import (
     LocalDone,
     LocalKeys,
 )
+from dynago.actors.kv_sloppy import sloppy_for
 from dynago.actors.refs import tell_quietly
 from dynago.actors.storage_messages import ListKeys as StoreListKeys
 from dynago.actors.storage_messages import Origin, Read, Update
 from dynago.kv import version
+from dynago.kv.fallback import hint_key
 from dynago.kv.messages import KeyList, ListKeys, ReplicaGet, ReplicaGetReply, ReplicaPut
 from dynago.kv.model import GetReply, KvError, ObjectKey, Unavailable
 from dynago.kv.requests import GetDone, GetFailed, GetFsm, resolve_quorum
@@ -37,6 +39,7 @@ class GetState:
     client: GetCallback
     answered: bool = False
     timer: Timer | None = None
+    hint_for: dict[str, str] = field(default_factory=dict)  # fallback -> the primary
 
 
 @dataclass
@@ -78,22 +81,30 @@ class ReadCoordinator:
         preflist = self.ring.ring.preference_list_for(request.key)
         timeout_s = self.kv_config.request_timeout_s
         r = capped_quorum(request.quorum.r, quorum.r, preflist)
-        fsm = GetFsm(rid, request.key, preflist, frozenset(preflist), r, quorum.pr,
+        # The same sloppy list as puts: a fallback answers from its hint (toward R, never PR).
+        sloppy = sloppy_for(self.ring, self.name, request.key, preflist)
+        asked = (*sloppy.nodes, *sloppy.uncovered)
+        fsm = GetFsm(rid, request.key, asked, frozenset(preflist), r, quorum.pr,
                      now + timeout_s)
-        get = GetState(request.key, preflist, fsm, now, request.include_deleted, request.reply)
+        get = GetState(request.key, preflist, fsm, now, request.include_deleted, request.reply,
+                       hint_for={x.node: x.hint_for for x in sloppy.replicas if x.hint_for})
         self._gets[rid] = get
+        for node in sloppy.uncovered:
+            fsm.failed(node, "unreachable", now)
         if fsm.outcome is not None:  # R can never be met
             self._get_step(rid, get, fsm.outcome)
             self._end_get(rid, get)
             return
         get.timer = self._timer(rid, timeout_s)
         ref = self.actor_ref
-        for node in preflist:
+        for node in sloppy.nodes:
+            owner = get.hint_for.get(node, "")
             if node == self.name:
-                self.storage.tell(Read(request.key.storage_key(),
+                stored = hint_key(owner, request.key.storage_key()) if owner else \
+                    request.key.storage_key()
+                self.storage.tell(Read(stored,
                                        reply=lambda data: tell_quietly(ref, LocalDone(rid, data))))
-            elif not self.ring.reachable(node) or not self.peers.send(
-                    node, ReplicaGet(rid, request.key)):
+            elif not self.peers.send(node, ReplicaGet(rid, request.key, owner)):
                 self._get_step(rid, get, get.fsm.failed(node, "unreachable", now))
                 if rid not in self._gets:
                     return
@@ -134,13 +145,16 @@ class ReadCoordinator:
         merged = get.fsm.merged
         data = version.encode(merged)
         for node in behind:
+            owner = get.hint_for.get(node, "")  # a fallback: repair its hint
             if node == self.name:
-                self.storage.tell(Update(get.key.storage_key(), merge_into(merged),
+                stored = hint_key(owner, get.key.storage_key()) if owner else \
+                    get.key.storage_key()
+                self.storage.tell(Update(stored, merge_into(merged),
                                          reply=_ignore, on_error=_ignore,
                                          origin=Origin("read repair")))
             else:
                 self.peers.send(node, ReplicaPut(self.new_request_id(), get.key, data,
-                                                 "read repair"))
+                                                 "read repair", hint_for=owner))
         self.stats.count("kv_read_repairs", len(behind))
 
     def _answer_get(self, get: GetState, outcome: GetDone | GetFailed) -> None:

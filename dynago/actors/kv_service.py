@@ -18,6 +18,7 @@ closes the engine.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ import pykka
 from dynago.actors import api
 from dynago.actors.kv import KvActor
 from dynago.actors.kv_frontend import ActorFrontend
+from dynago.actors.kv_hints import GetHintStats, HintActor
 from dynago.actors.kv_messages import GetKvSnapshot, MemberChanged, MembersSeen
 from dynago.actors.refs import tell_quietly
 from dynago.actors.routing import PeerDirectory, send_to_peer
@@ -129,6 +131,7 @@ class KvService:
         self._zone = zone
         self.storage: pykka.ActorRef[Any] | None = None
         self.kv: pykka.ActorRef[Any] | None = None
+        self.hints: pykka.ActorRef[Any] | None = None
         self.ring: RingKeeper | None = None
         self.frontend: ActorFrontend | None = None
         self._membership: pykka.ActorRef[Any] | None = None
@@ -159,19 +162,26 @@ class KvService:
                      if self.kv_config.data_dir is not None else None)
         if ring_file is not None:
             self.ring.remember(read_ring_file(ring_file), context.clock.monotonic())
+        peers = DirectorySender(context.peers)
+        self.hints = hints = HintActor.start(
+            name=context.name, kv_config=self.kv_config, storage=self.storage, peers=peers,
+            clock=context.clock, scheduler=context.scheduler,
+            partitions=config.ring_partitions, n_val=config.n_val)
         self.kv = kv = KvActor.start(
             name=context.name, config=config, kv_config=self.kv_config,
-            storage=self.storage, peers=DirectorySender(context.peers), clock=context.clock,
-            scheduler=context.scheduler, ring=self.ring,
+            storage=self.storage, peers=peers, clock=context.clock,
+            scheduler=context.scheduler, ring=self.ring, hints=hints,
             on_ring_change=(lambda members: write_ring_file(ring_file, members))
             if ring_file is not None else None)
 
         def on_event(event: MemberEvent) -> None:
             tell_quietly(kv, MemberChanged(event))
+            tell_quietly(hints, MemberChanged(event))
 
         self._membership = context.membership
         self._token, members = api.subscribe_with_snapshot(context.membership, on_event)
         kv.tell(MembersSeen(members))
+        hints.tell(MembersSeen(members))
         self.frontend = ActorFrontend(kv, self.ring, self.kv_config)
 
     def peer_routes(self) -> Mapping[type[Any], pykka.ActorRef[Any]]:
@@ -212,6 +222,13 @@ class KvService:
                 kv = answer
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
+        if kv is not None and self.hints is not None:
+            try:  # the HintActor's counters join the KV's (hints held, handed back, ...)
+                counts = self.hints.ask(GetHintStats(), timeout=_ASK_S)
+                assert isinstance(counts, dict)
+                kv = dataclasses.replace(kv, counters={**kv.counters, **counts})
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
         store: StorageStats | None = None
         if self.storage is not None:
             try:
@@ -244,10 +261,10 @@ class KvService:
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
             self._token = None
-        for ref in (self.kv, self.storage):
+        for ref in (self.kv, self.hints, self.storage):
             if ref is not None:
                 try:
                     ref.stop(timeout=5.0)
                 except (pykka.ActorDeadError, pykka.Timeout):
                     pass
-        self.kv = self.storage = None
+        self.kv = self.hints = self.storage = None

@@ -39,6 +39,7 @@ import pykka
 from dynago.actors.storage_messages import (
     CommitListener,
     Delete,
+    DeleteIf,
     GetStats,
     History,
     ListKeys,
@@ -116,6 +117,8 @@ class StorageActor(pykka.ThreadingActor):
                 self._delete(message)
             elif isinstance(message, ListKeys):
                 self._list_keys(message)
+            elif isinstance(message, DeleteIf):
+                self._delete_if(message)
             elif isinstance(message, History):
                 self._call(message.reply, self._history.of(message.key))
             elif isinstance(message, WatchCommits):
@@ -200,6 +203,23 @@ class StorageActor(pykka.ThreadingActor):
             self._failed(message.on_error, error, "delete")
             return
         self._write(message.key, None, message.reply, message.on_error, message.origin)
+
+    def _delete_if(self, message: DeleteIf) -> None:
+        self._counts["updates"] += 1
+        try:
+            check_key(message.key)
+            current, pending = self._current(message.key)
+        except Exception as error:  # noqa: BLE001
+            self._failed(message.on_error, error, "conditional delete")
+            return
+        if current != message.expected:
+            if pending:  # compared with the batch's data: answer once it is durable
+                self._defer(message.reply, False, message.on_error)
+            else:
+                self._call(message.reply, False)
+            return
+        self._write(message.key, None, lambda _none: message.reply(True), message.on_error,
+                    message.origin)
 
     def _list_keys(self, message: ListKeys) -> None:
         def answer() -> None:

@@ -73,6 +73,20 @@ class Delete:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteIf:
+    """Delete ``key`` durably only if its latest value (the batch's included) is exactly
+    ``expected``: ``reply(True)`` once the delete is committed, ``reply(False)`` if the
+    value differs (nothing written; e.g. a hint rewritten while it was handed back),
+    ``on_error`` if the commit fails."""
+
+    key: bytes
+    expected: bytes
+    reply: Callable[[bool], None]
+    on_error: Callable[[Exception], None]
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ListKeys:
     """``reply(keys)``: up to ``limit`` keys starting with ``prefix`` in byte order, each
     greater than ``after`` if given (pass the last key of a page for the next page).
@@ -122,7 +136,8 @@ class WatchCommits:
     listener: CommitListener
 
 
-StorageMessage = Read | Update | Delete | ListKeys | GetStats | History | WatchCommits
+StorageMessage = (Read | Update | Delete | ListKeys | GetStats | History | WatchCommits
+                  | DeleteIf)
 """Everything the StorageActor takes."""
 
 

@@ -41,6 +41,23 @@ class KvConfig:
     must not move data — reads and writes go on with the other replicas — so only a member
     that left, or stayed failed this long, drops out of the ring and its partitions move."""
 
+    hint_handoff_per_s: float = 100.0
+    """Most hints a node hands back to their owners per second, all owners together
+    (default 100). Higher: a returning node is caught up sooner, at the cost of more
+    load on it just as it comes back; lower: gentler, longer with fewer copies."""
+
+    hint_handoff_in_flight: int = 8
+    """Most hand-backs waiting for their owner's durable acknowledgement at once
+    (default 8); a bound on what a slow owner costs the node handing back."""
+
+    hint_retry_s: float = 5.0
+    """After a hand-back to an owner fails or times out, how long before that owner is
+    tried again (default 5 s), from the hint it stopped at."""
+
+    hint_check_interval_s: float = 1.0
+    """How often a node holding hints looks for owners alive again (default 1 s), beside
+    reacting to membership events at once."""
+
     def validate(self, max_message_bytes: int) -> KvConfig:
         """Return self if usable, else raise ConfigError saying what is wrong."""
         if self.engine not in ENGINES:
@@ -57,4 +74,13 @@ class KvConfig:
                 f"envelope), got {self.max_value_bytes}")
         if not self.ring_grace_s > 0:
             raise ConfigError(f"ring_grace_s must be greater than 0, got {self.ring_grace_s}")
+        if not self.hint_handoff_per_s > 0:
+            raise ConfigError(f"hint_handoff_per_s must be greater than 0, "
+                              f"got {self.hint_handoff_per_s}")
+        if not 1 <= self.hint_handoff_in_flight <= 1024:
+            raise ConfigError(f"hint_handoff_in_flight must be 1 to 1024, "
+                              f"got {self.hint_handoff_in_flight}")
+        if not self.hint_retry_s > 0 or not self.hint_check_interval_s > 0:
+            raise ConfigError(f"hint_retry_s and hint_check_interval_s must be greater than "
+                              f"0, got {self.hint_retry_s} and {self.hint_check_interval_s}")
         return self

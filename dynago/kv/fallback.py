@@ -138,3 +138,38 @@ def parse_hint_key(key: bytes) -> tuple[str, bytes]:
     if not sep or not owner or not storage_key:
         raise ValueError("a hint key without an owner or an object key")
     return owner.decode(), storage_key
+
+
+HINT_REQUEST_BASE = 1 << 62
+"""Request ids of hand-backs start here, so a node's hand-back acknowledgements (which
+come back to its KvActor as ReplicaPutAck) are told apart from its coordinated puts'."""
+
+
+class TokenBucket:
+    """At most ``rate`` takes per second on average, ``burst`` at once. ``now`` is
+    monotonic seconds, passed in."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        if not rate > 0 or not burst >= 1:
+            raise ValueError(f"a token bucket needs rate > 0 and burst >= 1, "
+                             f"not {rate} and {burst}")
+        self.rate, self.burst = rate, burst
+        self._tokens, self._at = burst, now
+
+    def _refill(self, now: float) -> None:
+        if now > self._at:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+
+    def take(self, now: float) -> bool:
+        """Take one token if there is one."""
+        self._refill(now)
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    def wait_s(self, now: float) -> float:
+        """Seconds until a token is there (0 if one is)."""
+        self._refill(now)
+        return max(0.0, (1 - self._tokens) / self.rate)

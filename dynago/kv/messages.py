@@ -23,6 +23,9 @@ class ReplicaPut:
     origin: str = ""
     """Why it is sent, for the receiver's write history: "" a coordinated write's
     replica, else "read repair", "anti-entropy", "handoff", ..."""
+    hint_for: str = ""
+    """Set: the receiver is a fallback standing in for this (unhealthy) primary; it keeps
+    the object as a durable hint for it (dynago.kv.fallback.hint_key), not as its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,8 @@ class ReplicaGet:
 
     request_id: int
     key: ObjectKey
+    hint_for: str = ""
+    """Set: the receiver is a fallback for this primary; it answers from its hint."""
 
 
 @dataclass(frozen=True, slots=True)

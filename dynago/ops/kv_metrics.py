@@ -12,7 +12,9 @@ KV store. Counters end in ``_total``; no other family ends in ``_sum``, ``_count
 * ``dynago_kv_requests_in_flight`` — requests still waiting for replicas.
 * ``dynago_kv_reads_with_siblings_total``, ``dynago_kv_forwarded_requests_total``,
   ``dynago_kv_coordinated_for_others_total``, ``dynago_kv_replica_messages_dropped_total``,
-  ``dynago_kv_internal_errors_total``.
+  ``dynago_kv_internal_errors_total``; hinted handoff: ``dynago_kv_hints_held`` (gauge),
+  ``dynago_kv_hints_stored_total``, ``dynago_kv_hints_handed_back_total``,
+  ``dynago_kv_hint_handback_failures_total``, ``dynago_kv_hint_messages_dropped_total``.
 * The store: ``dynago_kv_store_keys``, ``dynago_kv_store_size_bytes`` (gauges),
   ``dynago_kv_store_writes_total``, ``dynago_kv_store_commits_total``,
   ``dynago_kv_store_fsyncs_total``, ``dynago_kv_store_errors_total``.
@@ -47,6 +49,16 @@ KV_COUNTERS: dict[str, tuple[str, str]] = {
     "kv_replica_messages_dropped": ("dynago_kv_replica_messages_dropped",
                                     "Replica messages from peers dropped: malformed or "
                                     "unexpected."),
+    "kv_hints_stored": ("dynago_kv_hints_stored",
+                        "Hints committed here as a fallback for an unhealthy primary "
+                        "(rewrites included)."),
+    "kv_hints_handed_back": ("dynago_kv_hints_handed_back",
+                             "Hints handed back to their owner and deleted here."),
+    "kv_hint_handback_failures": ("dynago_kv_hint_handback_failures",
+                                  "Hand-backs refused, unsent or unacknowledged in time "
+                                  "(retried later)."),
+    "kv_hint_messages_dropped": ("dynago_kv_hint_messages_dropped",
+                                 "Hint messages from peers dropped: malformed."),
     "kv_internal_errors": ("dynago_kv_internal_errors",
                            "Messages the KV actor failed to handle (a bug: see the log)."),
 }
@@ -73,6 +85,10 @@ def kv_families(snapshot: KvServiceSnapshot) -> Iterator[Metric]:
                                 "KV requests waiting for replicas now.", value=kv.in_flight)
         for key, (name, text) in KV_COUNTERS.items():
             yield CounterMetricFamily(name, text, value=kv.counters.get(key, 0))
+        if "kv_hints_held" in kv.counters:
+            yield GaugeMetricFamily("dynago_kv_hints_held",
+                                    "Hints this node holds for other nodes now.",
+                                    value=kv.counters["kv_hints_held"])
     store = snapshot.store
     if store is not None:
         yield GaugeMetricFamily("dynago_kv_store_keys", "Keys in this node's store.",

@@ -428,6 +428,7 @@ class KvPut(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     OBJECT_FIELD_NUMBER: _builtins.int
     ORIGIN_FIELD_NUMBER: _builtins.int
+    HINT_FOR_FIELD_NUMBER: _builtins.int
     request_id: _builtins.int
     bucket: _builtins.str
     key: _builtins.str
@@ -436,6 +437,8 @@ class KvPut(_message.Message):
     """Why it is sent, for the receiver's write history: "" a coordinated write's replica,
     else e.g. "read repair", "anti-entropy", "handoff", "hint handed back".
     """
+    hint_for: _builtins.str
+    """Set: the receiver is a fallback for this primary and keeps the object as a hint."""
     def __init__(
         self,
         *,
@@ -444,10 +447,11 @@ class KvPut(_message.Message):
         key: _builtins.str = ...,
         object: _builtins.bytes = ...,
         origin: _builtins.str = ...,
+        hint_for: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "key", b"key", "object", b"object", "origin", b"origin", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "hint_for", b"hint_for", "key", b"key", "object", b"object", "origin", b"origin", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -489,19 +493,23 @@ class KvGet(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     BUCKET_FIELD_NUMBER: _builtins.int
     KEY_FIELD_NUMBER: _builtins.int
+    HINT_FOR_FIELD_NUMBER: _builtins.int
     request_id: _builtins.int
     bucket: _builtins.str
     key: _builtins.str
+    hint_for: _builtins.str
+    """Set: the receiver is a fallback for this primary and answers from its hint."""
     def __init__(
         self,
         *,
         request_id: _builtins.int = ...,
         bucket: _builtins.str = ...,
         key: _builtins.str = ...,
+        hint_for: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "key", b"key", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "hint_for", b"hint_for", "key", b"key", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -39,6 +39,7 @@ def encode_kv(envelope: pb.Envelope, message: KvMessage) -> None:
             put.bucket, put.key = message.key.bucket, message.key.key
             put.object = message.obj
             put.origin = message.origin
+            put.hint_for = message.hint_for
         case ReplicaPutAck():
             ack = envelope.kv_put_ack
             ack.SetInParent()
@@ -49,6 +50,7 @@ def encode_kv(envelope: pb.Envelope, message: KvMessage) -> None:
             get = envelope.kv_get
             get.request_id = message.request_id
             get.bucket, get.key = message.key.bucket, message.key.key
+            get.hint_for = message.hint_for
         case ReplicaGetReply():
             reply = envelope.kv_get_reply
             reply.SetInParent()
@@ -108,17 +110,24 @@ def _key(bucket: str, key: str) -> ObjectKey:
     return ObjectKey(bucket, key)
 
 
+def _hint_for(owner: str) -> str:
+    if "\x00" in owner:
+        raise ValueError("KV message with a NUL in the node a hint is for")
+    return owner
+
+
 def decode_kv(envelope: pb.Envelope, kind: str) -> KvMessage:
     """The KV message of an Envelope whose oneof is ``kind`` (a ``kv_*`` field name)."""
     if kind == "kv_put":
         put = envelope.kv_put
-        return ReplicaPut(put.request_id, _key(put.bucket, put.key), put.object, put.origin)
+        return ReplicaPut(put.request_id, _key(put.bucket, put.key), put.object, put.origin,
+                          _hint_for(put.hint_for))
     if kind == "kv_put_ack":
         ack = envelope.kv_put_ack
         return ReplicaPutAck(ack.request_id, ack.ok, ack.error)
     if kind == "kv_get":
         get = envelope.kv_get
-        return ReplicaGet(get.request_id, _key(get.bucket, get.key))
+        return ReplicaGet(get.request_id, _key(get.bucket, get.key), _hint_for(get.hint_for))
     if kind == "kv_get_reply":
         reply = envelope.kv_get_reply
         return ReplicaGetReply(reply.request_id, reply.object if reply.found else None,

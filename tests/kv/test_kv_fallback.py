@@ -127,3 +127,16 @@ def test_fallback_hint_key_rejects_bad_owner(owner: str) -> None:
 def test_fallback_parse_hint_key_rejects_non_hints(raw: bytes) -> None:
     with pytest.raises(ValueError):
         parse_hint_key(raw)
+
+
+def test_fallback_token_bucket_limits_the_rate() -> None:
+    from dynago.kv.fallback import TokenBucket
+
+    bucket = TokenBucket(rate=10.0, burst=2.0, now=0.0)
+    assert bucket.take(0.0) and bucket.take(0.0)
+    assert not bucket.take(0.0)
+    assert bucket.wait_s(0.0) == pytest.approx(0.1)
+    assert not bucket.take(0.05)
+    assert bucket.take(0.1)
+    taken = sum(bucket.take(t / 100) for t in range(11, 211))  # 2 s more
+    assert 19 <= taken <= 22

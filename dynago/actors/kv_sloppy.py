@@ -1,0 +1,51 @@
+"""The KvActor's sloppy-quorum helpers: the sloppy preference list of a key as this node
+sees the cluster's health, and the hints it keeps itself. Rules: dynago.kv.fallback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dynago.actors import kv_reads  # a module: kv_reads imports this one
+from dynago.actors.storage_messages import Origin, Update
+from dynago.kv import version
+from dynago.kv.fallback import SloppyList, for_partition, healthy_status, hint_key
+from dynago.kv.members import RingKeeper
+from dynago.kv.model import ObjectKey
+from dynago.kv.ring import partition_of
+
+log = logging.getLogger(__name__)
+
+
+def sloppy_for(keeper: RingKeeper, self_name: str, key: ObjectKey,
+               primaries: tuple[str, ...]) -> SloppyList:
+    """The sloppy list of ``key`` whose preference list is ``primaries``: this node is
+    always healthy, others when membership holds them alive."""
+    ring = keeper.ring
+
+    def healthy(name: str) -> bool:
+        return name == self_name or healthy_status(keeper.status(name))
+
+    return for_partition(ring, partition_of(key, ring.partitions), healthy, primaries)
+
+
+def keep_hint(storage: Any, stats: Any, owner: str, key: ObjectKey, obj: version.Object,
+              origin: Origin) -> None:
+    """Merge ``obj`` into this node's hint for ``owner`` (durably; fire and forget: it
+    counts toward no quorum, it only catches ``owner`` up later)."""
+    try:
+        engine_key = hint_key(owner, key.storage_key())
+    except ValueError as exc:
+        log.warning("kv: no hint for %r: %s", owner, exc)
+        return
+
+    def failed(exc: Exception) -> None:
+        log.warning("kv: keeping a hint of %r for %s failed: %s", key, owner, exc)
+
+    storage.tell(Update(engine_key, kv_reads.merge_into(obj), reply=_ignore, on_error=failed,
+                        origin=origin))
+    stats.count("kv_hints_kept_by_coordinator")
+
+
+def _ignore(_value: object) -> None:
+    return None
