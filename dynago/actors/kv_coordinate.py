@@ -196,7 +196,8 @@ class Coordinator(ReadCoordinator):
         # toward W, never toward PW (only the primaries are PutFsm's primaries).
         sloppy = sloppy_for(self.ring, self.name, key, preflist)
         replicas = (*sloppy.nodes, *sloppy.uncovered)
-        fsm = PutFsm(rid, key, replicas, frozenset(preflist), w, pw, now + timeout_s)
+        fsm = PutFsm(rid, key, replicas, sloppy.primaries | set(sloppy.uncovered), w, pw,
+                     now + timeout_s)
         put = _Put(op, key, replicas, fsm, now, return_body, client, origin, needed=w,
                    replicas=sloppy.replicas, uncovered=sloppy.uncovered)
         self._puts[rid] = put

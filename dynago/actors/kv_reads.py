@@ -84,8 +84,8 @@ class ReadCoordinator:
         # The same sloppy list as puts: a fallback answers from its hint (toward R, never PR).
         sloppy = sloppy_for(self.ring, self.name, request.key, preflist)
         asked = (*sloppy.nodes, *sloppy.uncovered)
-        fsm = GetFsm(rid, request.key, asked, frozenset(preflist), r, quorum.pr,
-                     now + timeout_s)
+        fsm = GetFsm(rid, request.key, asked, sloppy.primaries | set(sloppy.uncovered), r,
+                     quorum.pr, now + timeout_s)
         get = GetState(request.key, preflist, fsm, now, request.include_deleted, request.reply,
                        hint_for={x.node: x.hint_for for x in sloppy.replicas if x.hint_for})
         self._gets[rid] = get
