@@ -106,7 +106,8 @@ def test_cli_status_table_shows_partitions_and_each_members_keys(
         row = rows[name]
         assert row[0] == "alive" and row[2] == node.address and row[3] == zone
         assert row[4:6] == [str(ring[name]["partitions"]), f"({ring[name]['share']:.1%})"]
-        assert row[7:9] == ["-", "-"]  # hints, handoffs: not in the store yet
+        # hints held (none: every node is up), handoffs: not in the store yet
+        assert row[7:9] == (["-", "-"] if name == "d" else ["0", "-"])
     assert rows["a"][6] == str(keys["a"])  # the asked node: through --http, tag or not
     assert rows["b"][6] == str(keys["b"])  # through their http tags
     assert rows["c"][6] == str(keys["c"])
@@ -136,7 +137,7 @@ def test_cli_status_json_gives_keys_partitions_and_null_hints(
     assert {row["partitions"] for row in listed} == {32}
     assert {row["share"] for row in listed} == {0.5}
     for row in listed:
-        assert (row["hints"], row["handoffs"], row["keys_error"]) == (None, None, None)
+        assert (row["hints"], row["handoffs"], row["keys_error"]) == (0, None, None)
 
 
 def test_cli_status_member_not_answering_shows_question_mark(
@@ -188,4 +189,4 @@ def test_cli_status_help_names_the_http_tag_and_missing_hints(
         main(["status", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert done.value.code == 0
-    assert "--tag http=HOST:PORT" in out and "hinted handoff" in out
+    assert "--tag http=HOST:PORT" in out and "hints" in out and "ownership handoff" in out

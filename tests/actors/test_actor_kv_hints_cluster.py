@@ -174,6 +174,14 @@ def test_hint_cluster_write_at_w_n_through_a_fallback_then_handed_back(
     until(lambda: cluster.stored(fallback, hint) is None, "the hint gone")
     assert cluster.hint_stats(fallback)["kv_hints_handed_back"] >= 1
     assert cluster.hint_stats(fallback)["kv_hints_held"] == 0
+    # The counters reach /v1/stats and /metrics.
+    flat = cluster.kv[fallback].stats()
+    assert flat["kv_hints_stored"] >= 1 and flat["kv_hints_handed_back"] >= 1
+    metrics = {f.name: f for f in cluster.kv[fallback].metric_families()}
+    assert metrics["dynago_kv_hints_held"].type == "gauge"
+    assert metrics["dynago_kv_hints_held"].samples[0].value == 0
+    assert metrics["dynago_kv_hints_handed_back"].samples[0].value >= 1
+    assert metrics["dynago_kv_hint_handback_failures"].type == "counter"
     records: list[Any] = []
     storage = cluster.kv["e"].storage
     assert storage is not None
