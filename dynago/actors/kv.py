@@ -13,7 +13,11 @@ holds the ring, built from the members it hears of, and the request state machin
 * a client **get** is coordinated here: ReplicaGet to the N replicas (its own store
   directly), the answer after R replies, merged (``version.merge``);
 * **replica messages** from peers (routed here by each PeerActor) are served from the
-  local store and answered on the same stream.
+  local store and answered on the same stream;
+* **sloppy quorum** (dynago.kv.fallback, actors/kv_sloppy.py): puts and gets go to the
+  healthy primaries and, for each unhealthy one, a fallback named with ``hint_for``; a
+  ReplicaPut or ReplicaGet naming an owner is served from this node's hint for it. Acks
+  of hand-backs (request ids from HINT_REQUEST_BASE up) are handed to the HintActor.
 
 Every wait is bounded (``KvConfig.request_timeout_s``, a timer per request), and one
 slow replica only delays the requests that wait on it. Nothing here blocks: the store

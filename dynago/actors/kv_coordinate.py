@@ -201,8 +201,9 @@ class Coordinator(ReadCoordinator):
         put = _Put(op, key, replicas, fsm, now, return_body, client, origin, needed=w,
                    replicas=sloppy.replicas, uncovered=sloppy.uncovered)
         self._puts[rid] = put
-        for node in sloppy.uncovered:
-            fsm.failed(node, "unreachable", now)
+        for node in sloppy.uncovered:  # a suspect one is still tried (it may be alive)
+            if not self.ring.reachable(node):
+                fsm.failed(node, "unreachable", now)
         if fsm.outcome is not None:  # W can never be met now: write nothing
             self._put_outcome(rid, put, fsm.outcome)
             return
@@ -236,14 +237,16 @@ class Coordinator(ReadCoordinator):
         # A primary no copy can reach now gets a hint kept here, caught up when it is back.
         for owner in put.uncovered:
             keep_hint(self.storage, self.stats, owner, put.key, obj, Origin("hint"))
-        for replica in put.replicas:
+        tried = (*put.replicas, *(Replica(n) for n in put.uncovered if self.ring.reachable(n)))
+        for replica in tried:
             node = replica.node
             if node == self.name:
                 continue
             if not self.peers.send(node, ReplicaPut(rid, put.key, done.obj,
                                                     hint_for=replica.hint_for)):
-                keep_hint(self.storage, self.stats, replica.hint_for or node, put.key, obj,
-                          Origin("hint"))
+                if node not in put.uncovered:  # those have their hint already
+                    keep_hint(self.storage, self.stats, replica.hint_for or node, put.key,
+                              obj, Origin("hint"))
                 outcome = put.fsm.failed(node, "unreachable", now)
                 if outcome is not None:
                     self._put_outcome(rid, put, outcome)

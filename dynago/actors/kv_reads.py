@@ -89,15 +89,16 @@ class ReadCoordinator:
         get = GetState(request.key, preflist, fsm, now, request.include_deleted, request.reply,
                        hint_for={x.node: x.hint_for for x in sloppy.replicas if x.hint_for})
         self._gets[rid] = get
-        for node in sloppy.uncovered:
-            fsm.failed(node, "unreachable", now)
+        for node in sloppy.uncovered:  # a suspect one is still asked (it may be alive)
+            if not self.ring.reachable(node):
+                fsm.failed(node, "unreachable", now)
         if fsm.outcome is not None:  # R can never be met
             self._get_step(rid, get, fsm.outcome)
             self._end_get(rid, get)
             return
         get.timer = self._timer(rid, timeout_s)
         ref = self.actor_ref
-        for node in sloppy.nodes:
+        for node in (*sloppy.nodes, *(n for n in sloppy.uncovered if self.ring.reachable(n))):
             owner = get.hint_for.get(node, "")
             if node == self.name:
                 stored = hint_key(owner, request.key.storage_key()) if owner else \

@@ -1,8 +1,9 @@
 """KvService: the key-value store as one part of a node (dynago.service.Service).
 
 On ``start`` it opens the storage engine (``KvConfig.data_dir``; in memory without one),
-starts the StorageActor that owns it and the KvActor that drives requests, subscribes
-the KvActor to membership (the member map, then every event), and offers:
+starts the StorageActor that owns it, the HintActor that hands hints back
+(dynago.actors.kv_hints) and the KvActor that drives requests, subscribes both to
+membership (the member map, then every event), and offers:
 
 * ``peer_routes``: every replica message class → the KvActor (PeerActors hand them on);
 * ``http_routes``: Dynago's ``/kvstore`` and Riak's object API (dynago.http.kv_api),

@@ -308,3 +308,23 @@ def test_hint_hand_back_without_ack_times_out_and_is_retried(hand: dict[str, Any
     hand["scheduler"].advance(3.5)
     eventually(lambda: len(hand["sent"].of(ReplicaPut)) == 2, "retried")
     assert stats(hand)["kv_hints_held"] == 1
+
+
+def test_hint_suspect_primary_without_fallback_is_still_tried(
+        kv_harness: dict[str, Any]) -> None:
+    ring = members(kv_harness, "n1", "n2")
+    key = key_where(ring, lambda p: p[0] == ME)
+    suspect = ring.preference_list_for(key)[2]
+    kv_harness["kv"].tell(MembersSeen(tuple(view(n, "suspect" if n == suspect else "alive")
+                                            for n in (ME, "n1", "n2"))))
+    reply = Reply()
+    kv_harness["kv"].tell(ClientPut(key, Content(b"v"), None, Quorum(w=3), False, False, reply))
+    puts = eventually(lambda: len(kv_harness["sent"].of(ReplicaPut)) == 2
+                      and kv_harness["sent"].of(ReplicaPut), "two puts")
+    assert {n: m.hint_for for n, m in puts}[suspect] == ""  # a copy of its own, not a hint
+    for node, message in puts:
+        routed(kv_harness, node, ReplicaPutAck(message.request_id, True))
+    assert isinstance(reply.get(), PutReply)  # the suspect was alive after all: W = 3
+    # ...and a hint was kept in case it was not.
+    eventually(lambda: stored(kv_harness["storage"], hint_key(suspect, key.storage_key())),
+               "own hint for the suspect")
