@@ -328,3 +328,25 @@ def test_hint_suspect_primary_without_fallback_is_still_tried(
     # ...and a hint was kept in case it was not.
     eventually(lambda: stored(kv_harness["storage"], hint_key(suspect, key.storage_key())),
                "own hint for the suspect")
+
+
+def test_hint_storage_delete_if_deletes_only_the_expected_bytes() -> None:
+    from dynago.actors.storage_messages import DeleteIf
+
+    storage = StorageActor.start(MemoryEngine())
+    try:
+        write = Reply()
+        storage.tell(Update(b"k", lambda _c: b"one", reply=write, on_error=write))
+        write.get()
+        kept, gone = Reply(), Reply()
+        storage.tell(DeleteIf(b"k", b"other", reply=kept, on_error=kept))
+        assert kept.get() is False and stored(storage, b"k") == b"one"
+        # Compared with the batch being gathered: the pending rewrite wins.
+        rewrite, raced = Reply(), Reply()
+        storage.tell(Update(b"k", lambda _c: b"two", reply=rewrite, on_error=rewrite))
+        storage.tell(DeleteIf(b"k", b"one", reply=raced, on_error=raced))
+        assert raced.get() is False and stored(storage, b"k") == b"two"
+        storage.tell(DeleteIf(b"k", b"two", reply=gone, on_error=gone))
+        assert gone.get() is True and stored(storage, b"k") is None
+    finally:
+        storage.stop()
