@@ -17,7 +17,13 @@ from dynago.actors.kv_messages import (
     LocalDone,
     PutCallback,
 )
-from dynago.actors.kv_reads import GetState, ListingState, ReadCoordinator, capped_quorum
+from dynago.actors.kv_reads import (
+    GetState,
+    ListingState,
+    ReadCoordinator,
+    capped_quorum,
+    merge_into,
+)
 from dynago.actors.kv_sloppy import keep_hint, sloppy_for
 from dynago.actors.refs import tell_quietly
 from dynago.actors.storage_messages import Origin, Update
@@ -236,7 +242,8 @@ class Coordinator(ReadCoordinator):
         put.obj = obj = version.decode(done.obj)
         # A primary no copy can reach now gets a hint kept here, caught up when it is back.
         for owner in put.uncovered:
-            keep_hint(self.storage, self.stats, owner, put.key, obj, Origin("hint"))
+            keep_hint(self.storage, self.stats, owner, put.key, merge_into(obj),
+                      Origin("hint"))
         tried = (*put.replicas, *(Replica(n) for n in put.uncovered if self.ring.reachable(n)))
         for replica in tried:
             node = replica.node
@@ -246,7 +253,7 @@ class Coordinator(ReadCoordinator):
                                                     hint_for=replica.hint_for)):
                 if node not in put.uncovered:  # those have their hint already
                     keep_hint(self.storage, self.stats, replica.hint_for or node, put.key,
-                              obj, Origin("hint"))
+                              merge_into(obj), Origin("hint"))
                 outcome = put.fsm.failed(node, "unreachable", now)
                 if outcome is not None:
                     self._put_outcome(rid, put, outcome)

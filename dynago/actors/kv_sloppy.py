@@ -4,11 +4,10 @@ sees the cluster's health, and the hints it keeps itself. Rules: dynago.kv.fallb
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from dynago.actors import kv_reads  # a module: kv_reads imports this one
 from dynago.actors.storage_messages import Origin, Update
-from dynago.kv import version
 from dynago.kv.fallback import SloppyList, for_partition, healthy_status, hint_key
 from dynago.kv.members import RingKeeper
 from dynago.kv.model import ObjectKey
@@ -29,10 +28,11 @@ def sloppy_for(keeper: RingKeeper, self_name: str, key: ObjectKey,
     return for_partition(ring, partition_of(key, ring.partitions), healthy, primaries)
 
 
-def keep_hint(storage: Any, stats: Any, owner: str, key: ObjectKey, obj: version.Object,
-              origin: Origin) -> None:
-    """Merge ``obj`` into this node's hint for ``owner`` (durably; fire and forget: it
-    counts toward no quorum, it only catches ``owner`` up later)."""
+def keep_hint(storage: Any, stats: Any, owner: str, key: ObjectKey,
+              merge: Callable[[bytes | None], bytes | None], origin: Origin) -> None:
+    """Apply ``merge`` (kv_reads.merge_into of the object) to this node's hint for
+    ``owner`` (durably; fire and forget: it counts toward no quorum, it only catches
+    ``owner`` up later)."""
     try:
         engine_key = hint_key(owner, key.storage_key())
     except ValueError as exc:
@@ -42,7 +42,7 @@ def keep_hint(storage: Any, stats: Any, owner: str, key: ObjectKey, obj: version
     def failed(exc: Exception) -> None:
         log.warning("kv: keeping a hint of %r for %s failed: %s", key, owner, exc)
 
-    storage.tell(Update(engine_key, kv_reads.merge_into(obj), reply=_ignore, on_error=failed,
+    storage.tell(Update(engine_key, merge, reply=_ignore, on_error=failed,
                         origin=origin))
     stats.count("kv_hints_kept_by_coordinator")
 
