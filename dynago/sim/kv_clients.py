@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from dynago.kv.history import INFO, Op, elements_of, get_outcome, put_outcome
 from dynago.kv.model import Content, GetReply, KvError, ObjectKey, Quorum
-from dynago.sim.kv_node import ConnectionLost, GetResult, PutResult
+from dynago.sim.kv_io import ConnectionLost, GetResult, PutResult
 from dynago.sim.kv_world import KvWorld
 
 BUCKET = "sim"

@@ -18,7 +18,8 @@ and the client is a callback.
 * Each request has a deadline timer (``request_timeout_s``); a forwarded put waits
   ``FORWARD_MARGIN_S`` longer for its coordinator's answer.
 
-A crash ends the node's life: every client still waiting gets ``ConnectionLost``.
+A crash ends the node's life: every client still waiting gets ``ConnectionLost``. The
+reading half (gets, read repair) is in dynago.sim.kv_gets, as kv_reads is the actor's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from dynago.kv import version
 from dynago.kv.members import RingKeeper
@@ -42,7 +42,6 @@ from dynago.kv.messages import (
 )
 from dynago.kv.model import (
     Content,
-    GetReply,
     KvError,
     ObjectKey,
     PutReply,
@@ -57,47 +56,16 @@ from dynago.kv.replica import (
     merge_into,
 )
 from dynago.kv.requests import (
-    GetDone,
-    GetFailed,
-    GetFsm,
     PutDone,
     PutFailed,
     PutFsm,
     resolve_quorum,
 )
+from dynago.sim.kv_gets import SimGets, _Get
+from dynago.sim.kv_io import ConnectionLost, PutResult, StoreOps
 
 FORWARD_MARGIN_S = 1.0
 """As dynago.actors.kv_coordinate.FORWARD_MARGIN_S (the sim imports no actor module)."""
-
-PutResult = PutReply | KvError
-GetResult = GetReply | KvError
-
-
-class ConnectionLost(KvError):
-    """The node crashed while the client waited: the request may or may not have taken
-    effect (no HTTP status: the connection broke)."""
-
-    status = 0
-
-
-class StoreOps(Protocol):
-    """What a node asks of the world: its store, its peers and its timers. Every reply
-    comes later, as an event of the world, and only while the node's life lasts."""
-
-    @property
-    def now(self) -> float: ...
-
-    def send(self, sender: SimKvNode, to: str, message: KvMessage) -> None: ...
-
-    def read(self, node: SimKvNode, key: bytes,
-             reply: Callable[[bytes | None], None]) -> None: ...
-
-    def update(self, node: SimKvNode, key: bytes, fn: Callable[[bytes | None], bytes | None],
-               reply: Callable[[bytes | None], None],
-               on_error: Callable[[Exception], None]) -> None: ...
-
-    def later(self, node: SimKvNode, delay_s: float, fn: Callable[[], None]) -> None: ...
-
 
 @dataclass
 class _Put:
@@ -111,23 +79,13 @@ class _Put:
 
 
 @dataclass
-class _Get:
-    key: ObjectKey
-    preflist: tuple[str, ...]
-    fsm: GetFsm
-    include_deleted: bool
-    client: Callable[[GetResult], None]
-    answered: bool = False
-
-
-@dataclass
 class _Forward:
     key: ObjectKey
     coordinator: str
     client: Callable[[PutResult], None]
 
 
-class SimKvNode:
+class SimKvNode(SimGets):
     """One life of one node's KV layer (see the module docstring)."""
 
     def __init__(self, name: str, ring: RingKeeper, world: StoreOps, n_val: int,
@@ -310,103 +268,6 @@ class SimKvNode:
             result = forward_error(message)
         fwd.client(result)
 
-    # ------------------------------------------------------------ gets
-
-    def get(self, key: ObjectKey, quorum: Quorum, reply: Callable[[GetResult], None], *,
-            include_deleted: bool = False) -> None:
-        """A client get; ``reply`` gets the outcome."""
-        now = self.world.now
-        try:
-            resolved = resolve_quorum(self.n_val, quorum)
-        except KvError as exc:
-            reply(exc)
-            return
-        rid = self._rid()
-        preflist = self.ring.ring.preference_list_for(key)
-        r = capped_quorum(quorum.r, resolved.r, preflist)
-        fsm = GetFsm(rid, key, preflist, frozenset(preflist), r, resolved.pr,
-                     now + self.timeout_s)
-        get = _Get(key, preflist, fsm, include_deleted, reply)
-        self._gets[rid] = get
-        if fsm.outcome is not None:  # R can never be met
-            self._get_step(rid, get, fsm.outcome)
-            self._gets.pop(rid, None)
-            return
-        self.world.later(self, self.timeout_s, lambda: self._expire(rid))
-        for node in preflist:
-            if node == self.name:
-                self.world.read(self, key.storage_key(),
-                                lambda data: self._get_local_done(rid, data))
-            elif not self.ring.reachable(node):
-                self._get_step(rid, get, fsm.failed(node, "unreachable", now))
-                if rid not in self._gets:
-                    return
-            else:
-                self._send(node, ReplicaGet(rid, key))
-
-    def _get_local_done(self, rid: int, data: bytes | None) -> None:
-        get = self._gets.get(rid)
-        if get is None:
-            return
-        now = self.world.now
-        try:
-            obj = version.decode(data) if data is not None else None
-        except ValueError:
-            self._get_step(rid, get, get.fsm.failed(self.name, "unreadable", now))
-            return
-        self._get_step(rid, get, get.fsm.replied(self.name, obj, now))
-
-    def _replica_replied(self, sender: str, message: ReplicaGetReply) -> None:
-        get = self._gets.get(message.request_id)
-        if get is None:
-            return
-        now = self.world.now
-        if message.error:
-            self._get_step(message.request_id, get, get.fsm.failed(sender, message.error, now))
-            return
-        try:
-            obj = version.decode(message.obj) if message.obj is not None else None
-        except ValueError:
-            self.stats["kv_replica_messages_dropped"] += 1
-            self._get_step(message.request_id, get, get.fsm.failed(sender, "malformed", now))
-            return
-        self._get_step(message.request_id, get, get.fsm.replied(sender, obj, now))
-
-    def _get_step(self, rid: int, get: _Get, outcome: GetDone | GetFailed | None) -> None:
-        if outcome is not None and not get.answered:
-            get.answered = True
-            self._answer_get(get, outcome)
-        if get.answered and get.fsm.complete:
-            self._read_repair(get)
-        if get.answered and (get.fsm.complete or isinstance(outcome, GetFailed)):
-            self._gets.pop(rid, None)
-
-    def _read_repair(self, get: _Get) -> None:
-        behind = get.fsm.behind()
-        if not behind:
-            return
-        merged = get.fsm.merged
-        data = version.encode(merged)
-        for node in behind:
-            if node == self.name:
-                self.world.update(self, get.key.storage_key(), merge_into(merged),
-                                  _ignore, _ignore)
-            else:
-                self._send(node, ReplicaPut(self._rid(), get.key, data, "read repair"))
-        self.stats["kv_read_repairs"] += len(behind)
-
-    def _answer_get(self, get: _Get, outcome: GetDone | GetFailed) -> None:
-        if isinstance(outcome, GetFailed):
-            get.client(Unavailable(
-                f"{outcome.answered} of the {outcome.needed} replica replies needed arrived "
-                f"({outcome.reason})", answered=outcome.answered, needed=outcome.needed))
-            return
-        obj = outcome.obj
-        get.client(GetReply(
-            siblings=version.siblings(obj, include_deleted=get.include_deleted),
-            context=version.encode_context(version.context_of(obj)),
-            node=get.preflist[0] if get.preflist else self.name))
-
     def _expire(self, rid: int) -> None:
         now = self.world.now
         if (put := self._puts.get(rid)) is not None:
@@ -416,12 +277,8 @@ class SimKvNode:
             else:
                 self._end_put(rid, put, Unavailable("the request timed out", answered=0,
                                                     needed=put.needed))
-        elif (get := self._gets.get(rid)) is not None:
-            got = get.fsm.expire(now)
-            if got is not None and not get.answered:
-                get.answered = True
-                self._answer_get(get, got)
-            self._gets.pop(rid, None)
+        elif self._expire_get(rid):
+            return
         elif (fwd := self._forwards.pop(rid, None)) is not None:
             fwd.client(Unavailable(f"coordinator {fwd.coordinator} did not answer in time",
                                    answered=0, needed=0))

@@ -23,6 +23,7 @@ stale replicas again. Same seed, same report, byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -42,7 +43,7 @@ from dynago.kv.model import QUORUM_ALL, GetReply, ObjectKey, Quorum
 from dynago.kv.requests import resolve_quorum
 from dynago.sim.cluster import SimCluster
 from dynago.sim.kv_clients import BUCKET, SimClients, Workload, values_of
-from dynago.sim.kv_node import GetResult
+from dynago.sim.kv_io import GetResult
 from dynago.sim.kv_world import KvSimParams, KvWorld
 from dynago.sim.scenarios import SimOptions
 
@@ -275,3 +276,90 @@ def run_kv(options: SimOptions, params: KvSimParams | None = None,
         "read_repairs": world.stats()["kv_read_repairs"],
         "history_sha256": _digest(clients),
     }
+
+
+ROW_FIELDS = ("operations", "lost", "unexpected", "recovered", "unverified", "stale_reads",
+              "stale_replicas", "stale_after_repair")
+"""What the many-seed summary counts, per seed and in total."""
+
+
+def run_kv_seeds(options: SimOptions, params: KvSimParams | None = None,
+                 workload: Workload | None = None) -> dict[str, Any]:
+    """Run ``options.scenario`` for seeds ``options.seed`` to ``seed + seeds - 1``: one
+    row per seed, the totals, and the seeds where the checker found something wrong."""
+    rows = []
+    first: dict[str, Any] = {}
+    for seed in range(options.seed, options.seed + options.seeds):
+        report = run_kv(dataclasses.replace(options, seed=seed, seeds=1), params, workload)
+        first = first or report
+        rows.append({"seed": seed, **{name: report[name] for name in ROW_FIELDS},
+                     "history_sha256": report["history_sha256"]})
+    totals = {name: sum(row[name] for row in rows) for name in ROW_FIELDS}
+    return {
+        "scenario": options.scenario,
+        "nodes": options.nodes,
+        "duration_s": options.duration_s,
+        "first_seed": options.seed,
+        "seeds": options.seeds,
+        "preset": options.preset,
+        "network": first["network"],
+        "kv": first["kv"],
+        "totals": totals,
+        "failing_seeds": [row["seed"] for row in rows
+                          if row["lost"] or row["unexpected"] or row["unverified"]],
+        "runs": rows,
+    }
+
+
+def render_kv(report: dict[str, Any]) -> str:
+    """A KV report (one seed, or the summary of many) as a few readable lines."""
+    kv = report["kv"]
+    setting = (f"{report['nodes']} nodes, {report['duration_s']} s of faults, preset "
+               f"{report['preset']}, loss {report['network']['loss']}, N={kv['n_val']} "
+               f"R={kv['r']} W={kv['w']}, {kv['clients']} clients")
+    if "runs" in report:
+        totals = report["totals"]
+        return "\n".join([
+            f"{report['scenario']}: seeds {report['first_seed']}–"
+            f"{report['first_seed'] + report['seeds'] - 1}, {setting}",
+            table_header(),
+            table_row(report["scenario"], report["seeds"], totals),
+            "seeds where something acknowledged was lost or something unexpected found: "
+            + (", ".join(str(s) for s in report["failing_seeds"]) or "none"),
+        ])
+    faults = [entry["fault"] for entry in report["faults"]]
+    counts = {kind: faults.count(kind) for kind in ("crash", "power loss", "partition")}
+    return "\n".join([
+        f"{report['scenario']}: seed {report['seed']}, {setting}",
+        f"  faults: {counts['crash']} crashes, {counts['power loss']} power losses, "
+        f"{counts['partition']} partitions; all healed at {report['duration_s']} s, "
+        f"settled {report['settled_s']} s later",
+        f"  operations {report['operations']} on {report['keys']} keys (ok/info/fail): "
+        + "; ".join(f"{name} {_ops(check['ops'])}" for name, check in report["checks"].items()),
+        f"  lost {report['lost']}, unexpected {report['unexpected']}, recovered "
+        f"{report['recovered']}, unverified {report['unverified']}, stale reads "
+        f"{report['stale_reads']}",
+        f"  stale replicas {report['stale_replicas']} after settling, "
+        f"{report['stale_after_repair']} after the final reads' repair "
+        f"({report['read_repairs']} read repairs in all)",
+        f"  {sum(report['messages'].values())} KV messages, {report['messages_dropped']} "
+        f"not delivered; history sha256 {report['history_sha256'][:16]}…",
+    ])
+
+
+def _ops(ops: dict[str, dict[str, int]]) -> str:
+    return ", ".join(f"{kind} {c['ok']}/{c['info']}/{c['fail']}" for kind, c in ops.items()
+                     if c["invoked"])
+
+
+def table_header() -> str:
+    return (f"{'scenario':<14}{'seeds':>6}{'operations':>12}{'lost':>6}{'unexpected':>12}"
+            f"{'recovered':>11}{'unverified':>12}{'stale reads':>13}{'stale replicas':>16}"
+            f"{'after repair':>14}")
+
+
+def table_row(scenario: str, seeds: int, totals: dict[str, int]) -> str:
+    return (f"{scenario:<14}{seeds:>6}{totals['operations']:>12}{totals['lost']:>6}"
+            f"{totals['unexpected']:>12}{totals['recovered']:>11}{totals['unverified']:>12}"
+            f"{totals['stale_reads']:>13}{totals['stale_replicas']:>16}"
+            f"{totals['stale_after_repair']:>14}")

@@ -39,7 +39,8 @@ from dynago.core.messages import MemberEvent
 from dynago.kv.members import RingKeeper
 from dynago.kv.messages import KvMessage
 from dynago.sim.cluster import SimCluster
-from dynago.sim.kv_node import SimKvNode, StoreOps
+from dynago.sim.kv_io import Life, StoreOps
+from dynago.sim.kv_node import SimKvNode
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ class KvWorld(StoreOps):
         self._seq += 1
         heapq.heappush(self._queue, (max(time, self.now), self._seq, fn))
 
-    def later(self, node: SimKvNode, delay_s: float, fn: Callable[[], None]) -> None:
+    def later(self, node: Life, delay_s: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` after ``delay_s`` if ``node`` (this life of it) is still up."""
         self.at(self.now + delay_s, lambda: fn() if node.up else None)
 
@@ -181,7 +182,7 @@ class KvWorld(StoreOps):
 
     # ------------------------------------------------------------------ StoreOps
 
-    def send(self, sender: SimKvNode, to: str, message: KvMessage) -> None:
+    def send(self, sender: Life, to: str, message: KvMessage) -> None:
         self.sent[type(message).__name__] += 1
         target = self.nodes.get(to)
         if (target is None or not target.up
@@ -193,11 +194,11 @@ class KvWorld(StoreOps):
         self.at(self.now + self.sim.network.latency_s,
                 lambda: target.receive(name, message) if target.up else None)
 
-    def read(self, node: SimKvNode, key: bytes, reply: Callable[[bytes | None], None]) -> None:
+    def read(self, node: Life, key: bytes, reply: Callable[[bytes | None], None]) -> None:
         store = self.stores[node.name]
         self.later(node, self.params.store_delay_s, lambda: reply(store.get(key)))
 
-    def update(self, node: SimKvNode, key: bytes, fn: Callable[[bytes | None], bytes | None],
+    def update(self, node: Life, key: bytes, fn: Callable[[bytes | None], bytes | None],
                reply: Callable[[bytes | None], None],
                on_error: Callable[[Exception], None]) -> None:
         store = self.stores[node.name]
