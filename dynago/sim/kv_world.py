@@ -59,6 +59,9 @@ class KvSimParams:
     """Tests only: a deliberately broken store that acknowledges before it is durable."""
     unsafe_flush_s: float = 0.5
     """With ``unsafe_ack_before_write``: when an acknowledged write becomes durable."""
+    unsafe_forget_ring_on_restart: bool = False
+    """Tests only: a restarted node starts with a ring of itself alone (as before the KV
+    actor kept its ring's members in its data dir; docs/kv.md "Checking the promises")."""
 
 
 class SimStore:
@@ -167,7 +170,8 @@ class KvWorld(StoreOps):
         if old.up:
             raise ValueError(f"{name} is running")
         ring = self._ring(name)
-        ring.remember(old.ring.remembered(), self.now)
+        if not self.params.unsafe_forget_ring_on_restart:
+            ring.remember(old.ring.remembered(), self.now)
         self.nodes[name] = self._node(name, ring)
         self.sim.add_node(name, self.sim.addresses[name],
                           seeds=[self.sim.addresses[seed] for seed in seeds])

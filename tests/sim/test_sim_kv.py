@@ -103,6 +103,19 @@ def test_kv_sim_store_acking_before_durable_is_caught_as_lost() -> None:
     assert sound["lost"] == 0 and sound["unexpected"] == 0
 
 
+def test_kv_sim_restarted_node_that_forgot_its_ring_is_caught() -> None:
+    """The gap bench.kv_check once found on a real cluster: a restarted node whose ring
+    is itself alone acknowledges puts with its one copy, on a node outside the key's
+    real preference list, and answers reads from that copy. The simulator finds it:
+    acknowledged writes lost and stale reads (kv-crash, seed 5); remembering the ring's
+    members, as the KV actor does, loses nothing."""
+    forgetful = run_kv(options("kv-crash", 5, duration=10.0),
+                       KvSimParams(unsafe_forget_ring_on_restart=True))
+    assert forgetful["lost"] > 0 and forgetful["stale_reads"] > 0
+    sound = run_kv(options("kv-crash", 5, duration=10.0))
+    assert sound["lost"] == 0 and sound["stale_reads"] == 0
+
+
 def test_kv_sim_store_is_durable_across_a_crash() -> None:
     """An acknowledged put is in its coordinator's store, and still there after the node
     crashed and restarted; the restarted node's ring remembers its members."""
