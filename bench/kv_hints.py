@@ -88,7 +88,9 @@ def run(n_nodes: int, n_keys: int, root: Path) -> dict[str, Any]:
             for name in others:
                 ref = kv[name].hints
                 assert ref is not None
-                total += int(ref.ask(GetHintStats(), timeout=5)[counter])
+                stats = ref.ask(GetHintStats(), timeout=5)
+                assert isinstance(stats, dict)
+                total += int(stats[counter])
             return total
 
         held = hints("kv_hints_held")
@@ -104,8 +106,8 @@ def run(n_nodes: int, n_keys: int, root: Path) -> dict[str, Any]:
                 "handed_back": hints("kv_hints_handed_back"),
                 "handback_failures": hints("kv_hint_handback_failures")}
     finally:
-        for node in nodes.values():
-            node.stop(leave=False)
+        for running in nodes.values():
+            running.stop(leave=False)
         pykka.ActorRegistry.stop_all(timeout=10)
 
 

@@ -47,6 +47,9 @@ from dynago.kv.model import (
     TooLarge,
     Unavailable,
 )
+from dynago.kv.replica import client_context as _context
+from dynago.kv.replica import coordinated_write
+from dynago.kv.replica import forward_error as _error_of
 from dynago.kv.requests import (
     PutDone,
     PutFailed,
@@ -214,17 +217,9 @@ class Coordinator(ReadCoordinator):
             self._put_outcome(rid, put, fsm.outcome)
             return
         put.timer = self._timer(rid, timeout_s)
-        replica, limit, ref = self.name, self.max_object_bytes, self.actor_ref
-
-        def write(current: bytes | None) -> bytes:
-            stored = version.decode(current) if current is not None else version.EMPTY
-            updated = version.coordinate(stored, context, replica, content, overwrite=overwrite)
-            data = version.encode(updated)
-            if len(data) > limit:
-                raise TooLarge(f"the object would be {len(data)} bytes with its siblings, "
-                               f"more than {limit}: resolve its siblings first")
-            return data
-
+        ref = self.actor_ref
+        write = coordinated_write(context, self.name, content, overwrite=overwrite,
+                                  limit=self.max_object_bytes)
         self.storage.tell(Update(
             key.storage_key(), write,
             reply=lambda data: tell_quietly(ref, LocalDone(rid, data)),
@@ -384,24 +379,6 @@ class Coordinator(ReadCoordinator):
             reply(result)
         except Exception:  # a caller's callback must not kill the actor
             log.exception("kv: reply callback failed")
-
-
-def _context(data: bytes | None) -> version.Clock | None:
-    if data is None:
-        return None
-    try:
-        return version.decode_context(data)
-    except ValueError as exc:
-        raise BadRequest(f"the causal context does not decode: {exc}") from None
-
-
-def _error_of(reply: ForwardReply) -> KvError:
-    if reply.status == 503:
-        return Unavailable(reply.error, answered=reply.answered, needed=reply.needed)
-    for cls in (BadRequest, TooLarge):
-        if reply.status == cls.status:
-            return cls(reply.error)
-    return KvError(reply.error or f"coordinator answered {reply.status}")
 
 
 def _outcome(result: Any) -> str:

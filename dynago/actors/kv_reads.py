@@ -23,6 +23,8 @@ from dynago.kv import version
 from dynago.kv.fallback import hint_key
 from dynago.kv.messages import KeyList, ListKeys, ReplicaGet, ReplicaGetReply, ReplicaPut
 from dynago.kv.model import GetReply, KvError, ObjectKey, Unavailable
+from dynago.kv.replica import capped_quorum as capped_quorum  # kv_coordinate imports it here
+from dynago.kv.replica import merge_into as merge_into  # and kv.py this
 from dynago.kv.requests import GetDone, GetFailed, GetFsm, resolve_quorum
 
 if TYPE_CHECKING:
@@ -218,29 +220,6 @@ class ReadCoordinator:
 
 def _ignore(_result: object) -> None:
     return None
-
-
-def merge_into(incoming: version.Object) -> Callable[[bytes | None], bytes | None]:
-    """A storage update that merges ``incoming`` into the stored object (None: no change)."""
-
-    def merge(current: bytes | None) -> bytes | None:
-        if current is None:
-            return version.encode(incoming)
-        stored = version.decode(current)
-        merged = version.merge(stored, incoming)
-        return None if merged == stored else version.encode(merged)
-
-    return merge
-
-
-def capped_quorum(asked: int | None, resolved: int, preflist: tuple[str, ...]) -> int:
-    """A default quorum counts out of the copies the cluster can hold: a cluster smaller
-    than N keeps ``len(preflist)`` copies, so its default R and W are capped there (a
-    one-node cluster answers at R = W = 1). A quorum the client asked for is never
-    lowered: more than the copies there are fails with 503."""
-    if asked is None and preflist:
-        return min(resolved, len(preflist))
-    return resolved
 
 
 def key_names(keys: list[bytes]) -> tuple[str, ...]:

@@ -8,8 +8,9 @@ import sys
 from typing import Any
 
 from dynago.config import Config, ConfigError
+from dynago.sim.kv_scenarios import DEFAULT_KV_LOSS, render_kv
 from dynago.sim.report import run
-from dynago.sim.scenarios import DEFAULT_LOSS_RATES, SCENARIOS, SimOptions
+from dynago.sim.scenarios import DEFAULT_LOSS_RATES, KV_SCENARIOS, SCENARIOS, SimOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,12 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=60.0, metavar="SECONDS",
                         help="protocol time to simulate (default 60)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument("--scenario", choices=SCENARIOS, default="crash",
-                        help="what happens (default crash)")
+    parser.add_argument("--scenario", choices=SCENARIOS + KV_SCENARIOS, default="crash",
+                        help="what happens (default crash); kv-*: the key-value store "
+                             "under crashes, partitions, message loss or all three, judged "
+                             "by the history checker")
     parser.add_argument("--preset", choices=("lan", "local"), default="lan",
                         help="protocol timings (default lan)")
     parser.add_argument("--loss", type=float, default=0.0,
-                        help="probability that a message is lost (default 0)")
+                        help="probability that a message is lost (default 0; kv-loss and "
+                             f"kv-mixed take {DEFAULT_KV_LOSS} if it is 0)")
     parser.add_argument("--loss-rates", default=",".join(str(r) for r in DEFAULT_LOSS_RATES),
                         metavar="R,R,...", help="loss rates of the loss sweep")
     parser.add_argument("--latency-ms", type=float, default=1.0,
@@ -34,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not encode messages to count bytes (faster)")
     parser.add_argument("--event-log", metavar="PATH",
                         help="also write every member event of every node to PATH")
+    parser.add_argument("--kv-clients", type=int, default=6,
+                        help="KV scenarios: simulated clients (default 6)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="KV scenarios: run this many seeds from --seed on and print "
+                             "their summary (default 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON report")
 
 
@@ -53,6 +62,7 @@ def options_from(args: argparse.Namespace) -> SimOptions | str:
         config=config, preset=args.preset, latency_s=args.latency_ms / 1000.0,
         loss=args.loss, loss_rates=rates or DEFAULT_LOSS_RATES,
         count_bytes=not args.no_bytes, keep_log=bool(args.event_log), workers=args.workers,
+        kv_clients=args.kv_clients, seeds=args.seeds,
     )
     problem = options.problem()
     return problem if problem else options
@@ -63,7 +73,17 @@ def main(args: argparse.Namespace) -> int:
     if isinstance(options, str):
         print(f"dynago: error: {options}", file=sys.stderr)
         return 2
+    if options.scenario in KV_SCENARIOS and args.event_log:
+        print("dynago: error: --event-log is for the membership scenarios", file=sys.stderr)
+        return 2
     report = run(options)
+    if options.scenario in KV_SCENARIOS:
+        if args.json:
+            json.dump(report, sys.stdout, indent=1)
+            print()
+        else:
+            print(render_kv(report))
+        return 0
     if args.event_log:
         logs = [r.pop("event_log") for r in report.get("runs", [report])]
         with open(args.event_log, "w") as handle:

@@ -24,7 +24,8 @@ from dynago.core.messages import Ack, CoreMessage, Gossip, Ping, PingReq, StateS
 from dynago.core.suspicion import suspicion_bounds
 from dynago.sim.cluster import SimCluster
 from dynago.sim.crossing import EXCHANGE_TIMEOUT_S
-from dynago.sim.scenarios import SCENARIO_STEPS, SimOptions, Watch
+from dynago.sim.kv_scenarios import run_kv, run_kv_seeds
+from dynago.sim.scenarios import KV_SCENARIOS, SCENARIO_STEPS, SimOptions, Watch
 
 SWIM_FIRST_DETECTION_PERIODS = math.e / (math.e - 1)
 """SWIM (Das et al. 2002, §3.1): expected protocol periods until some member probes a
@@ -276,7 +277,10 @@ def run_scenario(options: SimOptions) -> dict[str, Any]:
 
 
 def run(options: SimOptions) -> dict[str, Any]:
-    """Run the scenario of ``options``; ``loss`` runs the crash scenario per loss rate."""
+    """Run the scenario of ``options``; ``loss`` runs the crash scenario per loss rate; a
+    KV scenario runs one seed, or summarizes ``options.seeds`` of them."""
+    if options.scenario in KV_SCENARIOS:
+        return run_kv(options) if options.seeds == 1 else run_kv_seeds(options)
     if options.scenario != "loss":
         return run_scenario(options)
     runs = [run_scenario(dataclasses.replace(options, scenario="crash", loss=rate))

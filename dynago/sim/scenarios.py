@@ -35,6 +35,8 @@ from dynago.sim.cluster import SimCluster
 from dynago.sim.nodes import node_address, node_name
 
 SCENARIOS = ("join", "crash", "leave", "partition", "loss")
+KV_SCENARIOS = ("kv-crash", "kv-partition", "kv-loss", "kv-mixed")
+"""The key-value store's scenarios (dynago.sim.kv_scenarios)."""
 DEFAULT_LOSS_RATES = (0.0, 0.01, 0.05, 0.1, 0.2)
 EVENT_AT_S = 5.0
 """When the scenario's event happens (or a quarter of the run, if that is earlier)."""
@@ -55,11 +57,27 @@ class SimOptions:
     keep_log: bool = False
     workers: int = 1
     """Processes that share the nodes (at most the machine's cores make sense)."""
+    kv_clients: int = 6
+    """KV scenarios: simulated clients."""
+    seeds: int = 1
+    """KV scenarios: run seeds ``seed`` to ``seed + seeds - 1`` and summarize them."""
 
     def problem(self) -> str | None:
         """Why these options cannot run, or None."""
-        if self.scenario not in SCENARIOS:
-            return f"unknown scenario {self.scenario!r} (one of: {', '.join(SCENARIOS)})"
+        if self.scenario not in SCENARIOS + KV_SCENARIOS:
+            return (f"unknown scenario {self.scenario!r} "
+                    f"(one of: {', '.join(SCENARIOS + KV_SCENARIOS)})")
+        if self.scenario in KV_SCENARIOS:
+            if self.workers != 1:
+                return "the KV scenarios run in one process (--workers 1)"
+            if not 1 <= self.kv_clients <= 1000:
+                return "--kv-clients must be between 1 and 1000"
+            if not 1 <= self.seeds <= 100_000:
+                return "--seeds must be between 1 and 100000"
+            if not 5.0 <= self.duration_s <= 3600.0:
+                return "a KV scenario's --duration must be between 5 and 3600 seconds"
+        elif self.seeds != 1:
+            return "--seeds is for the KV scenarios"
         if not 2 <= self.nodes <= self.config.max_members:
             return f"--nodes must be between 2 and {self.config.max_members}"
         if self.scenario == "partition" and self.nodes < 4:
