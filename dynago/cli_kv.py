@@ -4,6 +4,7 @@
     dynago kv get KEY [--bucket B] [--r N]           # siblings: "VTAG<TAB>VALUE" a line
     dynago kv delete KEY [--bucket B] [--w N]
     dynago kv ls [--bucket B]                        # the bucket's keys, one a line
+    dynago kv explain KEY [--bucket B]               # which nodes hold which versions
 
 ``--json`` prints the answer as JSON instead. Exit codes: 0 done; 1 not found, or the
 node refused the request (its reason on stderr); 2 bad input or an unreachable node
@@ -18,6 +19,7 @@ import json
 import sys
 from typing import Any
 
+from dynago.cli_kv_explain import render
 from dynago.kv.client import ClientObject, KvClient, KvClientError, QuorumValue
 from dynago.kv.model import DEFAULT_BUCKET
 
@@ -39,7 +41,7 @@ def quorum_argument(text: str) -> int | str:
 def add_parser(commands: Any, address_type: Any) -> None:
     """Register ``dynago kv`` on the CLI's subcommands."""
     kv = commands.add_parser("kv", help="get, put, delete and list keys of the KV store")
-    kv.add_argument("action", choices=("get", "put", "delete", "ls"))
+    kv.add_argument("action", choices=("get", "put", "delete", "ls", "explain"))
     kv.add_argument("key", nargs="?", help="the key (not for ls)")
     kv.add_argument("value", nargs="?", help="put: the value, or - to read it from stdin")
     kv.add_argument("--bucket", default=DEFAULT_BUCKET,
@@ -123,6 +125,10 @@ def _run(client: KvClient, args: argparse.Namespace) -> int:
             return _fail(f"{bucket}/{args.key} not found", EXIT_NOT_FOUND)
         if args.json:
             print(json.dumps({"bucket": bucket, "key": args.key, "deleted": True}))
+        return 0
+    if args.action == "explain":
+        answer = client.explain(args.key, bucket=bucket)
+        print(json.dumps(answer, indent=2) if args.json else render(answer))
         return 0
     keys = client.keys(bucket)
     if args.json:
