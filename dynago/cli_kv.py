@@ -25,6 +25,7 @@ from dynago.kv.model import DEFAULT_BUCKET
 
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
+EXPLAIN_TIMEOUT_S = 20.0
 _WORDS = ("one", "quorum", "all", "default")
 
 
@@ -88,7 +89,9 @@ def run_kv(args: argparse.Namespace) -> int:
     if args.w is not None and args.action not in ("put", "delete"):
         return _fail("--w is for kv put and kv delete", EXIT_USAGE)
     try:
-        with KvClient(args.http) as client:
+        # explain waits for every replica (up to the node's request timeout), then reads.
+        with KvClient(args.http, timeout_s=EXPLAIN_TIMEOUT_S if args.action == "explain"
+                      else 5.0) as client:
             return _run(client, args)
     except KvClientError as error:
         return _fail(f"the node refused: {error}", EXIT_NOT_FOUND)

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from dynago.actors.kv_service import KvService
+from dynago.actors.messages import PeerMessage
 from dynago.actors.storage_messages import Delete
 from dynago.kv.client import KvClient
+from dynago.kv.explain import KvExplainReply
 from dynago.kv.model import ObjectKey
 from dynago.launch import http_json, wait_until
 from dynago.node import Node
@@ -42,7 +44,7 @@ def cluster(kv_nodes: Callable[..., Node]) -> list[Node]:
 
 
 def explain(node: Node, key: str) -> dict[str, Any]:
-    return KvClient(http(node)).explain(key, bucket="b")
+    return KvClient(http(node), timeout_s=20.0).explain(key, bucket="b")
 
 
 def rows(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -124,3 +126,24 @@ def test_kv_explain_cli_prints_each_node_and_its_history(
     code, out, _ = cli_main("kv", "explain", "k", "--bucket", "b", "--json", "--http",
                             http(cluster[0]))
     assert code == 0 and '"nodes"' in out
+
+
+def test_kv_explain_a_reply_nobody_asked_for_is_dropped_and_counted(
+        cluster: list[Node]) -> None:
+    service = kv_service(cluster[0])
+    assert service.explainer is not None
+    service.explainer.tell(PeerMessage("b", "", KvExplainReply(999, None)))
+    wait_until(lambda: service.stats().get("kv_explain_dropped") == 1, timeout_s=TIMEOUT_S,
+               what="the stray reply to be counted")
+    assert explain(cluster[0], "k")["nodes"]  # the actor still serves
+
+
+def test_kv_explain_a_stopped_replica_is_shown_without_a_copy(cluster: list[Node]) -> None:
+    a, _b, c = cluster
+    KvClient(http(a)).put("k", "v", bucket="b", w="all")
+    c.stop(leave=False)
+
+    row = rows(explain(a, "k"))["c"]
+
+    assert row["status"] in ("unreachable", "no answer")
+    assert row["behind"] is None and row["object"] is None
