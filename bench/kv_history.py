@@ -10,6 +10,7 @@ from dynago.kv.history import (
     FinalRead,
     Op,
     Verdict,
+    check_deletes,
     check_rewrite,
     check_set,
     check_unique,
@@ -20,6 +21,11 @@ from dynago.kv.history import (
     stale_reads,
 )
 
-__all__ = ["FAIL", "INFO", "OK", "FinalRead", "Op", "Verdict", "check_rewrite", "check_set",
-           "check_unique", "elements_of", "get_outcome", "op_counts", "put_outcome",
-           "stale_reads"]
+__all__ = ["FAIL", "INFO", "OK", "FinalRead", "Op", "Verdict", "check_deletes",
+           "check_rewrite", "check_set", "check_unique", "elements_of", "get_outcome",
+           "op_counts", "put_outcome", "recovered", "stale_reads"]
+
+
+def recovered(verdict: Verdict) -> int:
+    """Indeterminate writes found in the final state (Jepsen's "recovered")."""
+    return len(verdict.recovered)

@@ -4,6 +4,7 @@
     dynago kv get KEY [--bucket B] [--r N]           # siblings: "VTAG<TAB>VALUE" a line
     dynago kv delete KEY [--bucket B] [--w N]
     dynago kv ls [--bucket B]                        # the bucket's keys, one a line
+    dynago kv explain KEY [--bucket B]               # which nodes hold which versions
 
 ``--json`` prints the answer as JSON instead. Exit codes: 0 done; 1 not found, or the
 node refused the request (its reason on stderr); 2 bad input or an unreachable node
@@ -18,11 +19,13 @@ import json
 import sys
 from typing import Any
 
+from dynago.cli_kv_explain import render
 from dynago.kv.client import ClientObject, KvClient, KvClientError, QuorumValue
 from dynago.kv.model import DEFAULT_BUCKET
 
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
+EXPLAIN_TIMEOUT_S = 20.0
 _WORDS = ("one", "quorum", "all", "default")
 
 
@@ -39,7 +42,7 @@ def quorum_argument(text: str) -> int | str:
 def add_parser(commands: Any, address_type: Any) -> None:
     """Register ``dynago kv`` on the CLI's subcommands."""
     kv = commands.add_parser("kv", help="get, put, delete and list keys of the KV store")
-    kv.add_argument("action", choices=("get", "put", "delete", "ls"))
+    kv.add_argument("action", choices=("get", "put", "delete", "ls", "explain"))
     kv.add_argument("key", nargs="?", help="the key (not for ls)")
     kv.add_argument("value", nargs="?", help="put: the value, or - to read it from stdin")
     kv.add_argument("--bucket", default=DEFAULT_BUCKET,
@@ -86,7 +89,9 @@ def run_kv(args: argparse.Namespace) -> int:
     if args.w is not None and args.action not in ("put", "delete"):
         return _fail("--w is for kv put and kv delete", EXIT_USAGE)
     try:
-        with KvClient(args.http) as client:
+        # explain waits for every replica (up to the node's request timeout), then reads.
+        with KvClient(args.http, timeout_s=EXPLAIN_TIMEOUT_S if args.action == "explain"
+                      else 5.0) as client:
             return _run(client, args)
     except KvClientError as error:
         return _fail(f"the node refused: {error}", EXIT_NOT_FOUND)
@@ -123,6 +128,10 @@ def _run(client: KvClient, args: argparse.Namespace) -> int:
             return _fail(f"{bucket}/{args.key} not found", EXIT_NOT_FOUND)
         if args.json:
             print(json.dumps({"bucket": bucket, "key": args.key, "deleted": True}))
+        return 0
+    if args.action == "explain":
+        answer = client.explain(args.key, bucket=bucket)
+        print(json.dumps(answer, indent=2) if args.json else render(answer))
         return 0
     keys = client.keys(bucket)
     if args.json:

@@ -19,6 +19,7 @@ closes the engine.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -32,16 +33,19 @@ import pykka
 
 from dynago.actors import api
 from dynago.actors.kv import KvActor
+from dynago.actors.kv_explain import ExplainActor, ExplainKey, GetExplainStats
 from dynago.actors.kv_frontend import ActorFrontend
 from dynago.actors.kv_hints import GetHintStats, HintActor
 from dynago.actors.kv_messages import GetKvSnapshot, MemberChanged, MembersSeen
-from dynago.actors.refs import tell_quietly
+from dynago.actors.refs import tell_if_alive, tell_quietly
 from dynago.actors.routing import PeerDirectory, send_to_peer
 from dynago.actors.storage import StorageActor, storage_stats
 from dynago.actors.storage_messages import StorageStats
 from dynago.kv.config import KvConfig
+from dynago.kv.explain import KvExplain, KvExplainReply
 from dynago.kv.members import ZONE_TAG, RingKeeper
 from dynago.kv.messages import KV_MESSAGE_TYPES, KvMessage
+from dynago.kv.model import ObjectKey
 from dynago.kv.stats import KvSnapshot
 from dynago.storage import Engine, open_engine
 
@@ -139,6 +143,7 @@ class KvService:
         self._token: int | None = None
         self._node_name = ""
         self._engine: Engine | None = None
+        self.explainer: pykka.ActorRef[Any] | None = None
 
     def open_storage(self) -> None:
         """Open the storage engine now (StorageError with a plain line if the data dir
@@ -179,6 +184,12 @@ class KvService:
             tell_quietly(kv, MemberChanged(event))
             tell_quietly(hints, MemberChanged(event))
 
+        peers = DirectorySender(context.peers)
+        self.explainer = ExplainActor.start(
+            name=context.name, storage=self.storage, ring=self.ring,
+            send=lambda node, message: peers.send(node, message),
+            scheduler=context.scheduler, timeout_s=self.kv_config.request_timeout_s)
+
         self._membership = context.membership
         self._token, members = api.subscribe_with_snapshot(context.membership, on_event)
         kv.tell(MembersSeen(members))
@@ -187,7 +198,33 @@ class KvService:
 
     def peer_routes(self) -> Mapping[type[Any], pykka.ActorRef[Any]]:
         assert self.kv is not None, "start() first"
-        return dict.fromkeys(KV_MESSAGE_TYPES, self.kv)
+        assert self.explainer is not None
+        routes: dict[type[Any], pykka.ActorRef[Any]] = dict.fromkeys(KV_MESSAGE_TYPES, self.kv)
+        routes.update(dict.fromkeys((KvExplain, KvExplainReply), self.explainer))
+        return routes
+
+    async def explain(self, key: ObjectKey) -> dict[str, Any] | None:
+        """``dynago kv explain``'s per-node document for ``key`` (dynago.kv.explain), or
+        None when the ExplainActor did not answer in time (awaited on an asyncio loop)."""
+        explainer = self.explainer
+        if explainer is None:
+            return None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+        def settle(document: dict[str, Any]) -> None:
+            if not future.done():  # the caller may have given up already
+                future.set_result(document)
+
+        def hand_on(document: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(settle, document)
+
+        if not tell_if_alive(explainer, ExplainKey(key, hand_on)):
+            return None
+        try:
+            return await asyncio.wait_for(future, self.kv_config.request_timeout_s + 2.0)
+        except TimeoutError:
+            return None
 
     def http_routes(self) -> Sequence[RouteHook]:
         frontend = self.frontend
@@ -208,7 +245,7 @@ class KvService:
             add_ring_route(app, lambda: keeper.ring)
             add_kv_ui_routes(app, node_name=self._node_name, frontend=frontend,
                              ring=lambda: keeper.ring, kv_snapshot=lambda: self.snapshot().kv,
-                             max_key_bytes=kv_config.max_key_bytes)
+                             max_key_bytes=kv_config.max_key_bytes, explain=self.explain)
 
         return [hook]
 
@@ -244,7 +281,15 @@ class KvService:
 
     def stats(self) -> Mapping[str, int]:
         """KV request counters and the store's, flat (blocks like ``snapshot``)."""
-        return self.snapshot().as_dict()
+        out = self.snapshot().as_dict()
+        if self.explainer is not None:
+            try:
+                counts = self.explainer.ask(GetExplainStats(), timeout=_ASK_S)
+                assert isinstance(counts, dict)
+                out.update(counts)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+        return out
 
     def metric_families(self) -> Iterator[Metric]:
         """The KV's Prometheus families (dynago.ops.kv_metrics), from one ``snapshot``."""
@@ -262,10 +307,10 @@ class KvService:
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
             self._token = None
-        for ref in (self.kv, self.hints, self.storage):
+        for ref in (self.explainer, self.kv, self.hints, self.storage):
             if ref is not None:
                 try:
                     ref.stop(timeout=5.0)
                 except (pykka.ActorDeadError, pykka.Timeout):
                     pass
-        self.kv = self.hints = self.storage = None
+        self.kv = self.hints = self.storage = self.explainer = None

@@ -21,13 +21,23 @@
   ``VALUE_PREVIEW_BYTES`` only), the causal context (base64) and the coordinator's answer
   or its error (``read.status`` and ``read.error``). Bad bucket or key: 400 (413 too long),
   and nothing is read.
+
+  With the KV service's explainer (``explain``), before that read, every node of the
+  preference list (and, on a small ring, every member holding something of the key, a
+  hint say) is asked for its own copy and write history (dynago.kv.explain): ``nodes``
+  lists per node its ``status`` ("holds", "not found", "no answer", "unreachable",
+  "error", "malformed"), ``primary``, the ``object`` it holds (clock and siblings with
+  their dots), whether it is ``behind`` the ``merged`` value of every copy, its
+  ``history`` ([{at, how, peer, size}], ``at`` in seconds since the epoch) and the
+  ``hints`` it holds for the key; ``asked`` names the nodes asked. If the explainer does
+  not answer, ``nodes_error`` says so and the rest is still given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -95,7 +105,9 @@ def explain_json(node: str, ring: Ring, key: ObjectKey) -> dict[str, Any]:
 
 def add_kv_ui_routes(app: web.Application, *, node_name: str, frontend: KvFrontend,
                      ring: Callable[[], Ring], kv_snapshot: Callable[[], KvSnapshot | None],
-                     max_key_bytes: int) -> None:
+                     max_key_bytes: int,
+                     explain: Callable[[ObjectKey], Awaitable[dict[str, Any] | None]]
+                     | None = None) -> None:
     """Register ``GET /v1/kv/latency`` and ``GET /v1/kv/explain`` on ``app``.
 
     Args:
@@ -105,6 +117,7 @@ def add_kv_ui_routes(app: web.Application, *, node_name: str, frontend: KvFronte
         kv_snapshot: a KV reading, or None when the KV actor does not answer; it may block
             (it asks an actor), so it runs on a worker thread, never on the loop.
         max_key_bytes: the longest key a read may name (longer: 413).
+        explain: the per-node explainer (KvService.explain); None: only the read.
     """
 
     async def latency(_request: web.Request) -> web.StreamResponse:
@@ -114,7 +127,7 @@ def add_kv_ui_routes(app: web.Application, *, node_name: str, frontend: KvFronte
                                      status=503)
         return web.json_response(latency_json(node_name, snapshot))
 
-    async def explain(request: web.Request) -> web.StreamResponse:
+    async def explain_route(request: web.Request) -> web.StreamResponse:
         query = request.query
         unknown = set(query) - {"bucket", "key"}
         if unknown:
@@ -127,6 +140,14 @@ def add_kv_ui_routes(app: web.Application, *, node_name: str, frontend: KvFronte
         except KvError as error:
             return web.json_response({"error": str(error)}, status=error.status)
         answer = explain_json(node_name, ring(), key)
+        if explain is not None:
+            # Asked before the read below, which may repair what it finds behind.
+            document = await explain(key)
+            if document is None:
+                answer["nodes_error"] = "the explainer did not answer"
+            else:
+                answer.update(merged=document["merged"], nodes=document["nodes"],
+                              asked=document["asked"])
         try:
             reply = await frontend.get(key, Quorum(r=QUORUM_MAJORITY))
         except KvError as error:
@@ -136,4 +157,4 @@ def add_kv_ui_routes(app: web.Application, *, node_name: str, frontend: KvFronte
         return web.json_response(answer)
 
     app.router.add_get("/v1/kv/latency", latency)
-    app.router.add_get("/v1/kv/explain", explain)
+    app.router.add_get("/v1/kv/explain", explain_route)

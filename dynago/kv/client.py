@@ -261,6 +261,16 @@ class KvClient:
         keys: list[str] = json.loads(body)["keys"]
         return keys
 
+    def explain(self, key: str, *, bucket: str = DEFAULT_BUCKET) -> dict[str, Any]:
+        """``GET /v1/kv/explain``: which nodes hold which versions of the key, how they
+        got them, and a quorum read (dynago.http.kv_ui_api has the document's shape)."""
+        status, _, body = self._request("GET", "/v1/kv/explain"
+                                        + _query(bucket=bucket, key=key))
+        if status != 200:
+            raise self._fail(status, body)
+        answer: dict[str, Any] = json.loads(body)
+        return answer
+
     def kvstore_put(self, key: str, value: str) -> dict[str, Any]:
         """Dynago's ``POST /kvstore``: the answer (``message``, ``node``)."""
         body = json.dumps({"Key": key, "Value": value}).encode()

@@ -126,8 +126,14 @@ class Verdict:
     def valid(self) -> bool:
         return not self.lost and not self.unverified
 
+    @property
+    def passed(self) -> bool:
+        """Jepsen's pass: nothing lost, nothing unexpected, everything checked."""
+        return self.valid and not self.unexpected
+
     def as_dict(self) -> dict[str, Any]:
-        return {"workload": self.workload, "valid": self.valid, "ops": self.ops,
+        return {"workload": self.workload, "valid": self.valid, "passed": self.passed,
+                "ops": self.ops,
                 "lost_count": len(self.lost), "unexpected_count": len(self.unexpected),
                 "unverified_count": len(self.unverified),
                 "recovered_count": len(self.recovered),
@@ -319,5 +325,60 @@ def check_rewrite(history: Sequence[Op], final: dict[str, FinalRead]) -> Verdict
         if len(values) > 1:
             tally["keys_with_siblings"] += 1
     tally["unreadable_keys"] = sum(1 for read in final.values() if read.error)
+    verdict.final = dict(tally)
+    return verdict
+
+
+def check_deletes(history: Sequence[Op], final: dict[str, FinalRead]) -> Verdict:
+    """Each key is read, then re-written with a fresh value or deleted, with the read's
+    context: ``seen`` of a write or delete holds the values that read returned, which
+    the write supersedes (a delete writes a tombstone over them).
+
+    A key's expected state follows the acknowledged operations: a value whose write was
+    acknowledged must be in the final read unless an operation that may have taken
+    effect (``ok`` or ``info``) superseded it (else it is **lost**). A final value is
+    **unexpected** if no write of it could have taken effect, or if it was
+    **resurrected**: an acknowledged delete (or re-write) superseded it, and values are
+    never written twice. ``info`` writes found at the end are counted as recovered."""
+    verdict = Verdict("deletes", op_counts(history))
+    writes = {op.element: op for op in history if op.kind == "write"}
+    maybe_superseded = {value for op in history if op.kind in ("write", "delete")
+                        and op.outcome in (OK, INFO) for value in op.seen}
+    deleted = {value for op in history if op.kind == "delete" and op.outcome == OK
+               for value in op.seen}
+    overwritten = {value for op in history if op.kind == "write" and op.outcome == OK
+                   for value in op.seen}
+    tally: Counter[str] = Counter()
+    for key, read in sorted(final.items()):
+        ours = [op for op in writes.values() if op.key == key]
+        if read.error:
+            tally["unreadable_keys"] += 1
+            verdict.unverified.extend(f"{key}:{op.element}" for op in ours
+                                      if op.outcome == OK)
+            continue
+        present = set(read.values)
+        tally["keys_found" if present else "keys_absent"] += 1
+        for value in sorted(present):
+            op = writes.get(value)
+            if op is None or op.key != key:
+                verdict.unexpected.append(f"{key}:{value} (never written)")
+            elif op.outcome == FAIL:
+                verdict.unexpected.append(f"{key}:{value} (its write failed)")
+            elif value in deleted:
+                verdict.unexpected.append(f"{key}:{value} (resurrected: its delete was "
+                                          "acknowledged)")
+            elif value in overwritten:
+                verdict.unexpected.append(f"{key}:{value} (resurrected: an acknowledged "
+                                          "write replaced it)")
+        for op in ours:
+            if op.element in present:
+                tally["info_present" if op.outcome == INFO else "present"] += 1
+                if op.outcome == INFO:
+                    verdict.recovered.append(f"{key}:{op.element}")
+            elif op.outcome == OK and op.element not in maybe_superseded:
+                verdict.lost.append(f"{key}:{op.element}")
+        if len(present) > 1:
+            tally["with_siblings"] += 1
+    verdict.siblings = {"final_keys_with_siblings": tally.pop("with_siblings", 0)}
     verdict.final = dict(tally)
     return verdict

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dynago.kv.explain import KvExplain, KvExplainReply
 from dynago.kv.model import Content, ObjectKey
 
 
@@ -102,8 +103,9 @@ class KeyList:
 
 
 KvMessage = (ReplicaPut | ReplicaPutAck | ReplicaGet | ReplicaGetReply | ForwardPut
-             | ForwardReply | ListKeys | KeyList)
+             | ForwardReply | ListKeys | KeyList | KvExplain | KvExplainReply)
 """Every replica message kind, as routed to the KV actor."""
 
 KV_MESSAGE_TYPES: tuple[type, ...] = (ReplicaPut, ReplicaPutAck, ReplicaGet, ReplicaGetReply,
-                                      ForwardPut, ForwardReply, ListKeys, KeyList)
+                                      ForwardPut, ForwardReply, ListKeys, KeyList,
+                                      KvExplain, KvExplainReply)

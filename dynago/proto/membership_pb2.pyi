@@ -686,6 +686,133 @@ class KvKeyList(_message.Message):
 Global___KvKeyList: _TypeAlias = KvKeyList  # noqa: Y015
 
 @_typing.final
+class KvExplain(_message.Message):
+    """Ask a node for its copy of one key, the write history it remembers for it, and the
+    hints it holds for it on behalf of the owners named (dynago kv explain).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    OWNERS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    bucket: _builtins.str
+    key: _builtins.str
+    @_builtins.property
+    def owners(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        bucket: _builtins.str = ...,
+        key: _builtins.str = ...,
+        owners: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "key", b"key", "owners", b"owners", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvExplain: _TypeAlias = KvExplain  # noqa: Y015
+
+@_typing.final
+class KvExplainRecord(_message.Message):
+    """One remembered write of a key: when (seconds since the epoch), how, from which peer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    HOW_FIELD_NUMBER: _builtins.int
+    PEER_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    at: _builtins.float
+    how: _builtins.str
+    peer: _builtins.str
+    size: _builtins.int
+    def __init__(
+        self,
+        *,
+        at: _builtins.float = ...,
+        how: _builtins.str = ...,
+        peer: _builtins.str = ...,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "how", b"how", "peer", b"peer", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvExplainRecord: _TypeAlias = KvExplainRecord  # noqa: Y015
+
+@_typing.final
+class KvExplainHint(_message.Message):
+    """A hint held for an owner's copy of the key: the stored record's bytes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    owner: _builtins.str
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        owner: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "owner", b"owner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvExplainHint: _TypeAlias = KvExplainHint  # noqa: Y015
+
+@_typing.final
+class KvExplainReply(_message.Message):
+    """The answer to KvExplain request_id: the copy held (found = false: none), its history
+    (oldest first), the hints held for it, or an error.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    FOUND_FIELD_NUMBER: _builtins.int
+    OBJECT_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    HINTS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.int
+    found: _builtins.bool
+    object: _builtins.bytes
+    error: _builtins.str
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___KvExplainRecord]: ...
+    @_builtins.property
+    def hints(self) -> _containers.RepeatedCompositeFieldContainer[Global___KvExplainHint]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.int = ...,
+        found: _builtins.bool = ...,
+        object: _builtins.bytes = ...,
+        history: _abc.Iterable[Global___KvExplainRecord] | None = ...,
+        hints: _abc.Iterable[Global___KvExplainHint] | None = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "found", b"found", "hints", b"hints", "history", b"history", "object", b"object", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvExplainReply: _TypeAlias = KvExplainReply  # noqa: Y015
+
+@_typing.final
 class Envelope(_message.Message):
     """Every message on a stream is exactly one of these kinds."""
 
@@ -708,6 +835,8 @@ class Envelope(_message.Message):
     KV_FORWARD_REPLY_FIELD_NUMBER: _builtins.int
     KV_LIST_KEYS_FIELD_NUMBER: _builtins.int
     KV_KEY_LIST_FIELD_NUMBER: _builtins.int
+    KV_EXPLAIN_FIELD_NUMBER: _builtins.int
+    KV_EXPLAIN_REPLY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello: ...
     @_builtins.property
@@ -742,6 +871,10 @@ class Envelope(_message.Message):
     def kv_list_keys(self) -> Global___KvListKeys: ...
     @_builtins.property
     def kv_key_list(self) -> Global___KvKeyList: ...
+    @_builtins.property
+    def kv_explain(self) -> Global___KvExplain: ...
+    @_builtins.property
+    def kv_explain_reply(self) -> Global___KvExplainReply: ...
     def __init__(
         self,
         *,
@@ -762,12 +895,14 @@ class Envelope(_message.Message):
         kv_forward_reply: Global___KvForwardReply | None = ...,
         kv_list_keys: Global___KvListKeys | None = ...,
         kv_key_list: Global___KvKeyList | None = ...,
+        kv_explain: Global___KvExplain | None = ...,
+        kv_explain_reply: Global___KvExplainReply | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack", "auth", "kv_put", "kv_put_ack", "kv_get", "kv_get_reply", "kv_forward", "kv_forward_reply", "kv_list_keys", "kv_key_list"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack", "auth", "kv_put", "kv_put_ack", "kv_get", "kv_get_reply", "kv_forward", "kv_forward_reply", "kv_list_keys", "kv_key_list", "kv_explain", "kv_explain_reply"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

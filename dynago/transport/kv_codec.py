@@ -9,6 +9,7 @@ missing bucket or key, a key or bucket that is not valid text, more keys than
 
 from __future__ import annotations
 
+from dynago.kv.explain import KvExplain, KvExplainReply
 from dynago.kv.messages import (
     ForwardPut,
     ForwardReply,
@@ -22,6 +23,7 @@ from dynago.kv.messages import (
 )
 from dynago.kv.model import Content, ObjectKey
 from dynago.proto import membership_pb2 as pb
+from dynago.transport.kv_explain_codec import EXPLAIN_KINDS, decode_explain, encode_explain
 
 MAX_KEYS_PER_LIST = 100_000
 """Most keys one KvKeyList may carry (a bound on what one message costs)."""
@@ -88,6 +90,8 @@ def encode_kv(envelope: pb.Envelope, message: KvMessage) -> None:
             keys.request_id = message.request_id
             keys.keys.extend(message.keys)
             keys.error = message.error
+        case KvExplain() | KvExplainReply():
+            encode_explain(envelope, message)
         case _:
             raise TypeError(f"not a KV message: {type(message).__name__}")
 
@@ -158,4 +162,6 @@ def decode_kv(envelope: pb.Envelope, kind: str) -> KvMessage:
         if len(keys.keys) > MAX_KEYS_PER_LIST:
             raise ValueError(f"{len(keys.keys)} keys in one list, more than {MAX_KEYS_PER_LIST}")
         return KeyList(keys.request_id, tuple(keys.keys), keys.error)
+    if kind in EXPLAIN_KINDS:
+        return decode_explain(envelope, kind)
     raise ValueError(f"unknown KV message kind {kind!r}")

@@ -36,7 +36,29 @@ def test_bench_kv_check_unique_without_faults_loses_nothing(tmp_path: Path) -> N
     assert report["unexpected_count"] == 0, report["unexpected"]
     assert report["final"]["found"] >= writes["ok"]
     assert report["valid"] is True and report["faults_injected"] == []
-    assert "VALID: nothing acknowledged was lost" in result.stdout
-    header = next(line for line in result.stdout.splitlines() if "invoked" in line)
-    assert header.split() == ["op", "invoked", "ok", "fail", "info"]
+    assert report["passed"] is True and report["row"]["lost"] == 0
+    assert report["row"]["operations"] == writes["invoked"]
+    assert report["figures"]["stale_left"]["checked"] > 0
+    assert "PASS: nothing acknowledged lost, nothing unexpected" in result.stdout
+    header = next(line for line in result.stdout.splitlines() if "recovered" in line)
+    assert [cell.strip() for cell in header.strip("|").split("|")][:6] == [
+        "workload", "fault", "n", "ops", "acked", "lost"]
     assert [p.name for p in tmp_path.iterdir()] == ["check.json"]
+
+
+def test_bench_kv_check_deletes_with_a_partition_passes_and_saves_the_table(
+        tmp_path: Path) -> None:
+    out = tmp_path / "table"
+    env = dict(os.environ, GRPC_VERBOSITY="ERROR")
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.kv_check", "--seconds", "14", "--clients", "3",
+         "--workload", "deletes", "--faults", "partition", "--keys", "3", "--out", str(out)],
+        cwd=ROOT, env=env, text=True, capture_output=True, timeout=RUN_TIMEOUT_S, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    saved = json.loads(out.with_suffix(".json").read_text())
+    (row,) = saved["rows"]
+    assert (row["workload"], row["fault"], row["faults_injected"]) == (
+        "deletes", "partition", 1)
+    assert row["lost"] == 0 and row["unexpected"] == 0 and row["passed"] is True
+    assert saved["faults"][0][0]["sides"][1] and row["converge_max_s"] is not None
+    assert "| deletes  | partition |" in out.with_suffix(".md").read_text()

@@ -9,10 +9,12 @@ from bench.kv_history import (
     OK,
     FinalRead,
     Op,
+    check_deletes,
     check_set,
     check_unique,
     get_outcome,
     put_outcome,
+    recovered,
     stale_reads,
 )
 
@@ -80,3 +82,38 @@ def test_stale_reads_are_reads_missing_an_element_acknowledged_before_them() -> 
                read("s", ("1",), 0.02),        # after the ack, sees it: fine
                read("s", (), 0.03)]            # after the ack, misses it: stale
     assert stale_reads(history) == ["s@0.030 node 1: 1 missed (1)"]
+
+
+def op(kind: str, key: str, outcome: str, element: str = "",
+       seen: tuple[str, ...] = ()) -> Op:
+    return Op(0, 0, kind, key, outcome, 0.0, 0.01, element=element, seen=seen)
+
+
+def test_check_deletes_finds_resurrected_lost_and_recovered_values() -> None:
+    history = [op("write", "a", OK, "w1"), op("delete", "a", OK, seen=("w1",)),
+               op("write", "b", OK, "w2"), op("write", "b", OK, "w3", seen=("w2",)),
+               op("write", "c", OK, "w4"),
+               op("write", "d", OK, "w5"), op("delete", "d", INFO, seen=("w5",)),
+               op("write", "e", INFO, "w6"), op("write", "e", FAIL, "w7")]
+    final = {"a": FinalRead("a", True, ("w1",)),     # deleted, acknowledged: resurrected
+             "b": FinalRead("b", True, ("w2", "w3")),  # replaced, acknowledged: resurrected
+             "c": FinalRead("c", False),             # acknowledged, never superseded: lost
+             "d": FinalRead("d", False),             # its delete may have happened: fine
+             "e": FinalRead("e", True, ("w6", "w7", "zz"))}
+
+    verdict = check_deletes(history, final)
+
+    assert verdict.lost == ["c:w4"]
+    assert verdict.unexpected == [
+        "a:w1 (resurrected: its delete was acknowledged)",
+        "b:w2 (resurrected: an acknowledged write replaced it)",
+        "e:w7 (its write failed)", "e:zz (never written)"]
+    assert recovered(verdict) == 1 and not verdict.passed
+
+
+def test_check_deletes_passes_when_state_follows_the_acknowledged_operations() -> None:
+    history = [op("write", "a", OK, "w1"), op("delete", "a", OK, seen=("w1",)),
+               op("write", "a", OK, "w2"), op("write", "b", OK, "w3")]
+    final = {"a": FinalRead("a", True, ("w2",)), "b": FinalRead("b", True, ("w3",))}
+    verdict = check_deletes(history, final)
+    assert verdict.passed and verdict.final == {"keys_found": 2, "present": 2}

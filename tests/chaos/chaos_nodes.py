@@ -94,10 +94,13 @@ class ChaosNode:
 class ChaosCluster:
     """The nodes of one scenario, one per host of ``net``; see the module docstring."""
 
-    def __init__(self, net: ChaosNet, log_dir: Path, preset: str = "lan") -> None:
+    def __init__(self, net: ChaosNet, log_dir: Path, preset: str = "lan",
+                 data_root: Path | None = None) -> None:
         self.net = net
         self.log_dir = log_dir
         self.preset = preset
+        self.data_root = data_root
+        """With it, node nI keeps its store in ``data_root/nI`` (the same in every life)."""
         self.nodes: list[ChaosNode] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -116,6 +119,8 @@ class ChaosCluster:
                 "--name", node.name]
         for seed in node.seeds if seeds is None else seeds:
             args += ["--seed", seed]
+        if self.data_root is not None:
+            args += ["--data-dir", str(self.data_root / node.name)]
         path = self.log_dir / f"{node.name}.life{len(node.lives) + 1}.log"
         process = NodeProcess(args, stderr_path=str(path), prefix=node.host.exec_prefix())
         node.process = process

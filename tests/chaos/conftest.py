@@ -6,8 +6,9 @@ deselects (pyproject addopts); run them with ``python -m pytest -m chaos``.
 * ``chaos_ready`` (session, automatic): removes leftovers of killed runs, then proves a
   namespace with an nftables table can be made — and FAILS every chaos test with the
   reason if not (never a silent skip).
-* ``chaos_cluster(n, preset="lan")``: a ``ChaosNet`` of n namespaces and a
-  ``ChaosCluster`` of n (not yet started) node definitions; at teardown every process is
+* ``chaos_cluster(n, preset="lan", data=False)``: a ``ChaosNet`` of n namespaces and a
+  ``ChaosCluster`` of n (not yet started) node definitions (``data``: each node keeps its
+  store in a data dir of its own, kept across restarts); at teardown every process is
   stopped by its PID, every namespace and link removed, and the removal checked.
 * ``scenario(name, expectation, nodes)``: the record the scenario writes its figures
   into; the JSON report and the table are written at the end of the session.
@@ -61,11 +62,12 @@ def chaos_ready() -> None:
 def chaos_cluster(tmp_path: Path) -> Iterator[Callable[..., ChaosCluster]]:
     made: list[tuple[ChaosNet, ChaosCluster]] = []
 
-    def make(hosts: int, preset: str = "lan") -> ChaosCluster:
+    def make(hosts: int, preset: str = "lan", data: bool = False) -> ChaosCluster:
         log_dir = tmp_path / f"net{len(made) + 1}"
         log_dir.mkdir()
         net = ChaosNet(hosts)
-        cluster = ChaosCluster(net, log_dir, preset)
+        cluster = ChaosCluster(net, log_dir, preset,
+                               data_root=log_dir / "data" if data else None)
         made.append((net, cluster))
         return cluster
 
