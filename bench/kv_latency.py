@@ -16,8 +16,9 @@ seconds per operation; and the generator's own CPU, which shows whether it was t
 
 ``--py-spy PATH`` also samples the first node with ``py-spy record --format raw`` (a
 collapsed-stack file at PATH; with ``--py-spy-gil`` only the thread holding the GIL)
-during the put phase of the largest client count and summarises it (bench.profile_summary);
-the sampling pauses the node at each sample, so that phase's figures are not clean.
+during the put phase (``--py-spy-op get``: the get phase) of the largest client count
+and summarises it (bench.profile_summary); the sampling pauses the node at each sample,
+so that phase's figures are not clean.
 
 Every node process is stopped by its PID at the end, also on an error, Ctrl-C or
 SIGTERM. Figures are for the report, not pass/fail.
@@ -81,7 +82,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keys", type=_positive(int), default=1000)
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--py-spy", type=Path, metavar="PATH",
-                        help="py-spy raw profile of the first node, largest put phase")
+                        help="py-spy raw profile of the first node, largest phase of --py-spy-op")
+    parser.add_argument("--py-spy-op", choices=("put", "get"), default="put",
+                        help="the phase to profile (default put)")
     parser.add_argument("--py-spy-gil", action="store_true",
                         help="sample only the thread holding the GIL (py-spy --gil)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the keys")
@@ -152,7 +155,7 @@ def measure(cluster: BenchCluster, args: argparse.Namespace,
     for clients in args.clients:
         for op in ("put", "get"):
             spy = None
-            if args.py_spy and op == "put" and clients == profile_at:
+            if args.py_spy and op == args.py_spy_op and clients == profile_at:
                 spy = _start_py_spy(members[0].pid, args.py_spy, args.seconds,
                                     args.py_spy_gil)
             load_before = os.getloadavg()[0]
@@ -239,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.seconds:g} s per phase; {report['machine']['cpus']} CPUs; 1-minute load "
           f"{report['load_1m_at_start']} at start, {report['load_1m_at_end']} at end")
     if report.get("profile"):
-        print(f"py-spy profile of node 0, put phase x{max(args.clients)} ({args.py_spy}):")
+        print(f"py-spy profile of node 0, {args.py_spy_op} phase x{max(args.clients)} "
+              f"({args.py_spy}):")
         print(render(report["profile"]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
