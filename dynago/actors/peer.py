@@ -1,8 +1,12 @@
 """PeerActor: one actor per remote node, owning that node's stream.
 
-What the stream delivers arrives in this actor's mailbox (StreamReceived) and is routed
-by its class (actors.routing.RouteTable: membership messages to the MembershipActor,
-a service's to its actor) as a PeerMessage, whose ``done`` the handling actor calls;
+What the stream delivers is routed by its class (actors.routing.RouteTable: membership
+messages to the MembershipActor, a service's to its actor) as a PeerMessage, whose
+``done`` the handling actor calls. The routing runs in the stream's own callback, on the
+transport's thread, straight to the handling actor: the peer's actor owns the stream
+(binds it, replaces it, closes it) but a received message does not pass through its
+mailbox — that thread hop cost ~55 µs of CPU per message (docs/performance.md,
+"Message cost");
 what must go out (Deliver, from any actor: see routing.send_to_peer) is queued to the
 stream's writer, or buffered (bounded, oldest dropped first) while there is no stream.
 
@@ -21,6 +25,7 @@ import collections
 import concurrent.futures
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -35,7 +40,6 @@ from dynago.actors.messages import (
     Redial,
     SetAddress,
     StreamClosed,
-    StreamReceived,
 )
 from dynago.actors.refs import tell_if_alive, tell_quietly
 from dynago.actors.routing import RouteTable
@@ -113,8 +117,6 @@ class PeerActor(pykka.ThreadingActor):
         match message:
             case Deliver(payload):
                 self._deliver(payload)
-            case StreamReceived(stream_id, payload):
-                self._received(stream_id, payload)
             case Attach(stream):
                 self._attach(stream)
             case StreamClosed(stream_id, reason):
@@ -135,19 +137,24 @@ class PeerActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------------ handlers
 
-    def _received(self, stream_id: int, payload: WireMessage) -> None:
-        stream = self._bound.get(stream_id)
-        done = stream.processed if stream is not None else None
-        target = self._routes.route(payload)
-        if target is not None and tell_if_alive(
-                target, PeerMessage(self.peer_name, self.address, payload, done)):
-            return  # the target calls done() once it handled it
-        if target is None:
-            self.unrouted += 1
-            log.warning("peer %s: no actor handles %s; dropped",
-                        self.peer_name, type(payload).__name__)
-        if done is not None:
+    def _inbound(self, stream: Stream) -> Callable[[WireMessage], None]:
+        """``stream``'s on_message: route each message to its handler from the transport's
+        thread (it only reads the lock-free route table and this actor's ``address``, a
+        str replaced whole, and counts ``unrouted``, which no other thread writes)."""
+        routes, name, done = self._routes, self.peer_name, stream.processed
+
+        def on_message(payload: WireMessage) -> None:
+            target = routes.route(payload)
+            if target is not None and tell_if_alive(
+                    target, PeerMessage(name, self.address, payload, done)):
+                return  # the target calls done() once it handled it
+            if target is None:
+                self.unrouted += 1
+                log.warning("peer %s: no actor handles %s; dropped",
+                            name, type(payload).__name__)
             done()  # nobody will: keep the stream's window open
+
+        return on_message
 
     def _deliver(self, payload: WireMessage) -> None:
         if self._stream is not None:
@@ -171,7 +178,7 @@ class PeerActor(pykka.ThreadingActor):
         sid = stream.stream_id
         self._bound[sid] = stream
         stream.bind(
-            lambda payload: tell_quietly(me, StreamReceived(sid, payload)),
+            self._inbound(stream),
             lambda reason: tell_quietly(me, StreamClosed(sid, reason)),
         )
         if current is not None:
