@@ -16,10 +16,12 @@ import argparse
 import base64
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dynago.kv.client import ClientObject, KvClient, KvClientError, QuorumValue
 from dynago.kv.model import DEFAULT_BUCKET
+
+if TYPE_CHECKING:  # imported when a kv command runs, not by every `dynago` start
+    from dynago.kv.client import ClientObject, KvClient, QuorumValue
 
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
@@ -85,6 +87,8 @@ def run_kv(args: argparse.Namespace) -> int:
         return _fail("--r is for kv get", EXIT_USAGE)
     if args.w is not None and args.action not in ("put", "delete"):
         return _fail("--w is for kv put and kv delete", EXIT_USAGE)
+    from dynago.kv.client import KvClient, KvClientError
+
     try:
         with KvClient(args.http) as client:
             return _run(client, args)

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from dynago.config import Config, ConfigError
-from dynago.sim.report import run
 from dynago.sim.scenarios import DEFAULT_LOSS_RATES, SCENARIOS, SimOptions
 
 
@@ -63,6 +62,8 @@ def main(args: argparse.Namespace) -> int:
     if isinstance(options, str):
         print(f"dynago: error: {options}", file=sys.stderr)
         return 2
+    from dynago.sim.report import run  # only `dynago sim` pays for the simulator
+
     report = run(options)
     if args.event_log:
         logs = [r.pop("event_log") for r in report.get("runs", [report])]
