@@ -42,7 +42,7 @@ from dynago.actors.messages import (
     StreamClosed,
 )
 from dynago.actors.refs import tell_if_alive, tell_quietly
-from dynago.actors.routing import RouteTable
+from dynago.actors.routing import PeerDirectory, RouteTable
 from dynago.actors.timers import Scheduler
 from dynago.config import Config
 from dynago.transport.base import Stream, Transport, WireMessage
@@ -65,10 +65,12 @@ class PeerActor(pykka.ThreadingActor):
         config: Config,
         seed: int,
         routes: RouteTable | None = None,
+        directory: PeerDirectory | None = None,
     ) -> None:
         """``membership`` hears of the stream's ups and downs; ``routes`` says who
         handles what the stream delivers (None: everything membership handles goes to
-        ``membership``)."""
+        ``membership``); ``directory`` is where this actor publishes its stream while it is
+        up, for senders to write to it directly (None: they all go through Deliver)."""
         super().__init__()
         self.local_name = local_name
         self.peer_name = peer_name
@@ -76,6 +78,7 @@ class PeerActor(pykka.ThreadingActor):
         self._transport = transport
         self._membership = membership
         self._routes = routes if routes is not None else RouteTable.to_membership(membership)
+        self._directory = directory
         self._scheduler = scheduler
         self._config = config
         self._rng = random.Random(seed)
@@ -99,6 +102,7 @@ class PeerActor(pykka.ThreadingActor):
         log.debug("peer actor for %s (%s) started", self.peer_name, self.address)
 
     def on_stop(self) -> None:
+        self._publish(None)
         if self._redial_timer is not None:
             self._redial_timer.cancel()
         if self._stream is not None:
@@ -194,7 +198,12 @@ class PeerActor(pykka.ThreadingActor):
             self.address = stream.remote_address
         while self._pending:
             stream.send(self._pending.popleft())
+        self._publish(stream)  # after what waited: new sends go after it
         tell_quietly(self._membership, PeerConnectivity(self.peer_name, True))
+
+    def _publish(self, stream: Stream | None) -> None:
+        if self._directory is not None:
+            self._directory.publish_stream(self.peer_name, self.actor_ref, stream)
 
     def _prefer(self, new: Stream, current: Stream) -> bool:
         """Whether ``new`` should replace ``current``; both nodes decide alike."""
@@ -210,6 +219,7 @@ class PeerActor(pykka.ThreadingActor):
             return
         log.debug("peer %s: stream %d closed: %s", self.peer_name, stream_id, reason)
         self._stream = None
+        self._publish(None)
         tell_quietly(self._membership, PeerConnectivity(self.peer_name, False))
         self._schedule_redial()
 
