@@ -28,6 +28,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(parts[11]) + int(parts[12])) / ticks
 
 
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU time of process ``pid`` so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        parts = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(parts[11]) / ticks, int(parts[12]) / ticks
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary plus involuntary context switches of all threads of ``pid`` so far
+    (threads that ended are not counted: a node's threads live as long as it does)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as status:
+                for line in status:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt")):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile
+    return total
+
+
 def idle_cpu_percent(nodes: Sequence[NodeProcess], seconds: float) -> tuple[list[float], float]:
     """Leave ``nodes`` alone for ``seconds`` (an observation window, not a test wait) and
     return each one's CPU use in percent of one core over it, and the window's length."""

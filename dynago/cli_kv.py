@@ -17,11 +17,13 @@ import argparse
 import base64
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dynago.cli_kv_explain import render
-from dynago.kv.client import ClientObject, KvClient, KvClientError, QuorumValue
 from dynago.kv.model import DEFAULT_BUCKET
+
+if TYPE_CHECKING:  # imported when a kv command runs, not by every `dynago` start
+    from dynago.kv.client import ClientObject, KvClient, QuorumValue
 
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
@@ -88,6 +90,8 @@ def run_kv(args: argparse.Namespace) -> int:
         return _fail("--r is for kv get", EXIT_USAGE)
     if args.w is not None and args.action not in ("put", "delete"):
         return _fail("--w is for kv put and kv delete", EXIT_USAGE)
+    from dynago.kv.client import KvClient, KvClientError
+
     try:
         # explain waits for every replica (up to the node's request timeout), then reads.
         with KvClient(args.http, timeout_s=EXPLAIN_TIMEOUT_S if args.action == "explain"

@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 2
-"""Version of the wire protocol this code speaks (2: the key-value store's Kv* kinds)."""
+PROTOCOL_VERSION = 3
+"""Version of the wire protocol this code speaks (2: the key-value store's Kv* kinds; 3: batch
+envelopes, which are sent only to peers of version 3 or later)."""
 
 MIN_COMPATIBLE_PROTOCOL_VERSION = 2
 """Oldest peer protocol version this code still understands."""

@@ -37,7 +37,6 @@ import pykka
 from dynago.actors.messages import (
     Add,
     Attach,
-    Deliver,
     DialSeedFailed,
     Flush,
     GetHistory,
@@ -60,7 +59,7 @@ from dynago.actors.messages import (
 )
 from dynago.actors.peer_actors import PeerActors
 from dynago.actors.refs import mailbox_depth, tell_quietly
-from dynago.actors.routing import MEMBERSHIP_MESSAGES, PeerDirectory, RouteTable
+from dynago.actors.routing import MEMBERSHIP_MESSAGES, PeerDirectory, RouteTable, deliver
 from dynago.actors.timers import Scheduler, Timer
 from dynago.clock import Clock
 from dynago.config import Config
@@ -338,7 +337,7 @@ class MembershipActor(pykka.ThreadingActor):
                         peer = self._peer(to, address)
                     # It may stop between the check and the tell (node shutdown, sweep
                     # of a member no longer live): the message is lost like any other.
-                    tell_quietly(peer, Deliver(message))
+                    deliver(self._peers.directory, to, peer, message)
                 case Publish(event):
                     self._publish(event)
                 case DialSeed(address):

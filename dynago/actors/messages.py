@@ -222,14 +222,6 @@ class Flush:
 
 
 @dataclass(frozen=True, slots=True)
-class StreamReceived:
-    """Private: the stream ``stream_id`` delivered ``message``."""
-
-    stream_id: int
-    message: WireMessage
-
-
-@dataclass(frozen=True, slots=True)
 class StreamClosed:
     """Private: the stream ``stream_id`` closed."""
 
@@ -249,6 +241,4 @@ class Redial:
     """Private: the backoff delay before redialling is over."""
 
 
-PeerMessageType = (
-    Deliver | Attach | SetAddress | Flush | StreamReceived | StreamClosed | DialFailed | Redial
-)
+PeerMessageType = Deliver | Attach | SetAddress | Flush | StreamClosed | DialFailed | Redial

@@ -1,8 +1,12 @@
 """PeerActor: one actor per remote node, owning that node's stream.
 
-What the stream delivers arrives in this actor's mailbox (StreamReceived) and is routed
-by its class (actors.routing.RouteTable: membership messages to the MembershipActor,
-a service's to its actor) as a PeerMessage, whose ``done`` the handling actor calls;
+What the stream delivers is routed by its class (actors.routing.RouteTable: membership
+messages to the MembershipActor, a service's to its actor) as a PeerMessage, whose
+``done`` the handling actor calls. The routing runs in the stream's own callback, on the
+transport's thread, straight to the handling actor: the peer's actor owns the stream
+(binds it, replaces it, closes it) but a received message does not pass through its
+mailbox — that thread hop cost ~55 µs of CPU per message (docs/performance.md,
+"Message cost");
 what must go out (Deliver, from any actor: see routing.send_to_peer) is queued to the
 stream's writer, or buffered (bounded, oldest dropped first) while there is no stream.
 
@@ -21,6 +25,7 @@ import collections
 import concurrent.futures
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -35,10 +40,9 @@ from dynago.actors.messages import (
     Redial,
     SetAddress,
     StreamClosed,
-    StreamReceived,
 )
 from dynago.actors.refs import tell_if_alive, tell_quietly
-from dynago.actors.routing import RouteTable
+from dynago.actors.routing import PeerDirectory, RouteTable
 from dynago.actors.timers import Scheduler
 from dynago.config import Config
 from dynago.transport.base import Stream, Transport, WireMessage
@@ -61,10 +65,12 @@ class PeerActor(pykka.ThreadingActor):
         config: Config,
         seed: int,
         routes: RouteTable | None = None,
+        directory: PeerDirectory | None = None,
     ) -> None:
         """``membership`` hears of the stream's ups and downs; ``routes`` says who
         handles what the stream delivers (None: everything membership handles goes to
-        ``membership``)."""
+        ``membership``); ``directory`` is where this actor publishes its stream while it is
+        up, for senders to write to it directly (None: they all go through Deliver)."""
         super().__init__()
         self.local_name = local_name
         self.peer_name = peer_name
@@ -72,6 +78,7 @@ class PeerActor(pykka.ThreadingActor):
         self._transport = transport
         self._membership = membership
         self._routes = routes if routes is not None else RouteTable.to_membership(membership)
+        self._directory = directory
         self._scheduler = scheduler
         self._config = config
         self._rng = random.Random(seed)
@@ -95,6 +102,7 @@ class PeerActor(pykka.ThreadingActor):
         log.debug("peer actor for %s (%s) started", self.peer_name, self.address)
 
     def on_stop(self) -> None:
+        self._publish(None)
         if self._redial_timer is not None:
             self._redial_timer.cancel()
         if self._stream is not None:
@@ -113,8 +121,6 @@ class PeerActor(pykka.ThreadingActor):
         match message:
             case Deliver(payload):
                 self._deliver(payload)
-            case StreamReceived(stream_id, payload):
-                self._received(stream_id, payload)
             case Attach(stream):
                 self._attach(stream)
             case StreamClosed(stream_id, reason):
@@ -135,19 +141,24 @@ class PeerActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------------ handlers
 
-    def _received(self, stream_id: int, payload: WireMessage) -> None:
-        stream = self._bound.get(stream_id)
-        done = stream.processed if stream is not None else None
-        target = self._routes.route(payload)
-        if target is not None and tell_if_alive(
-                target, PeerMessage(self.peer_name, self.address, payload, done)):
-            return  # the target calls done() once it handled it
-        if target is None:
-            self.unrouted += 1
-            log.warning("peer %s: no actor handles %s; dropped",
-                        self.peer_name, type(payload).__name__)
-        if done is not None:
+    def _inbound(self, stream: Stream) -> Callable[[WireMessage], None]:
+        """``stream``'s on_message: route each message to its handler from the transport's
+        thread (it only reads the lock-free route table and this actor's ``address``, a
+        str replaced whole, and counts ``unrouted``, which no other thread writes)."""
+        routes, name, done = self._routes, self.peer_name, stream.processed
+
+        def on_message(payload: WireMessage) -> None:
+            target = routes.route(payload)
+            if target is not None and tell_if_alive(
+                    target, PeerMessage(name, self.address, payload, done)):
+                return  # the target calls done() once it handled it
+            if target is None:
+                self.unrouted += 1
+                log.warning("peer %s: no actor handles %s; dropped",
+                            name, type(payload).__name__)
             done()  # nobody will: keep the stream's window open
+
+        return on_message
 
     def _deliver(self, payload: WireMessage) -> None:
         if self._stream is not None:
@@ -171,7 +182,7 @@ class PeerActor(pykka.ThreadingActor):
         sid = stream.stream_id
         self._bound[sid] = stream
         stream.bind(
-            lambda payload: tell_quietly(me, StreamReceived(sid, payload)),
+            self._inbound(stream),
             lambda reason: tell_quietly(me, StreamClosed(sid, reason)),
         )
         if current is not None:
@@ -187,7 +198,12 @@ class PeerActor(pykka.ThreadingActor):
             self.address = stream.remote_address
         while self._pending:
             stream.send(self._pending.popleft())
+        self._publish(stream)  # after what waited: new sends go after it
         tell_quietly(self._membership, PeerConnectivity(self.peer_name, True))
+
+    def _publish(self, stream: Stream | None) -> None:
+        if self._directory is not None:
+            self._directory.publish_stream(self.peer_name, self.actor_ref, stream)
 
     def _prefer(self, new: Stream, current: Stream) -> bool:
         """Whether ``new`` should replace ``current``; both nodes decide alike."""
@@ -203,6 +219,7 @@ class PeerActor(pykka.ThreadingActor):
             return
         log.debug("peer %s: stream %d closed: %s", self.peer_name, stream_id, reason)
         self._stream = None
+        self._publish(None)
         tell_quietly(self._membership, PeerConnectivity(self.peer_name, False))
         self._schedule_redial()
 

@@ -75,6 +75,7 @@ class PeerActors:
             config=self._config,
             seed=self._rng.getrandbits(64),
             routes=self._routes,
+            directory=self.directory,
         )
         self._peers[name] = peer
         self._started[name] = self._clock.monotonic()

@@ -10,7 +10,8 @@
   its PeerActor, and ``done`` at once.
 * ``PeerDirectory``: peer name -> its PeerActor, kept up to date by the MembershipActor
   as it starts and stops peer actors, so that other actors send over a peer's existing
-  stream (``send_to_peer``) without going through the MembershipActor.
+  stream (``send_to_peer``) without going through the MembershipActor; and each peer's
+  stream while it is up, so that a send is written to it without a thread hop.
 
 Both are thread-safe: written by one actor, read from any.
 """
@@ -27,7 +28,7 @@ import pykka
 from dynago.actors.messages import Deliver
 from dynago.actors.refs import tell_if_alive
 from dynago.core.messages import CoreMessage
-from dynago.transport.base import WireMessage
+from dynago.transport.base import Stream, WireMessage
 
 MEMBERSHIP_MESSAGES: tuple[type[Any], ...] = get_args(CoreMessage)
 """The wire messages the MembershipActor handles (Gossip, StateSync, Ping, ...)."""
@@ -82,11 +83,33 @@ class RouteTable:
 
 
 class PeerDirectory:
-    """Peer name -> the PeerActor that owns the stream to it (thread-safe)."""
+    """Peer name -> the PeerActor that owns the stream to it, and that stream while it is
+    up (thread-safe).
+
+    The stream is published by its PeerActor (``publish_stream``) so that a sender writes
+    to it directly (``send_to_peer``, the MembershipActor's sends) instead of through the
+    PeerActor's mailbox: that thread hop cost as much as the write. The PeerActor still
+    owns the stream: it alone attaches, replaces, closes and republishes it.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._peers: dict[str, pykka.ActorRef[Any]] = {}
+        self._streams: dict[str, tuple[pykka.ActorRef[Any], Stream]] = {}
+
+    def publish_stream(self, name: str, ref: pykka.ActorRef[Any], stream: Stream | None) -> None:
+        """PeerActor ``ref`` of ``name`` now has ``stream`` up (None: no stream)."""
+        with self._lock:
+            if stream is not None:
+                self._streams[name] = (ref, stream)
+            elif name in self._streams and self._streams[name][0] == ref:
+                del self._streams[name]
+
+    def stream(self, name: str) -> Stream | None:
+        """The stream up to ``name``, if its PeerActor published one."""
+        with self._lock:
+            held = self._streams.get(name)
+        return held[1] if held is not None else None
 
     def get(self, name: str) -> pykka.ActorRef[Any] | None:
         """The PeerActor for ``name``, or None if this node runs none."""
@@ -112,10 +135,12 @@ class PeerDirectory:
         with self._lock:
             if ref is None or self._peers.get(name) == ref:
                 self._peers.pop(name, None)
+                self._streams.pop(name, None)
 
     def clear(self) -> None:
         with self._lock:
             self._peers.clear()
+            self._streams.clear()
 
 
 def send_to_peer(directory: PeerDirectory, name: str, message: WireMessage) -> bool:
@@ -129,4 +154,20 @@ def send_to_peer(directory: PeerDirectory, name: str, message: WireMessage) -> b
     peer = directory.get(name)
     if peer is None:
         return False
+    return deliver(directory, name, peer, message)
+
+
+def deliver(directory: PeerDirectory, name: str, peer: pykka.ActorRef[Any],
+            message: WireMessage) -> bool:
+    """Write ``message`` to the stream up to ``name`` if there is one, else hand it to its
+    PeerActor ``peer`` (which buffers it and dials). False if ``peer`` has stopped.
+
+    Messages written directly may overtake ones still in the PeerActor's mailbox when a
+    stream has just come up; each message stands alone (as over UDP in SWIM), so nothing
+    relies on that order.
+    """
+    stream = directory.stream(name)
+    if stream is not None:
+        stream.send(message)
+        return True
     return tell_if_alive(peer, Deliver(message))

@@ -835,6 +835,7 @@ class Envelope(_message.Message):
     KV_FORWARD_REPLY_FIELD_NUMBER: _builtins.int
     KV_LIST_KEYS_FIELD_NUMBER: _builtins.int
     KV_KEY_LIST_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     KV_EXPLAIN_FIELD_NUMBER: _builtins.int
     KV_EXPLAIN_REPLY_FIELD_NUMBER: _builtins.int
     @_builtins.property
@@ -872,6 +873,12 @@ class Envelope(_message.Message):
     @_builtins.property
     def kv_key_list(self) -> Global___KvKeyList: ...
     @_builtins.property
+    def batch(self) -> Global___Batch:
+        """Several envelopes written as one gRPC message: what a stream's writer found queued
+        behind the one it was about to write (protocol version 3; dynago/transport/batch_codec.py).
+        """
+
+    @_builtins.property
     def kv_explain(self) -> Global___KvExplain: ...
     @_builtins.property
     def kv_explain_reply(self) -> Global___KvExplainReply: ...
@@ -895,15 +902,38 @@ class Envelope(_message.Message):
         kv_forward_reply: Global___KvForwardReply | None = ...,
         kv_list_keys: Global___KvListKeys | None = ...,
         kv_key_list: Global___KvKeyList | None = ...,
+        batch: Global___Batch | None = ...,
         kv_explain: Global___KvExplain | None = ...,
         kv_explain_reply: Global___KvExplainReply | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "batch", b"batch", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "batch", b"batch", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack", "auth", "kv_put", "kv_put_ack", "kv_get", "kv_get_reply", "kv_forward", "kv_forward_reply", "kv_list_keys", "kv_key_list", "kv_explain", "kv_explain_reply"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack", "auth", "kv_put", "kv_put_ack", "kv_get", "kv_get_reply", "kv_forward", "kv_forward_reply", "kv_list_keys", "kv_key_list", "batch", "kv_explain", "kv_explain_reply"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___Envelope: _TypeAlias = Envelope  # noqa: Y015
+
+@_typing.final
+class Batch(_message.Message):
+    """Each element is one serialized Envelope of any kind but Hello, Auth, Refusal and Batch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def envelopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        envelopes: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelopes", b"envelopes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Batch: _TypeAlias = Batch  # noqa: Y015

@@ -9,7 +9,6 @@ from typing import Any
 
 from dynago.config import Config, ConfigError
 from dynago.sim.kv_scenarios import DEFAULT_KV_LOSS, render_kv
-from dynago.sim.report import run
 from dynago.sim.scenarios import DEFAULT_LOSS_RATES, KV_SCENARIOS, SCENARIOS, SimOptions
 
 
@@ -76,6 +75,8 @@ def main(args: argparse.Namespace) -> int:
     if options.scenario in KV_SCENARIOS and args.event_log:
         print("dynago: error: --event-log is for the membership scenarios", file=sys.stderr)
         return 2
+    from dynago.sim.report import run  # only `dynago sim` pays for the simulator
+
     report = run(options)
     if options.scenario in KV_SCENARIOS:
         if args.json:

@@ -19,6 +19,15 @@ import grpc.aio
 
 from dynago.transport import codec
 from dynago.transport.base import WireMessage
+from dynago.transport.batch_codec import (
+    BATCH_OVERHEAD_BYTES,
+    BATCH_PROTOCOL_VERSION,
+    MAX_BATCH_MESSAGES,
+    PART_OVERHEAD_BYTES,
+    encode_batch,
+    is_batch,
+    split_batch,
+)
 from dynago.transport.faults import DROP
 
 if TYPE_CHECKING:
@@ -45,6 +54,10 @@ class TransportCounters:
     messages_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    batches_out: int = 0
+    """Writes that carried several messages (batch envelopes; counted in messages_out too)."""
+    batches_in: int = 0
+    """Batch envelopes read (their messages are counted in messages_in one by one)."""
     stream_reconnects: int = 0
     """Streams opened to a node this node had a stream to before, after every earlier
     stream to it had closed (the peer's stream was lost and came back)."""
@@ -280,50 +293,96 @@ class GrpcStream:
             data = await self._read()
             if data is grpc.aio.EOF or data is None:
                 return "closed by peer"
-            counters.messages_in += 1
-            counters.bytes_in += len(data)
-            try:
-                message = codec.decode(data, max_bytes)
-            except codec.DecodeError as error:
-                counters.malformed_messages += 1
-                log.warning("malformed message from %s (%s): %s; closing its stream",
-                            self.remote_name, self.remote_address, error)
-                return f"malformed message: {error}"
-            if isinstance(message, codec.Hello | codec.Refusal | codec.Auth):
-                # Handshake messages come first or not at all; everything else is routed
-                # by class at the PeerActor (membership, key-value replica messages).
-                counters.malformed_messages += 1
-                log.warning("unexpected %s from %s after the handshake; closing its stream",
-                            type(message).__name__, self.remote_name)
-                return "protocol violation"
-            kind = type(message).__name__
-            counters.by_kind_in[kind] = counters.by_kind_in.get(kind, 0) + 1
-            counters.bytes_by_kind_in[kind] = counters.bytes_by_kind_in.get(kind, 0) + len(data)
-            faults = self._transport.faults
-            if faults is not None and faults.inbound(self.remote_name):
-                continue
-            with self._window_lock:
-                self._inflight += 1
-            if self._on_message is None:
-                self._early.append(message)
+            if is_batch(data):
+                try:
+                    parts = split_batch(data, max_bytes)
+                except codec.DecodeError as error:
+                    counters.malformed_messages += 1
+                    log.warning("malformed batch from %s (%s): %s; closing its stream",
+                                self.remote_name, self.remote_address, error)
+                    return f"malformed message: {error}"
+                counters.batches_in += 1
+                for part in parts:
+                    problem = self._accept(part)
+                    if problem is not None:
+                        return problem
             else:
-                self._on_message(message)
+                problem = self._accept(data)
+                if problem is not None:
+                    return problem
+
+    def _accept(self, data: bytes) -> str | None:
+        """Count, decode and deliver one received Envelope; why the stream must close, or
+        None."""
+        counters = self._transport.counters
+        counters.messages_in += 1
+        counters.bytes_in += len(data)
+        try:
+            message = codec.decode(data, self._transport.config.max_message_bytes)
+        except codec.DecodeError as error:
+            counters.malformed_messages += 1
+            log.warning("malformed message from %s (%s): %s; closing its stream",
+                        self.remote_name, self.remote_address, error)
+            return f"malformed message: {error}"
+        if isinstance(message, codec.Hello | codec.Refusal | codec.Auth):
+            # Handshake messages come first or not at all; everything else is routed
+            # by class at the PeerActor (membership, key-value replica messages).
+            counters.malformed_messages += 1
+            log.warning("unexpected %s from %s after the handshake; closing its stream",
+                        type(message).__name__, self.remote_name)
+            return "protocol violation"
+        kind = type(message).__name__
+        counters.by_kind_in[kind] = counters.by_kind_in.get(kind, 0) + 1
+        counters.bytes_by_kind_in[kind] = counters.bytes_by_kind_in.get(kind, 0) + len(data)
+        faults = self._transport.faults
+        if faults is not None and faults.inbound(self.remote_name):
+            return None
+        with self._window_lock:
+            self._inflight += 1
+        if self._on_message is None:
+            self._early.append(message)
+        else:
+            self._on_message(message)
+        return None
 
     async def _write_loop(self) -> None:
         counters = self._transport.counters
+        queue = self._queue
+        batching = self._remote.protocol_version >= BATCH_PROTOCOL_VERSION
+        limit = self._transport.config.max_message_bytes - BATCH_OVERHEAD_BYTES
+        held: Any = None
         while True:
-            data, extra = await self._queue.get()
+            item = held if held is not None else await queue.get()
+            held = None
+            data, extra = item
             if data is _FLUSH:
                 if extra in self._flushes:
                     self._flushes.remove(extra)
                 extra.set_result(None)
                 continue
-            await self._write(data)
-            counters.messages_out += 1
-            counters.bytes_out += len(data)
-            counters.by_kind_out[extra] = counters.by_kind_out.get(extra, 0) + 1
-            counters.bytes_by_kind_out[extra] = (
-                counters.bytes_by_kind_out.get(extra, 0) + len(data))
+            group = [item]
+            # What is queued behind it goes in the same write (never waiting for more:
+            # a batch adds no latency). A flush marker, or a message that would make the
+            # batch too big, waits for the next turn.
+            size = len(data) + PART_OVERHEAD_BYTES
+            while batching and len(group) < MAX_BATCH_MESSAGES and not queue.empty():
+                following = queue.get_nowait()
+                if following[0] is _FLUSH or size + len(following[0]) + PART_OVERHEAD_BYTES > limit:
+                    held = following
+                    break
+                group.append(following)
+                size += len(following[0]) + PART_OVERHEAD_BYTES
+            if len(group) == 1:
+                await self._write(data)
+            else:
+                await self._write(encode_batch([part for part, _kind in group]))
+                counters.batches_out += 1
+            for part, kind in group:
+                counters.messages_out += 1
+                counters.bytes_out += len(part)
+                counters.by_kind_out[kind] = counters.by_kind_out.get(kind, 0) + 1
+                counters.bytes_by_kind_out[kind] = (
+                    counters.bytes_by_kind_out.get(kind, 0) + len(part))
 
     def _finish(self, reason: str) -> None:
         if self._closed_reason is not None:

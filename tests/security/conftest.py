@@ -23,7 +23,7 @@ import grpc
 import pytest
 
 from dynago.config import MIN_COMPATIBLE_PROTOCOL_VERSION, PROTOCOL_VERSION
-from dynago.transport import codec, handshake
+from dynago.transport import batch_codec, codec, handshake
 
 T = TypeVar("T")
 
@@ -98,7 +98,12 @@ class RawPeer:
     def _read(self) -> None:
         try:
             for data in self.call:
-                self._inbox.put(data)
+                # This peer speaks the current protocol, so the node may batch: one
+                # envelope at a time for the tests, as if each had come alone.
+                parts = (batch_codec.split_batch(data, 1 << 30)
+                         if batch_codec.is_batch(data) else [data])
+                for part in parts:
+                    self._inbox.put(part)
             self.end = "OK: closed by the node"
         except grpc.RpcError as error:
             self.end = f"{error.code().name}: {error.details()}"
