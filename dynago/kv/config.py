@@ -41,6 +41,29 @@ class KvConfig:
     must not move data — reads and writes go on with the other replicas — so only a member
     that left, or stayed failed this long, drops out of the ring and its partitions move."""
 
+    handoff_chunk_keys: int = 500
+    """Most objects in one handoff chunk (default 500; at most 10000). With
+    ``handoff_chunk_bytes`` it sets how much one acknowledgement covers."""
+
+    handoff_chunk_bytes: int = 256 * 1024
+    """Most object bytes in one handoff chunk (default 256 KiB; a larger object travels
+    alone). It must stay under the message cap with room for an envelope."""
+
+    handoff_in_flight: int = 4
+    """Handoff chunks sent and not yet acknowledged, per transfer (default 4): the
+    handoff's rate knob. A transfer sends at most ``in_flight * chunk_bytes`` per round
+    trip plus the receiver's commit; lower it to leave more of the network and the disks
+    to clients, raise it on fast links."""
+
+    handoff_ack_timeout_s: float = 10.0
+    """How long a handoff chunk waits for its acknowledgement before the transfer
+    resumes from the last acknowledged chunk (default 10 s)."""
+
+    handoff_leave_timeout_s: float = 60.0
+    """How long ``dynago leave`` and SIGTERM wait for this node's data to be handed off
+    before the node exits anyway (default 60 s); what was not acknowledged by then is
+    logged and left to anti-entropy."""
+
     def validate(self, max_message_bytes: int) -> KvConfig:
         """Return self if usable, else raise ConfigError saying what is wrong."""
         if self.engine not in ENGINES:
@@ -57,4 +80,15 @@ class KvConfig:
                 f"envelope), got {self.max_value_bytes}")
         if not self.ring_grace_s > 0:
             raise ConfigError(f"ring_grace_s must be greater than 0, got {self.ring_grace_s}")
+        if not 1 <= self.handoff_chunk_keys <= 10_000:
+            raise ConfigError(f"handoff_chunk_keys must be 1 to 10000, "
+                              f"got {self.handoff_chunk_keys}")
+        if not 1 <= self.handoff_chunk_bytes <= room:
+            raise ConfigError(f"handoff_chunk_bytes must be 1 to {room} (max_message_bytes "
+                              f"less 64 KiB), got {self.handoff_chunk_bytes}")
+        if not 1 <= self.handoff_in_flight <= 64:
+            raise ConfigError(f"handoff_in_flight must be 1 to 64, got {self.handoff_in_flight}")
+        for knob in ("handoff_ack_timeout_s", "handoff_leave_timeout_s"):
+            if not getattr(self, knob) > 0:
+                raise ConfigError(f"{knob} must be greater than 0, got {getattr(self, knob)}")
         return self
