@@ -16,7 +16,8 @@ preference list), compare the old and the new list:
   grace time, in ``gone``) is rebuilt by **every** stayer: the lost copy's content is
   unknown, and the union of the survivors is the best rebuild of it (a write
   acknowledged by the lost node and one stayer is on that stayer only). When no copy
-  was lost (the ring grew from fewer than N members) the first live stayer suffices.
+  was lost (the ring grew from fewer than N members) the first live stayer suffices;
+  with no live stayer, the first live exit feeds them too.
 * An exit left without an entrant (the ring shrank below N members) pushes to every
   node of the new list, so no write acknowledged by it alone is dropped.
 
@@ -84,20 +85,22 @@ def _targets(before: tuple[str, ...], after: tuple[str, ...], me: str,
              unable: frozenset[str]) -> tuple[str, ...]:
     entrants = [n for n in after if n not in before]
     exits = [n for n in before if n not in after and n not in unable]
+    rest = entrants[len(exits):]  # entrants no live exit is paired with
+    live_stayers = [n for n in after if n in before and n not in unable]
     if me in exits:
         i = exits.index(me)
-        if i < len(entrants):
-            return (entrants[i],)
-        return after  # an unpaired exit: to every node of the new list
-    rest = entrants[len(exits):]
+        if i >= len(entrants):
+            return after  # an unpaired exit: to every node of the new list
+        if i == 0 and rest and not live_stayers:
+            return (entrants[i], *rest)  # nobody else holds a copy to feed them
+        return (entrants[i],)
     if me not in after or not rest:
         return ()
     # A stayer, and entrants no live exit feeds. A copy was lost (an exit that cannot
-    # send): every stayer rebuilds them. None was (the ring grew past fewer than N
+    # send): every stayer rebuilds them. None was (the ring grew from fewer than N
     # members): every stayer holds a whole copy, so the first live one suffices.
     lost = any(n in unable for n in before if n not in after)
-    live_stayers = [n for n in after if n in before and n not in unable]
-    if lost or (live_stayers and live_stayers[0] == me):
+    if lost or live_stayers[0] == me:
         return tuple(rest)
     return ()
 
