@@ -41,6 +41,7 @@ from dynago.actors.kv_handoff_messages import (
     HandoffSnapshot,
     InboundView,
     Merged,
+    Pace,
     Page,
     Restored,
     Retry,
@@ -52,6 +53,7 @@ from dynago.actors.messages import PeerMessage
 from dynago.actors.refs import tell_quietly
 from dynago.actors.storage_messages import Delete, ListKeys, Update, WatchCommits
 from dynago.actors.timers import Scheduler, Timer
+from dynago.clock import Clock, SystemClock
 from dynago.kv import handoff
 from dynago.kv.config import KvConfig
 from dynago.kv.handoff_messages import HandoffAck, HandoffChunk
@@ -98,8 +100,11 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
 
     def __init__(self, *, name: str, kv_config: KvConfig, storage: pykka.ActorRef[Any],
                  peers: WireSender, scheduler: Scheduler, ring: Ring,
-                 inbound: InboundView | None = None) -> None:
+                 inbound: InboundView | None = None, clock: Clock | None = None) -> None:
         super().__init__()
+        self.clock = clock or SystemClock()
+        self._not_before = 0.0  # handoff_max_keys_s: no chunk before this (monotonic)
+        self._pace: Timer | None = None
         self.name = name
         self.cfg = kv_config
         self.storage = storage
@@ -156,6 +161,9 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
                 self.merged(message)
             case ChunkTimeout():
                 self._chunk_failed(message.seq, "no acknowledgement in time")
+            case Pace():
+                self._pace = None
+                self._pump()
             case Retry():
                 self._retry = None
                 for t in self._transfers.values():
@@ -266,12 +274,17 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
     def _pump(self) -> None:
         """Ask for the next scan page, unless one is on its way, nothing needs a scan, a
         transfer waits out a failure, or one has all its chunks in flight."""
-        if self._scanning or self._retry is not None:
+        if self._scanning or self._retry is not None or self._pace is not None:
             return
         active = [t for t in self._transfers.values() if not t.progress.scan_done]
         if not active:
             return
         if any(t.progress.in_flight >= self.cfg.handoff_in_flight for t in active):
+            return
+        wait = self._not_before - self.clock.monotonic()
+        if wait > 0:
+            ref = self.actor_ref
+            self._pace = self.scheduler.call_later(wait, lambda: tell_quietly(ref, Pace()))
             return
         self._scanning = True
         gen, ref = self._gen, self.actor_ref
@@ -345,6 +358,9 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
         timer = self.scheduler.call_later(self.cfg.handoff_ack_timeout_s,
                                           lambda: tell_quietly(ref, ChunkTimeout(seq)))
         self._chunks[seq] = ((t.partition, t.target), timer)
+        if self.cfg.handoff_max_keys_s > 0:
+            self._not_before = (max(self._not_before, self.clock.monotonic())
+                                + len(objects) / self.cfg.handoff_max_keys_s)
         self.stats.count("kv_handoff_chunks_sent")
         self.stats.count("kv_handoff_keys_sent", len(objects))
         self.stats.count("kv_handoff_bytes_sent", size)

@@ -110,6 +110,11 @@ class Retry(_Private):
 
 
 @dataclass(frozen=True, slots=True)
+class Pace(_Private):
+    """The rate limit lets the scan go on."""
+
+
+@dataclass(frozen=True, slots=True)
 class Merged(_Private):
     """A received chunk's merges are done here (``error``: one failed)."""
 

@@ -190,7 +190,7 @@ class KvService:
         self.handoff = handoff = HandoffActor.start(
             name=context.name, kv_config=self.kv_config, storage=self.storage,
             peers=WireDirectorySender(context.peers), scheduler=context.scheduler,
-            ring=keeper.ring, inbound=inbound)
+            ring=keeper.ring, inbound=inbound, clock=context.clock)
         previous = [keeper.ring]
 
         def on_ring_change(members: list[tuple[str, str | None]]) -> None:

@@ -55,6 +55,11 @@ class KvConfig:
     trip plus the receiver's commit; lower it to leave more of the network and the disks
     to clients, raise it on fast links."""
 
+    handoff_max_keys_s: float = 0.0
+    """Most objects per second this node sends in handoff chunks, all transfers together
+    (default 0: no limit beyond ``handoff_in_flight``). Set it to keep a node that joins
+    or leaves from taking the disks and the network from clients."""
+
     handoff_ack_timeout_s: float = 10.0
     """How long a handoff chunk waits for its acknowledgement before the transfer
     resumes from the last acknowledged chunk (default 10 s)."""
@@ -88,6 +93,9 @@ class KvConfig:
                               f"less 64 KiB), got {self.handoff_chunk_bytes}")
         if not 1 <= self.handoff_in_flight <= 64:
             raise ConfigError(f"handoff_in_flight must be 1 to 64, got {self.handoff_in_flight}")
+        if not self.handoff_max_keys_s >= 0:
+            raise ConfigError(f"handoff_max_keys_s must be 0 (no limit) or more, "
+                              f"got {self.handoff_max_keys_s}")
         for knob in ("handoff_ack_timeout_s", "handoff_leave_timeout_s"):
             if not getattr(self, knob) > 0:
                 raise ConfigError(f"{knob} must be greater than 0, got {getattr(self, knob)}")
