@@ -12,8 +12,9 @@ part of its record: ``dynago status`` uses the member's ``http`` tag (start node
   ``-`` outside the ring (a member that left), blank for all when the node has no ring;
 * KEYS: ``kv_store_keys`` of the member; ``-`` when it has no ``http`` tag or is not
   live, ``?`` when its HTTP address did not answer;
-* HINTS, HANDOFFS: hints held and handoffs pending, always ``-`` until the store has
-  hinted handoff.
+* HINTS: hints held, always ``-`` until the store has hinted handoff;
+* HANDOFFS: ownership handoff transfers the member has not finished
+  (``kv_handoffs_pending`` of its ``/v1/stats``); ``-`` when not asked, as KEYS.
 
 ``--json`` prints the same as a list of objects (``null`` for ``-`` and ``?``, with
 ``keys_error`` saying why a count is missing). Exit 0 once the asked node answered
@@ -40,8 +41,8 @@ STATS_TIMEOUT_S = 2.0
 MAX_PARALLEL = 16
 
 HELP = ("the cluster at a glance: status, address, zone, partitions and keys of every "
-        "member (keys need members started with --tag http=HOST:PORT; hints and "
-        "handoffs show '-' until the store has hinted handoff)")
+        "member (keys and handoffs need members started with --tag http=HOST:PORT; "
+        "hints show '-' until the store has hinted handoff)")
 
 
 def add_parser(commands: Any, address: Callable[[str], str]) -> None:
@@ -72,9 +73,20 @@ def member_keys(address: str) -> tuple[int | None, str | None]:
     return keys, None
 
 
+def member_handoffs(address: str) -> int | None:
+    """``kv_handoffs_pending`` of the node at ``address``; None if it did not say."""
+    try:
+        stats = _fetch(address, "/v1/stats", timeout_s=STATS_TIMEOUT_S)
+    except (OSError, ValueError):
+        return None
+    pending = stats.get("kv_handoffs_pending") if isinstance(stats, dict) else None
+    return pending if isinstance(pending, int) and not isinstance(pending, bool) else None
+
+
 def status_rows(members: list[dict[str, Any]], ring: dict[str, Any] | None,
                 self_name: str | None, self_http: str,
                 keys_of: Callable[[str], tuple[int | None, str | None]] = member_keys,
+                handoffs_of: Callable[[str], int | None] = member_handoffs,
                 ) -> list[dict[str, Any]]:
     """One ``dynago status --json`` object per member, in the order of ``members``.
 
@@ -84,6 +96,7 @@ def status_rows(members: list[dict[str, Any]], ring: dict[str, Any] | None,
         self_name: the asked node's own name (its keys come from ``self_http``).
         self_http: the HTTP address the asked node was reached at.
         keys_of: reads one member's key count (parallel calls, one per member).
+        handoffs_of: reads one member's pending handoffs (likewise).
     """
     owned = ({m["name"]: (int(m["partitions"]), float(m["share"])) for m in ring["members"]}
              if ring is not None else None)
@@ -99,15 +112,17 @@ def status_rows(members: list[dict[str, Any]], ring: dict[str, Any] | None,
     targets = [http_of(m) for m in members]
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
         counts = list(pool.map(lambda a: keys_of(a) if a else (None, None), targets))
+        handoffs = list(pool.map(lambda a: handoffs_of(a) if a else None, targets))
     rows = []
-    for member, http, (keys, reason) in zip(members, targets, counts, strict=True):
+    for member, http, (keys, reason), pending in zip(members, targets, counts, handoffs,
+                                                     strict=True):
         share = owned.get(member["name"]) if owned is not None else None
         rows.append({
             "name": member["name"], "address": member["address"],
             "status": member["status"], "zone": member.get("tags", {}).get(ZONE_TAG),
             "http": http,
             "partitions": share[0] if share else None, "share": share[1] if share else None,
-            "keys": keys, "keys_error": reason, "hints": None, "handoffs": None,
+            "keys": keys, "keys_error": reason, "hints": None, "handoffs": pending,
         })
     return rows
 
@@ -127,7 +142,8 @@ def format_status(rows: list[dict[str, Any]], with_ring: bool = True) -> str:
         if row["keys"] is not None:
             keys = str(row["keys"])
         lines.append((row["status"], row["name"], row["address"], row["zone"] or "-",
-                      partitions, keys, "-", "-"))
+                      partitions, keys, "-",
+                      "-" if row["handoffs"] is None else str(row["handoffs"])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
                      for line in lines)

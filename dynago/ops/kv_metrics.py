@@ -19,6 +19,8 @@ KV store. Counters end in ``_total``; no other family ends in ``_sum``, ``_count
 * The ring: ``dynago_kv_ring_partitions``, ``dynago_kv_ring_members``,
   ``dynago_kv_ring_partitions_owned`` (gauges; this node's view).
 
+* Ownership handoff: dynago.ops.kv_handoff_metrics.
+
 A part whose actor did not answer in time is left out of that scrape, not shown as zero.
 """
 
@@ -47,6 +49,9 @@ KV_COUNTERS: dict[str, tuple[str, str]] = {
     "kv_replica_messages_dropped": ("dynago_kv_replica_messages_dropped",
                                     "Replica messages from peers dropped: malformed or "
                                     "unexpected."),
+    "kv_handoff_proxied_reads": ("dynago_kv_handoff_proxied_reads",
+                                 "Replica reads also asked of nodes still handing the "
+                                 "partition here."),
     "kv_internal_errors": ("dynago_kv_internal_errors",
                            "Messages the KV actor failed to handle (a bug: see the log)."),
 }
@@ -98,6 +103,10 @@ def kv_families(snapshot: KvServiceSnapshot) -> Iterator[Metric]:
         yield GaugeMetricFamily("dynago_kv_ring_partitions_owned",
                                 "Partitions this node owns in its view of the ring.",
                                 value=snapshot.partitions_owned)
+    if snapshot.handoff is not None:
+        from dynago.ops.kv_handoff_metrics import handoff_families
+
+        yield from handoff_families(snapshot.handoff)
 
 
 def _le(bound: float) -> str:

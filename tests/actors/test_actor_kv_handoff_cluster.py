@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from dynago.actors.kv_service import KvService
 from dynago.actors.storage_messages import ListKeys
@@ -130,6 +132,10 @@ def test_handoff_joiner_ends_up_with_exactly_its_partitions(
     retries = sum(counters(n).get("kv_handoff_retries", 0) for n in nodes)
     assert len(mine) <= sent <= len(mine) + retries * 4 * 20
     assert all(get(d, k) == "v-" + k for k in sorted(keys)[:30])
+    with urllib.request.urlopen(f"http://{d.http_address}/metrics", timeout=5) as answer:
+        metrics = {f.name: f for f in text_string_to_metric_families(answer.read().decode())}
+    assert metrics["dynago_kv_handoff_keys_received"].samples[0].value >= len(mine)
+    assert metrics["dynago_kv_handoffs_pending"].samples[0].value == 0
 
 
 def test_handoff_leaver_hands_its_data_off_before_it_exits(
