@@ -46,6 +46,7 @@ from dynago.actors.kv_handoff_messages import (
     Restored,
     Retry,
     RingChanged,
+    StoreHolds,
     TransferView,
 )
 from dynago.actors.kv_handoff_recv import Receiver
@@ -121,6 +122,11 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
         self._retry: Timer | None = None
         self._leave_reply: Callable[[int], None] | None = None
         self._dropping: set[int] = set()
+        # Whether the store holds a client object (None: not known yet). A node that
+        # holds none has nothing to hand off: a joiner whose ring grows from itself alone
+        # as it learns the members must not push back what others hand it meanwhile.
+        self._has_objects: bool | None = None
+        self._held_change: RingChanged | None = None
         self._drop_busy = False
 
     def on_start(self) -> None:
@@ -134,6 +140,9 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
 
         self.storage.tell(ListKeys(handoff.PROGRESS_PREFIX, keep=keep, reply=lambda keys: (
             tell_quietly(ref, Restored(tuple(zip(keys, values, strict=True)))))))
+        # Node-local keys are NUL and a letter: every client object sorts after NUL 0xff.
+        self.storage.tell(ListKeys(b"", after=b"\x00\xff", limit=1, reply=lambda keys: (
+            tell_quietly(ref, StoreHolds(any(handoff.is_object_key(k) for k in keys))))))
 
     # ------------------------------------------------------------ dispatch
 
@@ -149,6 +158,11 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
         match message:
             case RingChanged():
                 self._ring_changed(message)
+            case StoreHolds():
+                self._has_objects = self._has_objects or message.objects
+                held, self._held_change = self._held_change, None
+                if held is not None:
+                    self._ring_changed(held)
             case Page():
                 self._page(message)
             case PeerMessage():
@@ -197,6 +211,11 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
         self.ring = change.new
         if self._leave_reply is not None:
             return  # leaving: the plan towards the ring without this node stands
+        if self._has_objects is None:  # wait for the store's answer; changes add up
+            held = self._held_change
+            self._held_change = change if held is None else RingChanged(
+                held.old, change.new, held.gone | change.gone)
+            return
         for (p, target), t in list(self._transfers.items()):
             if not t.leaving and target not in change.new.preference_list(p):
                 log.info("handoff: partition %d to %s cancelled (no longer a replica there)",
@@ -207,6 +226,8 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
         except ValueError as exc:
             log.warning("handoff: %s", exc)
             return
+        if not self._has_objects:
+            plans = ()
         for pp in plans:
             for target in pp.targets:
                 self._add(pp.partition, target, pp.stays, leaving=False, acked=None)
@@ -361,11 +382,12 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
         if self.cfg.handoff_max_keys_s > 0:
             self._not_before = (max(self._not_before, self.clock.monotonic())
                                 + len(objects) / self.cfg.handoff_max_keys_s)
+        if not self.peers.send(t.target, HandoffChunk(seq, t.partition, objects, last)):
+            self._chunk_failed(seq, "no stream to the target")  # none yet: it joins
+            return
         self.stats.count("kv_handoff_chunks_sent")
         self.stats.count("kv_handoff_keys_sent", len(objects))
         self.stats.count("kv_handoff_bytes_sent", size)
-        if not self.peers.send(t.target, HandoffChunk(seq, t.partition, objects, last)):
-            self._chunk_failed(seq, "no stream to the target")
 
     # ------------------------------------------------------------ acknowledgements
 
@@ -414,9 +436,10 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
         t.buffer, t.buffer_bytes, t.scanned = [], 0, t.progress.acked
         t.retrying = True
         self.stats.count("kv_handoff_retries")
-        log.info("handoff: partition %d to %s: %s; resuming after %d acknowledged keys "
-                 "(%d chunks to send again)", t.partition, t.target, reason, t.keys_acked,
-                 lost)
+        log.log(logging.INFO if lost > 1 or t.keys_acked else logging.DEBUG,
+                "handoff: partition %d to %s: %s; resuming after %d acknowledged keys "
+                "(%d chunks to send again)", t.partition, t.target, reason, t.keys_acked,
+                lost)
         self._rescan_from(t.progress.acked)
         if self._retry is None:
             ref = self.actor_ref
@@ -438,6 +461,9 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
     # ------------------------------------------------------------ writes during handoff
 
     def _forward(self, committed: Committed) -> None:
+        if not self._has_objects and any(
+                v is not None and handoff.is_object_key(k) for k, v in committed.writes):
+            self._has_objects = True
         if not self._transfers:
             return
         parts = self.ring.partitions

@@ -100,6 +100,13 @@ class Restored(_Private):
 
 
 @dataclass(frozen=True, slots=True)
+class StoreHolds(_Private):
+    """Whether the store holds any client object (checked once at start)."""
+
+    objects: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ChunkTimeout(_Private):
     seq: int
 
