@@ -300,7 +300,10 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
         active = [t for t in self._transfers.values() if not t.progress.scan_done]
         if not active:
             return
-        if any(t.progress.in_flight >= self.cfg.handoff_in_flight for t in active):
+        # The window is the node's, all transfers together: a receiver fed by several
+        # senders, each with many partitions, must commit each chunk within the timeout.
+        if sum(t.progress.in_flight for t in self._transfers.values()) >= (
+                self.cfg.handoff_in_flight):
             return
         wait = self._not_before - self.clock.monotonic()
         if wait > 0:

@@ -50,10 +50,10 @@ class KvConfig:
     alone). It must stay under the message cap with room for an envelope."""
 
     handoff_in_flight: int = 4
-    """Handoff chunks sent and not yet acknowledged, per transfer (default 4): the
-    handoff's rate knob. A transfer sends at most ``in_flight * chunk_bytes`` per round
-    trip plus the receiver's commit; lower it to leave more of the network and the disks
-    to clients, raise it on fast links."""
+    """Handoff chunks this node has sent and not yet had acknowledged, all transfers
+    together (default 4): the handoff's rate knob. It sends at most
+    ``in_flight * chunk_bytes`` per round trip plus the receiver's commit; lower it to
+    leave more of the network and the disks to clients, raise it on fast links."""
 
     handoff_max_keys_s: float = 0.0
     """Most objects per second this node sends in handoff chunks, all transfers together
