@@ -113,9 +113,12 @@ def join(cluster: BenchCluster, n: int, keys: int, interrupt_at: float | None) -
     killed_at: float | None = None
     if interrupt_at is not None:
         try:
-            wait_until(lambda: member.stats().get("kv_store_keys", 0) >= interrupt_at * want,
-                       timeout_s=TIMEOUT_S, interval_s=0.05, what=f"{name} to take a part")
-            held = member.stats().get("kv_store_keys", 0)
+            def part() -> int:
+                keys = int(member.stats().get("kv_store_keys", 0))
+                return keys if keys >= interrupt_at * want else 0
+
+            held = wait_until(part, timeout_s=TIMEOUT_S, interval_s=0.05,
+                              what=f"{name} to take a part")
             member.process.kill()
             member.process.proc.wait(10)
             killed_at = time.monotonic() - began
