@@ -238,7 +238,7 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
     def _leave(self, message: HandOffForLeave) -> None:
         others = [m for m in self.ring.members if m.name != self.name]
         self._leave_reply = message.reply
-        if others:
+        if others and self._has_objects is not False:  # unknown: hand off to be safe
             without = Ring.build([RingMember(m.name, m.zone) for m in others],
                                  partitions=self.ring.partitions, n_val=self.ring.n_val)
             for pp in handoff.plan(self.ring, without, self.name):
@@ -453,8 +453,9 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
     def _completed(self, t: _Transfer) -> None:
         self._remove(t)
         self.stats.count("kv_handoff_transfers_done")
-        log.info("handoff: partition %d handed to %s (%d keys)", t.partition, t.target,
-                 t.keys_acked)
+        log.log(logging.INFO if t.keys_acked else logging.DEBUG,
+                "handoff: partition %d handed to %s (%d keys)", t.partition, t.target,
+                t.keys_acked)
         if not any(p == t.partition for p, _ in self._transfers):
             self.stats.count("kv_handoff_partitions_done")
             self._maybe_drop(t.partition)
