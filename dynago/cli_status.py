@@ -14,7 +14,8 @@ part of its record: ``dynago status`` uses the member's ``http`` tag (start node
   live, ``?`` when its HTTP address did not answer;
 * HINTS: ``kv_hints_held`` of the member (hints it holds for other nodes, handed back
   once they are alive); ``-`` / ``?`` like KEYS, or when the member has no hinted handoff;
-* HANDOFFS: handoffs pending, always ``-`` until the store has ownership handoff.
+* HANDOFFS: ownership handoff transfers the member has not finished
+  (``kv_handoffs_pending`` of its ``/v1/stats``); ``-`` / ``?`` like KEYS.
 
 ``--json`` prints the same as a list of objects (``null`` for ``-`` and ``?``, with
 ``keys_error`` saying why a count is missing). Exit 0 once the asked node answered
@@ -41,8 +42,8 @@ STATS_TIMEOUT_S = 2.0
 MAX_PARALLEL = 16
 
 HELP = ("the cluster at a glance: status, address, zone, partitions and keys of every "
-        "member (keys and hints need members started with --tag http=HOST:PORT; "
-        "handoffs show '-' until the store has ownership handoff)")
+        "member (keys, hints and handoffs need members started with "
+        "--tag http=HOST:PORT)")
 
 
 def add_parser(commands: Any, address: Callable[[str], str]) -> None:
@@ -59,32 +60,34 @@ def _fetch(address: str, path: str, timeout_s: float = 5.0) -> Any:
     return http_json(address, path, timeout_s=timeout_s)
 
 
-def member_keys(address: str) -> tuple[int | None, str | None]:
-    """``(kv_store_keys, None)`` from the node at ``address``, or ``(None, reason)``."""
-    keys, _hints, reason = member_counts(address)
-    return keys, reason
+MemberCounts = tuple[int | None, int | None, int | None, str | None]
+"""``(keys, hints held, handoffs pending, None)`` of one member, or ``(None, None, None,
+reason)`` when its ``/v1/stats`` could not be read; hints and handoffs are None when the
+member does not report them."""
 
 
-def member_counts(address: str) -> tuple[int | None, int | None, str | None]:
-    """``(kv_store_keys, kv_hints_held or None, None)`` from the node at ``address``, or
-    ``(None, None, reason)``."""
+def _count(stats: dict[str, Any], name: str) -> int | None:
+    value = stats.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def member_counts(address: str) -> MemberCounts:
+    """The KV counts of the node at ``address``, from one ``/v1/stats``."""
     try:
         stats = _fetch(address, "/v1/stats", timeout_s=STATS_TIMEOUT_S)
     except urllib.error.URLError as error:
-        return None, None, str(getattr(error, "reason", error))
+        return None, None, None, str(getattr(error, "reason", error))
     except (OSError, ValueError) as error:
-        return None, None, str(error) or type(error).__name__
-    keys = stats.get("kv_store_keys") if isinstance(stats, dict) else None
-    if not isinstance(keys, int) or isinstance(keys, bool):
-        return None, None, "no kv_store_keys in its /v1/stats"
-    hints = stats.get("kv_hints_held")
-    return keys, hints if isinstance(hints, int) and not isinstance(hints, bool) else None, None
+        return None, None, None, str(error) or type(error).__name__
+    if not isinstance(stats, dict) or _count(stats, "kv_store_keys") is None:
+        return None, None, None, "no kv_store_keys in its /v1/stats"
+    return (_count(stats, "kv_store_keys"), _count(stats, "kv_hints_held"),
+            _count(stats, "kv_handoffs_pending"), None)
 
 
 def status_rows(members: list[dict[str, Any]], ring: dict[str, Any] | None,
                 self_name: str | None, self_http: str,
-                keys_of: Callable[[str], tuple[int | None, int | None, str | None]]
-                = member_counts,
+                keys_of: Callable[[str], MemberCounts] = member_counts,
                 ) -> list[dict[str, Any]]:
     """One ``dynago status --json`` object per member, in the order of ``members``.
 
@@ -93,7 +96,8 @@ def status_rows(members: list[dict[str, Any]], ring: dict[str, Any] | None,
         ring: its ``/v1/ring`` (None when it has none).
         self_name: the asked node's own name (its keys come from ``self_http``).
         self_http: the HTTP address the asked node was reached at.
-        keys_of: reads one member's key and hint counts (parallel calls, one per member).
+        keys_of: reads one member's key, hint and handoff counts (parallel calls, one
+            per member).
     """
     owned = ({m["name"]: (int(m["partitions"]), float(m["share"])) for m in ring["members"]}
              if ring is not None else None)
@@ -108,16 +112,18 @@ def status_rows(members: list[dict[str, Any]], ring: dict[str, Any] | None,
 
     targets = [http_of(m) for m in members]
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
-        counts = list(pool.map(lambda a: keys_of(a) if a else (None, None, None), targets))
+        counts = list(pool.map(lambda a: keys_of(a) if a else (None, None, None, None),
+                               targets))
     rows = []
-    for member, http, (keys, hints, reason) in zip(members, targets, counts, strict=True):
+    for member, http, (keys, hints, pending, reason) in zip(members, targets, counts,
+                                                             strict=True):
         share = owned.get(member["name"]) if owned is not None else None
         rows.append({
             "name": member["name"], "address": member["address"],
             "status": member["status"], "zone": member.get("tags", {}).get(ZONE_TAG),
             "http": http,
             "partitions": share[0] if share else None, "share": share[1] if share else None,
-            "keys": keys, "keys_error": reason, "hints": hints, "handoffs": None,
+            "keys": keys, "keys_error": reason, "hints": hints, "handoffs": pending,
         })
     return rows
 
@@ -136,11 +142,13 @@ def format_status(rows: list[dict[str, Any]], with_ring: bool = True) -> str:
         keys = "?" if row["keys_error"] else "-"
         if row["keys"] is not None:
             keys = str(row["keys"])
-        hints = "?" if row["keys_error"] else "-"
+        hints = handoffs = "?" if row["keys_error"] else "-"
         if row.get("hints") is not None:
             hints = str(row["hints"])
+        if row.get("handoffs") is not None:
+            handoffs = str(row["handoffs"])
         lines.append((row["status"], row["name"], row["address"], row["zone"] or "-",
-                      partitions, keys, hints, "-"))
+                      partitions, keys, hints, handoffs))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
                      for line in lines)

@@ -226,6 +226,15 @@ class Node:
             return
         self._stopped = True
         if leave:
+            # Services hand their data over while this node still counts as a member
+            # (once its leave is out, others stop talking to it); each bounds its wait.
+            for service, _ in self._started_services:
+                prepare = getattr(service, "prepare_leave", None)
+                if callable(prepare):
+                    try:
+                        prepare()
+                    except Exception:
+                        log.exception("service %s failed to prepare the leave", service.name)
             self.leave()
         if self.http is not None:
             self.http.stop()

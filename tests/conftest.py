@@ -40,7 +40,8 @@ _KV_NODE_PORTS = itertools.count(17700)
 @pytest.fixture
 def kv_nodes() -> Iterator[Callable[..., Any]]:
     """Factory of in-process nodes on one MemoryNetwork with an admin API on 127.0.0.1:0
-    and the key-value store (``kv=False``: without it): ``start(name, seed=NODE)``. Every
+    and the key-value store (``kv=False``: without it; ``kv_config``: its KvConfig):
+    ``start(name, seed=NODE)``. Every
     node is stopped at teardown."""
     import pykka
 
@@ -52,11 +53,12 @@ def kv_nodes() -> Iterator[Callable[..., Any]]:
     network = MemoryNetwork()
     started: list[Node] = []
 
-    def start(name: str, *, seed: Node | None = None, kv: bool = True) -> Node:
+    def start(name: str, *, seed: Node | None = None, kv: bool = True,
+              kv_config: Any = None) -> Node:
         node = Node(bind=f"127.0.0.1:{next(_KV_NODE_PORTS)}", name=name,
                     config=Config.local(), seeds=(seed.address,) if seed else (),
                     transport=network.transport(), http_bind="127.0.0.1:0",
-                    services=[KvService()] if kv else ())
+                    services=[KvService(kv_config)] if kv else ())
         started.append(node)
         return node.start()
 

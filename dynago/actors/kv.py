@@ -34,6 +34,8 @@ from typing import Any
 import pykka
 
 from dynago.actors import kv_coordinate
+from dynago.actors.kv_handoff_messages import InboundView
+from dynago.actors.kv_handoff_reads import HandoffReads, ProxyExpire, ProxyLocal
 from dynago.actors.kv_messages import (
     ClientGet,
     ClientListKeys,
@@ -87,7 +89,7 @@ rebuilding costs at most ~5 % of the KvActor's time (a flood of made-up members 
 rebuilds compete with the membership actor for the interpreter)."""
 
 
-class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
+class KvActor(kv_coordinate.Coordinator, HandoffReads, pykka.ThreadingActor):
     """Drives the KV requests of node ``name``."""
 
     def __init__(
@@ -103,6 +105,7 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
         ring: RingKeeper | None = None,
         on_ring_change: Callable[[list[tuple[str, str | None]]], None] | None = None,
         hints: pykka.ActorRef[Any] | None = None,
+        inbound: InboundView | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -124,6 +127,9 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
         self._last_rebuild = float("-inf")
         self._rebuild_interval = RING_REBUILD_INTERVAL_S
         self.init_requests()
+        # Partitions still being handed to this node, and by whom (kv_handoff_reads).
+        self.inbound = inbound or InboundView()
+        self.init_proxies()
 
     # ------------------------------------------------------------ dispatch
 
@@ -169,6 +175,8 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                 return self.stats.snapshot(self.in_flight())
             case PeerMessage():
                 self._peer_message(message.sender, message.message, message.done)
+            case ProxyLocal() | ProxyExpire():
+                self.proxy_message(message)
             case _:
                 log.warning("kv: unexpected message %r", type(message).__name__)
         return None
@@ -244,6 +252,8 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
                                                                      error=str(e) or "error")),
                     origin=Origin(how, sender)))
             case ReplicaGet():
+                if self.proxy_get(sender, message):
+                    return
                 rid = message.request_id
                 try:
                     stored = self._stored_key(message.key, message.hint_for)
@@ -270,7 +280,8 @@ class KvActor(kv_coordinate.Coordinator, pykka.ThreadingActor):
             case ReplicaPutAck():
                 self.replica_acked(sender, message)
             case ReplicaGetReply():
-                self.replica_replied(sender, message)
+                if not self.proxy_replied(sender, message):
+                    self.replica_replied(sender, message)
             case ForwardReply():
                 self.forward_replied(sender, message)
             case KeyList():

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,14 @@ from dynago.actors import api
 from dynago.actors.kv import KvActor
 from dynago.actors.kv_explain import ExplainActor, ExplainKey, GetExplainStats
 from dynago.actors.kv_frontend import ActorFrontend
+from dynago.actors.kv_handoff import HandoffActor
+from dynago.actors.kv_handoff_messages import (
+    GetHandoffSnapshot,
+    HandOffForLeave,
+    HandoffSnapshot,
+    InboundView,
+    RingChanged,
+)
 from dynago.actors.kv_hints import GetHintStats, HintActor
 from dynago.actors.kv_messages import GetKvSnapshot, MemberChanged, MembersSeen
 from dynago.actors.refs import tell_if_alive, tell_quietly
@@ -43,6 +52,7 @@ from dynago.actors.storage import StorageActor, storage_stats
 from dynago.actors.storage_messages import StorageStats
 from dynago.kv.config import KvConfig
 from dynago.kv.explain import KvExplain, KvExplainReply
+from dynago.kv.handoff_messages import HANDOFF_MESSAGE_TYPES
 from dynago.kv.members import ZONE_TAG, RingKeeper
 from dynago.kv.messages import KV_MESSAGE_TYPES, KvMessage
 from dynago.kv.model import ObjectKey
@@ -55,6 +65,7 @@ if TYPE_CHECKING:
     from dynago.core.messages import MemberEvent
     from dynago.http.server import RouteHook
     from dynago.service import NodeContext
+    from dynago.transport.base import WireMessage
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +82,14 @@ class KvServiceSnapshot:
     ring_partitions: int
     partitions_owned: int
     ring_members: int
+    handoff: HandoffSnapshot | None = None
+    """The HandoffActor's counters and pending transfers (None: it did not answer)."""
 
     def as_dict(self) -> dict[str, int]:
         """The flat counters of ``KvService.stats``."""
         out: dict[str, int] = self.kv.as_dict() if self.kv is not None else {}
+        if self.handoff is not None:
+            out.update(self.handoff.counters)
         stored = self.store
         if stored is not None:
             out.update({"kv_store_keys": stored.keys, "kv_store_bytes": stored.size_bytes,
@@ -126,6 +141,16 @@ class DirectorySender:
         return send_to_peer(self._peers, name, message)
 
 
+class WireDirectorySender:
+    """The HandoffActor's sender: any wire message, to the peer's PeerActor."""
+
+    def __init__(self, peers: PeerDirectory) -> None:
+        self._peers = peers
+
+    def send(self, name: str, message: WireMessage) -> bool:
+        return send_to_peer(self._peers, name, message)
+
+
 class KvService:
     """The key-value store of one node."""
 
@@ -137,6 +162,7 @@ class KvService:
         self.storage: pykka.ActorRef[Any] | None = None
         self.kv: pykka.ActorRef[Any] | None = None
         self.hints: pykka.ActorRef[Any] | None = None
+        self.handoff: pykka.ActorRef[Any] | None = None
         self.ring: RingKeeper | None = None
         self.frontend: ActorFrontend | None = None
         self._membership: pykka.ActorRef[Any] | None = None
@@ -173,12 +199,28 @@ class KvService:
             name=context.name, kv_config=self.kv_config, storage=self.storage, peers=peers,
             clock=context.clock, scheduler=context.scheduler,
             partitions=config.ring_partitions, n_val=config.n_val)
+        inbound = InboundView()
+        keeper = self.ring
+        self.handoff = handoff = HandoffActor.start(
+            name=context.name, kv_config=self.kv_config, storage=self.storage,
+            peers=WireDirectorySender(context.peers), scheduler=context.scheduler,
+            ring=keeper.ring, inbound=inbound, clock=context.clock)
+        previous = [keeper.ring]
+
+        def on_ring_change(members: list[tuple[str, str | None]]) -> None:
+            # On the KvActor's thread, right after a rebuild: the handoff plans from it.
+            old, new = previous[0], keeper.ring
+            previous[0] = new
+            gone = frozenset(m.name for m in old.members if keeper.status(m.name) == "failed")
+            tell_quietly(handoff, RingChanged(old, new, gone))
+            if ring_file is not None:
+                write_ring_file(ring_file, members)
+
         self.kv = kv = KvActor.start(
             name=context.name, config=config, kv_config=self.kv_config,
             storage=self.storage, peers=peers, clock=context.clock,
             scheduler=context.scheduler, ring=self.ring, hints=hints,
-            on_ring_change=(lambda members: write_ring_file(ring_file, members))
-            if ring_file is not None else None)
+            on_ring_change=on_ring_change, inbound=inbound)
 
         def on_event(event: MemberEvent) -> None:
             tell_quietly(kv, MemberChanged(event))
@@ -198,9 +240,10 @@ class KvService:
 
     def peer_routes(self) -> Mapping[type[Any], pykka.ActorRef[Any]]:
         assert self.kv is not None, "start() first"
-        assert self.explainer is not None
+        assert self.explainer is not None and self.handoff is not None
         routes: dict[type[Any], pykka.ActorRef[Any]] = dict.fromkeys(KV_MESSAGE_TYPES, self.kv)
         routes.update(dict.fromkeys((KvExplain, KvExplainReply), self.explainer))
+        routes.update(dict.fromkeys(HANDOFF_MESSAGE_TYPES, self.handoff))
         return routes
 
     async def explain(self, key: ObjectKey) -> dict[str, Any] | None:
@@ -273,11 +316,45 @@ class KvService:
                 store = storage_stats(self.storage, timeout_s=_ASK_S)
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
+        handoff = self.handoff_snapshot()
         ring = self.ring.ring if self.ring is not None else None
         if ring is None:
-            return KvServiceSnapshot(kv, store, 0, 0, 0)
+            return KvServiceSnapshot(kv, store, 0, 0, 0, handoff)
         return KvServiceSnapshot(kv, store, ring.partitions,
-                                 len(ring.partitions_of(self._node_name)), len(ring.members))
+                                 len(ring.partitions_of(self._node_name)), len(ring.members),
+                                 handoff)
+
+    def handoff_snapshot(self) -> HandoffSnapshot | None:
+        """The HandoffActor's counters and transfers (blocks like ``snapshot``)."""
+        if self.handoff is None:
+            return None
+        try:
+            answer = self.handoff.ask(GetHandoffSnapshot(), timeout=_ASK_S)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return None
+        assert isinstance(answer, HandoffSnapshot)
+        return answer
+
+    def prepare_leave(self) -> bool:
+        """Hand this node's data to the ring without it, waiting at most
+        ``KvConfig.handoff_leave_timeout_s``; True if every transfer was acknowledged.
+        What was not is logged, left to anti-entropy (called before the node announces
+        its leave, so that others still count this node a replica meanwhile)."""
+        if self.handoff is None:
+            return True
+        finished = threading.Event()
+        tell_quietly(self.handoff, HandOffForLeave(lambda _pending: finished.set()))
+        timeout_s = self.kv_config.handoff_leave_timeout_s
+        if finished.wait(timeout_s):
+            log.info("kv: leaving: every partition this node held was handed off")
+            return True
+        snap = self.handoff_snapshot()
+        left = [t for t in snap.transfers if t.state != "done"] if snap is not None else []
+        log.warning(
+            "kv: leaving: handoff not done after %.0f s; left to anti-entropy: %d transfers "
+            "(partitions %s)", timeout_s, len(left),
+            ", ".join(sorted({str(t.partition) for t in left}, key=int)) or "unknown")
+        return False
 
     def stats(self) -> Mapping[str, int]:
         """KV request counters and the store's, flat (blocks like ``snapshot``)."""
@@ -307,10 +384,10 @@ class KvService:
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
             self._token = None
-        for ref in (self.explainer, self.kv, self.hints, self.storage):
+        for ref in (self.explainer, self.handoff, self.kv, self.hints, self.storage):
             if ref is not None:
                 try:
                     ref.stop(timeout=5.0)
                 except (pykka.ActorDeadError, pykka.Timeout):
                     pass
-        self.kv = self.hints = self.storage = self.explainer = None
+        self.kv = self.hints = self.storage = self.explainer = self.handoff = None

@@ -57,6 +57,33 @@ class KvConfig:
     hint_check_interval_s: float = 1.0
     """How often a node holding hints looks for owners alive again (default 1 s), beside
     reacting to membership events at once."""
+    handoff_chunk_keys: int = 500
+    """Most objects in one handoff chunk (default 500; at most 10000). With
+    ``handoff_chunk_bytes`` it sets how much one acknowledgement covers."""
+
+    handoff_chunk_bytes: int = 256 * 1024
+    """Most object bytes in one handoff chunk (default 256 KiB; a larger object travels
+    alone). It must stay under the message cap with room for an envelope."""
+
+    handoff_in_flight: int = 4
+    """Handoff chunks this node has sent and not yet had acknowledged, all transfers
+    together (default 4): the handoff's rate knob. It sends at most
+    ``in_flight * chunk_bytes`` per round trip plus the receiver's commit; lower it to
+    leave more of the network and the disks to clients, raise it on fast links."""
+
+    handoff_max_keys_s: float = 0.0
+    """Most objects per second this node sends in handoff chunks, all transfers together
+    (default 0: no limit beyond ``handoff_in_flight``). Set it to keep a node that joins
+    or leaves from taking the disks and the network from clients."""
+
+    handoff_ack_timeout_s: float = 10.0
+    """How long a handoff chunk waits for its acknowledgement before the transfer
+    resumes from the last acknowledged chunk (default 10 s)."""
+
+    handoff_leave_timeout_s: float = 60.0
+    """How long ``dynago leave`` and SIGTERM wait for this node's data to be handed off
+    before the node exits anyway (default 60 s); what was not acknowledged by then is
+    logged and left to anti-entropy."""
 
     def validate(self, max_message_bytes: int) -> KvConfig:
         """Return self if usable, else raise ConfigError saying what is wrong."""
@@ -83,4 +110,18 @@ class KvConfig:
         if not self.hint_retry_s > 0 or not self.hint_check_interval_s > 0:
             raise ConfigError(f"hint_retry_s and hint_check_interval_s must be greater than "
                               f"0, got {self.hint_retry_s} and {self.hint_check_interval_s}")
+        if not 1 <= self.handoff_chunk_keys <= 10_000:
+            raise ConfigError(f"handoff_chunk_keys must be 1 to 10000, "
+                              f"got {self.handoff_chunk_keys}")
+        if not 1 <= self.handoff_chunk_bytes <= room:
+            raise ConfigError(f"handoff_chunk_bytes must be 1 to {room} (max_message_bytes "
+                              f"less 64 KiB), got {self.handoff_chunk_bytes}")
+        if not 1 <= self.handoff_in_flight <= 64:
+            raise ConfigError(f"handoff_in_flight must be 1 to 64, got {self.handoff_in_flight}")
+        if not self.handoff_max_keys_s >= 0:
+            raise ConfigError(f"handoff_max_keys_s must be 0 (no limit) or more, "
+                              f"got {self.handoff_max_keys_s}")
+        for knob in ("handoff_ack_timeout_s", "handoff_leave_timeout_s"):
+            if not getattr(self, knob) > 0:
+                raise ConfigError(f"{knob} must be greater than 0, got {getattr(self, knob)}")
         return self

@@ -21,6 +21,8 @@ KV store. Counters end in ``_total``; no other family ends in ``_sum``, ``_count
 * The ring: ``dynago_kv_ring_partitions``, ``dynago_kv_ring_members``,
   ``dynago_kv_ring_partitions_owned`` (gauges; this node's view).
 
+* Ownership handoff: dynago.ops.kv_handoff_metrics.
+
 A part whose actor did not answer in time is left out of that scrape, not shown as zero.
 """
 
@@ -59,6 +61,9 @@ KV_COUNTERS: dict[str, tuple[str, str]] = {
                                   "(retried later)."),
     "kv_hint_messages_dropped": ("dynago_kv_hint_messages_dropped",
                                  "Hint messages from peers dropped: malformed."),
+    "kv_handoff_proxied_reads": ("dynago_kv_handoff_proxied_reads",
+                                 "Replica reads also asked of nodes still handing the "
+                                 "partition here."),
     "kv_internal_errors": ("dynago_kv_internal_errors",
                            "Messages the KV actor failed to handle (a bug: see the log)."),
 }
@@ -114,6 +119,10 @@ def kv_families(snapshot: KvServiceSnapshot) -> Iterator[Metric]:
         yield GaugeMetricFamily("dynago_kv_ring_partitions_owned",
                                 "Partitions this node owns in its view of the ring.",
                                 value=snapshot.partitions_owned)
+    if snapshot.handoff is not None:
+        from dynago.ops.kv_handoff_metrics import handoff_families
+
+        yield from handoff_families(snapshot.handoff)
 
 
 def _le(bound: float) -> str:

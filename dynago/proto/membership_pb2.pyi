@@ -813,6 +813,96 @@ class KvExplainReply(_message.Message):
 Global___KvExplainReply: _TypeAlias = KvExplainReply  # noqa: Y015
 
 @_typing.final
+class KvHandoffObject(_message.Message):
+    """Ownership handoff (dynago/kv/handoff.py): one object of a handoff chunk."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUCKET_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    OBJECT_FIELD_NUMBER: _builtins.int
+    bucket: _builtins.str
+    key: _builtins.str
+    object: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        bucket: _builtins.str = ...,
+        key: _builtins.str = ...,
+        object: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "key", b"key", "object", b"object"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvHandoffObject: _TypeAlias = KvHandoffObject  # noqa: Y015
+
+@_typing.final
+class KvHandoffChunk(_message.Message):
+    """Old holder -> new owner: objects of one partition in storage-key order, to merge
+    (never overwrite); answered by KvHandoffAck once durable. last: the transfer's end.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    OBJECTS_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    partition: _builtins.int
+    last: _builtins.bool
+    @_builtins.property
+    def objects(self) -> _containers.RepeatedCompositeFieldContainer[Global___KvHandoffObject]: ...
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        partition: _builtins.int = ...,
+        objects: _abc.Iterable[Global___KvHandoffObject] | None = ...,
+        last: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last", b"last", "objects", b"objects", "partition", b"partition", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvHandoffChunk: _TypeAlias = KvHandoffChunk  # noqa: Y015
+
+@_typing.final
+class KvHandoffAck(_message.Message):
+    """New owner -> old holder: chunk seq is durable here (ok), or why not."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    OK_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    partition: _builtins.int
+    ok: _builtins.bool
+    error: _builtins.str
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        partition: _builtins.int = ...,
+        ok: _builtins.bool = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "ok", b"ok", "partition", b"partition", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvHandoffAck: _TypeAlias = KvHandoffAck  # noqa: Y015
+
+@_typing.final
 class Envelope(_message.Message):
     """Every message on a stream is exactly one of these kinds."""
 
@@ -835,6 +925,8 @@ class Envelope(_message.Message):
     KV_FORWARD_REPLY_FIELD_NUMBER: _builtins.int
     KV_LIST_KEYS_FIELD_NUMBER: _builtins.int
     KV_KEY_LIST_FIELD_NUMBER: _builtins.int
+    KV_HANDOFF_CHUNK_FIELD_NUMBER: _builtins.int
+    KV_HANDOFF_ACK_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     KV_EXPLAIN_FIELD_NUMBER: _builtins.int
     KV_EXPLAIN_REPLY_FIELD_NUMBER: _builtins.int
@@ -873,6 +965,10 @@ class Envelope(_message.Message):
     @_builtins.property
     def kv_key_list(self) -> Global___KvKeyList: ...
     @_builtins.property
+    def kv_handoff_chunk(self) -> Global___KvHandoffChunk: ...
+    @_builtins.property
+    def kv_handoff_ack(self) -> Global___KvHandoffAck: ...
+    @_builtins.property
     def batch(self) -> Global___Batch:
         """Several envelopes written as one gRPC message: what a stream's writer found queued
         behind the one it was about to write (protocol version 3; dynago/transport/batch_codec.py).
@@ -902,15 +998,17 @@ class Envelope(_message.Message):
         kv_forward_reply: Global___KvForwardReply | None = ...,
         kv_list_keys: Global___KvListKeys | None = ...,
         kv_key_list: Global___KvKeyList | None = ...,
+        kv_handoff_chunk: Global___KvHandoffChunk | None = ...,
+        kv_handoff_ack: Global___KvHandoffAck | None = ...,
         batch: Global___Batch | None = ...,
         kv_explain: Global___KvExplain | None = ...,
         kv_explain_reply: Global___KvExplainReply | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "batch", b"batch", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "batch", b"batch", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_handoff_ack", b"kv_handoff_ack", "kv_handoff_chunk", b"kv_handoff_chunk", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "batch", b"batch", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "batch", b"batch", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_handoff_ack", b"kv_handoff_ack", "kv_handoff_chunk", b"kv_handoff_chunk", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack", "auth", "kv_put", "kv_put_ack", "kv_get", "kv_get_reply", "kv_forward", "kv_forward_reply", "kv_list_keys", "kv_key_list", "batch", "kv_explain", "kv_explain_reply"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack", "auth", "kv_put", "kv_put_ack", "kv_get", "kv_get_reply", "kv_forward", "kv_forward_reply", "kv_list_keys", "kv_key_list", "kv_handoff_chunk", "kv_handoff_ack", "batch", "kv_explain", "kv_explain_reply"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -40,9 +40,11 @@ from google.protobuf import message as _protobuf_message
 from dynago.core.member import Member, Status
 from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.core.tags import MAX_TAGS
+from dynago.kv.handoff_messages import HandoffAck, HandoffChunk, HandoffMessage
 from dynago.kv.messages import KV_MESSAGE_TYPES, KvMessage
 from dynago.proto import membership_pb2 as pb
 from dynago.transport.kv_codec import decode_kv, encode_kv
+from dynago.transport.kv_handoff_codec import decode_handoff, encode_handoff
 
 if TYPE_CHECKING:
     from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
@@ -96,7 +98,7 @@ class DecodeError(ValueError):
 
 
 _WireMessage = (Hello | Refusal | Auth | Gossip | StateSync | Ping | Ack | PingReq | Nack
-                | KvMessage)
+                | KvMessage | HandoffMessage)
 
 _STATUS_TO_WIRE: dict[Status, pb.MemberStatus.ValueType] = {
     Status.ALIVE: pb.MEMBER_STATUS_ALIVE,
@@ -156,6 +158,8 @@ def encode(message: _WireMessage) -> bytes:
         case Nack():
             envelope.nack.SetInParent()
             envelope.nack.seq = message.seq
+        case HandoffChunk() | HandoffAck():
+            encode_handoff(envelope, message)
         case _ if isinstance(message, KV_MESSAGE_TYPES):
             encode_kv(envelope, message)
         case _:
@@ -263,6 +267,11 @@ def decode(data: bytes, max_bytes: int) -> _WireMessage:
         return PingReq(seq=ping_req.seq, target=_decode_member(ping_req.target, 0))
     if kind == "nack":
         return Nack(seq=envelope.nack.seq)
+    if kind.startswith("kv_handoff_"):
+        try:
+            return decode_handoff(envelope, kind)
+        except ValueError as exc:
+            raise DecodeError(str(exc)) from exc
     if kind.startswith("kv_"):
         try:
             return decode_kv(envelope, kind)
