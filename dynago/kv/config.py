@@ -41,6 +41,27 @@ class KvConfig:
     must not move data — reads and writes go on with the other replicas — so only a member
     that left, or stayed failed this long, drops out of the ring and its partitions move."""
 
+    aae_enabled: bool = True
+    """Active anti-entropy (dynago.kv.tictac, docs/reliability.md): replicas compare hash
+    trees of their partitions and repair the keys that differ, read or not. On by
+    default; within the budget below."""
+
+    aae_exchange_interval_s: float = 10.0
+    """Mean time between two exchanges started by this node (each of one partition with
+    one other live replica), jittered ±50 % so nodes do not fall into step (default
+    10 s). Lower repairs sooner; an equal partition costs one 8-byte round trip."""
+
+    aae_max_keys_per_s: float = 100.0
+    """Most keys anti-entropy repairs per second, sent and fetched together (default
+    100). Bounds the store writes and reads repairs add to the foreground's."""
+
+    aae_max_bytes_per_s: float = float(1 << 20)
+    """Most object bytes per second anti-entropy sends (default 1 MiB/s)."""
+
+    aae_pause_queue_depth: int = 64
+    """An exchange is not started, and a repair waits, while the storage actor has more
+    than this many messages queued: the foreground is busy (default 64)."""
+
     def validate(self, max_message_bytes: int) -> KvConfig:
         """Return self if usable, else raise ConfigError saying what is wrong."""
         if self.engine not in ENGINES:
@@ -57,4 +78,10 @@ class KvConfig:
                 f"envelope), got {self.max_value_bytes}")
         if not self.ring_grace_s > 0:
             raise ConfigError(f"ring_grace_s must be greater than 0, got {self.ring_grace_s}")
+        for name in ("aae_exchange_interval_s", "aae_max_keys_per_s", "aae_max_bytes_per_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be greater than 0, got {getattr(self, name)}")
+        if self.aae_pause_queue_depth < 1:
+            raise ConfigError(f"aae_pause_queue_depth must be at least 1, "
+                              f"got {self.aae_pause_queue_depth}")
         return self

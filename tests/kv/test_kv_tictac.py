@@ -178,3 +178,15 @@ def test_reap_update_reaps_only_the_confirmed_tombstone() -> None:
     assert reap_update(object_hash(live_data))(live_data) is None  # not a tombstone
     with pytest.raises(ValueError):
         marker_of(live)
+
+
+def test_kv_config_aae_knobs_are_checked() -> None:
+    from dynago.config import ConfigError
+    from dynago.kv.config import KvConfig
+
+    assert KvConfig().aae_enabled
+    KvConfig(aae_exchange_interval_s=0.05, aae_max_keys_per_s=5).validate(4 << 20)
+    for bad in ({"aae_exchange_interval_s": 0}, {"aae_max_keys_per_s": -1},
+                {"aae_max_bytes_per_s": 0}, {"aae_pause_queue_depth": 0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            KvConfig(**bad).validate(4 << 20)  # type: ignore[arg-type]
