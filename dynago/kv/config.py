@@ -84,6 +84,26 @@ class KvConfig:
     """How long ``dynago leave`` and SIGTERM wait for this node's data to be handed off
     before the node exits anyway (default 60 s); what was not acknowledged by then is
     logged and left to anti-entropy."""
+    aae_enabled: bool = True
+    """Active anti-entropy (dynago.kv.tictac, docs/reliability.md): replicas compare hash
+    trees of their partitions and repair the keys that differ, read or not. On by
+    default; within the budget below."""
+
+    aae_exchange_interval_s: float = 10.0
+    """Mean time between two exchanges started by this node (each of one partition with
+    one other live replica), jittered ±50 % so nodes do not fall into step (default
+    10 s). Lower repairs sooner; an equal partition costs one 8-byte round trip."""
+
+    aae_max_keys_per_s: float = 100.0
+    """Most keys anti-entropy repairs per second, sent and fetched together (default
+    100). Bounds the store writes and reads repairs add to the foreground's."""
+
+    aae_max_bytes_per_s: float = float(1 << 20)
+    """Most object bytes per second anti-entropy sends (default 1 MiB/s)."""
+
+    aae_pause_queue_depth: int = 64
+    """An exchange is not started, and a repair waits, while the storage actor has more
+    than this many messages queued: the foreground is busy (default 64)."""
 
     def validate(self, max_message_bytes: int) -> KvConfig:
         """Return self if usable, else raise ConfigError saying what is wrong."""
@@ -124,4 +144,10 @@ class KvConfig:
         for knob in ("handoff_ack_timeout_s", "handoff_leave_timeout_s"):
             if not getattr(self, knob) > 0:
                 raise ConfigError(f"{knob} must be greater than 0, got {getattr(self, knob)}")
+        for name in ("aae_exchange_interval_s", "aae_max_keys_per_s", "aae_max_bytes_per_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be greater than 0, got {getattr(self, name)}")
+        if self.aae_pause_queue_depth < 1:
+            raise ConfigError(f"aae_pause_queue_depth must be at least 1, "
+                              f"got {self.aae_pause_queue_depth}")
         return self

@@ -903,6 +903,193 @@ class KvHandoffAck(_message.Message):
 Global___KvHandoffAck: _TypeAlias = KvHandoffAck  # noqa: Y015
 
 @_typing.final
+class KvAaeHashesAsk(_message.Message):
+    """---- Active anti-entropy (dynago/actors/kv_aae.py, dynago/kv/aae_messages.py). ----
+    Keys are storage keys (bucket NUL key); hashes are 64-bit tictac hashes (kv/tictac.py).
+
+    Send me your hashes of a partition: level 0 the root, 1 every branch, 2 the segments
+    under the branches named in ids.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    IDS_FIELD_NUMBER: _builtins.int
+    exchange_id: _builtins.int
+    partition: _builtins.int
+    level: _builtins.int
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        exchange_id: _builtins.int = ...,
+        partition: _builtins.int = ...,
+        level: _builtins.int = ...,
+        ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_id", b"exchange_id", "ids", b"ids", "level", b"level", "partition", b"partition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvAaeHashesAsk: _TypeAlias = KvAaeHashesAsk  # noqa: Y015
+
+@_typing.final
+class KvAaeHashes(_message.Message):
+    """The hashes asked for: ids[i] has hashes[i]."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    IDS_FIELD_NUMBER: _builtins.int
+    HASHES_FIELD_NUMBER: _builtins.int
+    exchange_id: _builtins.int
+    partition: _builtins.int
+    level: _builtins.int
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        exchange_id: _builtins.int = ...,
+        partition: _builtins.int = ...,
+        level: _builtins.int = ...,
+        ids: _abc.Iterable[_builtins.int] | None = ...,
+        hashes: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_id", b"exchange_id", "hashes", b"hashes", "ids", b"ids", "level", b"level", "partition", b"partition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvAaeHashes: _TypeAlias = KvAaeHashes  # noqa: Y015
+
+@_typing.final
+class KvAaeKeysAsk(_message.Message):
+    """Send me the keys you hold in these segments, and these keys, with object hashes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    SEGMENTS_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    exchange_id: _builtins.int
+    partition: _builtins.int
+    @_builtins.property
+    def segments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        exchange_id: _builtins.int = ...,
+        partition: _builtins.int = ...,
+        segments: _abc.Iterable[_builtins.int] | None = ...,
+        keys: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_id", b"exchange_id", "keys", b"keys", "partition", b"partition", "segments", b"segments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvAaeKeysAsk: _TypeAlias = KvAaeKeysAsk  # noqa: Y015
+
+@_typing.final
+class KvAaeKeys(_message.Message):
+    """The keys asked for that the sender holds: keys[i] has object hash hashes[i]."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    HASHES_FIELD_NUMBER: _builtins.int
+    exchange_id: _builtins.int
+    partition: _builtins.int
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    @_builtins.property
+    def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        exchange_id: _builtins.int = ...,
+        partition: _builtins.int = ...,
+        keys: _abc.Iterable[_builtins.bytes] | None = ...,
+        hashes: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_id", b"exchange_id", "hashes", b"hashes", "keys", b"keys", "partition", b"partition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvAaeKeys: _TypeAlias = KvAaeKeys  # noqa: Y015
+
+@_typing.final
+class KvAaePush(_message.Message):
+    """Send me your objects of these keys (as KvPut, origin "anti-entropy")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    exchange_id: _builtins.int
+    partition: _builtins.int
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        exchange_id: _builtins.int = ...,
+        partition: _builtins.int = ...,
+        keys: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_id", b"exchange_id", "keys", b"keys", "partition", b"partition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvAaePush: _TypeAlias = KvAaePush  # noqa: Y015
+
+@_typing.final
+class KvAaeRefused(_message.Message):
+    """The ask exchange_id is not served here (not a replica, tree not built yet, busy)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXCHANGE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    exchange_id: _builtins.int
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        exchange_id: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exchange_id", b"exchange_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KvAaeRefused: _TypeAlias = KvAaeRefused  # noqa: Y015
+
+@_typing.final
 class Envelope(_message.Message):
     """Every message on a stream is exactly one of these kinds."""
 
@@ -925,6 +1112,12 @@ class Envelope(_message.Message):
     KV_FORWARD_REPLY_FIELD_NUMBER: _builtins.int
     KV_LIST_KEYS_FIELD_NUMBER: _builtins.int
     KV_KEY_LIST_FIELD_NUMBER: _builtins.int
+    KV_AAE_HASHES_ASK_FIELD_NUMBER: _builtins.int
+    KV_AAE_HASHES_FIELD_NUMBER: _builtins.int
+    KV_AAE_KEYS_ASK_FIELD_NUMBER: _builtins.int
+    KV_AAE_KEYS_FIELD_NUMBER: _builtins.int
+    KV_AAE_PUSH_FIELD_NUMBER: _builtins.int
+    KV_AAE_REFUSED_FIELD_NUMBER: _builtins.int
     KV_HANDOFF_CHUNK_FIELD_NUMBER: _builtins.int
     KV_HANDOFF_ACK_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
@@ -965,6 +1158,18 @@ class Envelope(_message.Message):
     @_builtins.property
     def kv_key_list(self) -> Global___KvKeyList: ...
     @_builtins.property
+    def kv_aae_hashes_ask(self) -> Global___KvAaeHashesAsk: ...
+    @_builtins.property
+    def kv_aae_hashes(self) -> Global___KvAaeHashes: ...
+    @_builtins.property
+    def kv_aae_keys_ask(self) -> Global___KvAaeKeysAsk: ...
+    @_builtins.property
+    def kv_aae_keys(self) -> Global___KvAaeKeys: ...
+    @_builtins.property
+    def kv_aae_push(self) -> Global___KvAaePush: ...
+    @_builtins.property
+    def kv_aae_refused(self) -> Global___KvAaeRefused: ...
+    @_builtins.property
     def kv_handoff_chunk(self) -> Global___KvHandoffChunk: ...
     @_builtins.property
     def kv_handoff_ack(self) -> Global___KvHandoffAck: ...
@@ -998,17 +1203,23 @@ class Envelope(_message.Message):
         kv_forward_reply: Global___KvForwardReply | None = ...,
         kv_list_keys: Global___KvListKeys | None = ...,
         kv_key_list: Global___KvKeyList | None = ...,
+        kv_aae_hashes_ask: Global___KvAaeHashesAsk | None = ...,
+        kv_aae_hashes: Global___KvAaeHashes | None = ...,
+        kv_aae_keys_ask: Global___KvAaeKeysAsk | None = ...,
+        kv_aae_keys: Global___KvAaeKeys | None = ...,
+        kv_aae_push: Global___KvAaePush | None = ...,
+        kv_aae_refused: Global___KvAaeRefused | None = ...,
         kv_handoff_chunk: Global___KvHandoffChunk | None = ...,
         kv_handoff_ack: Global___KvHandoffAck | None = ...,
         batch: Global___Batch | None = ...,
         kv_explain: Global___KvExplain | None = ...,
         kv_explain_reply: Global___KvExplainReply | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "batch", b"batch", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_handoff_ack", b"kv_handoff_ack", "kv_handoff_chunk", b"kv_handoff_chunk", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "batch", b"batch", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_aae_hashes", b"kv_aae_hashes", "kv_aae_hashes_ask", b"kv_aae_hashes_ask", "kv_aae_keys", b"kv_aae_keys", "kv_aae_keys_ask", b"kv_aae_keys_ask", "kv_aae_push", b"kv_aae_push", "kv_aae_refused", b"kv_aae_refused", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_handoff_ack", b"kv_handoff_ack", "kv_handoff_chunk", b"kv_handoff_chunk", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "batch", b"batch", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_handoff_ack", b"kv_handoff_ack", "kv_handoff_chunk", b"kv_handoff_chunk", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "auth", b"auth", "batch", b"batch", "gossip", b"gossip", "hello", b"hello", "kind", b"kind", "kv_aae_hashes", b"kv_aae_hashes", "kv_aae_hashes_ask", b"kv_aae_hashes_ask", "kv_aae_keys", b"kv_aae_keys", "kv_aae_keys_ask", b"kv_aae_keys_ask", "kv_aae_push", b"kv_aae_push", "kv_aae_refused", b"kv_aae_refused", "kv_explain", b"kv_explain", "kv_explain_reply", b"kv_explain_reply", "kv_forward", b"kv_forward", "kv_forward_reply", b"kv_forward_reply", "kv_get", b"kv_get", "kv_get_reply", b"kv_get_reply", "kv_handoff_ack", b"kv_handoff_ack", "kv_handoff_chunk", b"kv_handoff_chunk", "kv_key_list", b"kv_key_list", "kv_list_keys", b"kv_list_keys", "kv_put", b"kv_put", "kv_put_ack", b"kv_put_ack", "nack", b"nack", "ping", b"ping", "ping_req", b"ping_req", "refusal", b"refusal", "state_sync", b"state_sync"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack", "auth", "kv_put", "kv_put_ack", "kv_get", "kv_get_reply", "kv_forward", "kv_forward_reply", "kv_list_keys", "kv_key_list", "kv_handoff_chunk", "kv_handoff_ack", "batch", "kv_explain", "kv_explain_reply"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["hello", "refusal", "gossip", "state_sync", "ping", "ack", "ping_req", "nack", "auth", "kv_put", "kv_put_ack", "kv_get", "kv_get_reply", "kv_forward", "kv_forward_reply", "kv_list_keys", "kv_key_list", "kv_aae_hashes_ask", "kv_aae_hashes", "kv_aae_keys_ask", "kv_aae_keys", "kv_aae_push", "kv_aae_refused", "kv_handoff_chunk", "kv_handoff_ack", "batch", "kv_explain", "kv_explain_reply"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -25,10 +25,11 @@ from collections.abc import Callable
 from typing import Protocol, TypeAlias
 
 from dynago.core.messages import CoreMessage
+from dynago.kv.aae_messages import AaeMessage
 from dynago.kv.handoff_messages import HandoffMessage
 from dynago.kv.messages import KvMessage
 
-WireMessage: TypeAlias = CoreMessage | KvMessage | HandoffMessage
+WireMessage: TypeAlias = CoreMessage | KvMessage | HandoffMessage | AaeMessage
 """Everything one node sends another over a stream: the membership messages and the
 key-value store's replica messages (transport/codec.py and kv_codec.py encode them).
 Which actor handles each class on the receiving node is the route table's business

@@ -40,6 +40,7 @@ from google.protobuf import message as _protobuf_message
 from dynago.core.member import Member, Status
 from dynago.core.messages import Ack, Gossip, Nack, Ping, PingReq, StateSync
 from dynago.core.tags import MAX_TAGS
+from dynago.kv.aae_messages import AAE_MESSAGE_TYPES, AaeMessage
 from dynago.kv.handoff_messages import HandoffAck, HandoffChunk, HandoffMessage
 from dynago.kv.messages import KV_MESSAGE_TYPES, KvMessage
 from dynago.proto import membership_pb2 as pb
@@ -98,7 +99,7 @@ class DecodeError(ValueError):
 
 
 _WireMessage = (Hello | Refusal | Auth | Gossip | StateSync | Ping | Ack | PingReq | Nack
-                | KvMessage | HandoffMessage)
+                | KvMessage | HandoffMessage | AaeMessage)
 
 _STATUS_TO_WIRE: dict[Status, pb.MemberStatus.ValueType] = {
     Status.ALIVE: pb.MEMBER_STATUS_ALIVE,
@@ -161,6 +162,8 @@ def encode(message: _WireMessage) -> bytes:
         case HandoffChunk() | HandoffAck():
             encode_handoff(envelope, message)
         case _ if isinstance(message, KV_MESSAGE_TYPES):
+            encode_kv(envelope, message)
+        case _ if isinstance(message, AAE_MESSAGE_TYPES):
             encode_kv(envelope, message)
         case _:
             raise TypeError(f"not a wire message: {type(message).__name__}")

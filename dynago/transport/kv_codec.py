@@ -9,6 +9,7 @@ missing bucket or key, a key or bucket that is not valid text, more keys than
 
 from __future__ import annotations
 
+from dynago.kv.aae_messages import AAE_MESSAGE_TYPES, AaeMessage
 from dynago.kv.explain import KvExplain, KvExplainReply
 from dynago.kv.messages import (
     ForwardPut,
@@ -23,6 +24,7 @@ from dynago.kv.messages import (
 )
 from dynago.kv.model import Content, ObjectKey
 from dynago.proto import membership_pb2 as pb
+from dynago.transport.kv_aae_codec import decode_aae, encode_aae
 from dynago.transport.kv_explain_codec import EXPLAIN_KINDS, decode_explain, encode_explain
 
 MAX_KEYS_PER_LIST = 100_000
@@ -32,8 +34,11 @@ MAX_META_ENTRIES = 64
 """Most user-metadata entries one content may carry."""
 
 
-def encode_kv(envelope: pb.Envelope, message: KvMessage) -> None:
+def encode_kv(envelope: pb.Envelope, message: KvMessage | AaeMessage) -> None:
     """Fill ``envelope`` with ``message`` (TypeError for anything else)."""
+    if isinstance(message, AAE_MESSAGE_TYPES):
+        encode_aae(envelope, message)  # type: ignore[arg-type]
+        return
     match message:
         case ReplicaPut():
             put = envelope.kv_put
@@ -120,8 +125,10 @@ def _hint_for(owner: str) -> str:
     return owner
 
 
-def decode_kv(envelope: pb.Envelope, kind: str) -> KvMessage:
+def decode_kv(envelope: pb.Envelope, kind: str) -> KvMessage | AaeMessage:
     """The KV message of an Envelope whose oneof is ``kind`` (a ``kv_*`` field name)."""
+    if kind.startswith("kv_aae_"):
+        return decode_aae(envelope, kind)
     if kind == "kv_put":
         put = envelope.kv_put
         return ReplicaPut(put.request_id, _key(put.bucket, put.key), put.object, put.origin,
