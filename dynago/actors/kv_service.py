@@ -56,6 +56,7 @@ from dynago.kv.handoff_messages import HANDOFF_MESSAGE_TYPES
 from dynago.kv.members import ZONE_TAG, RingKeeper
 from dynago.kv.messages import KV_MESSAGE_TYPES, KvMessage
 from dynago.kv.model import ObjectKey
+from dynago.kv.ring import Ring
 from dynago.kv.stats import KvSnapshot
 from dynago.storage import Engine, open_engine
 
@@ -163,6 +164,7 @@ class KvService:
         self.kv: pykka.ActorRef[Any] | None = None
         self.hints: pykka.ActorRef[Any] | None = None
         self.handoff: pykka.ActorRef[Any] | None = None
+        self._inbound: InboundView | None = None
         self.ring: RingKeeper | None = None
         self.frontend: ActorFrontend | None = None
         self._membership: pykka.ActorRef[Any] | None = None
@@ -199,7 +201,7 @@ class KvService:
             name=context.name, kv_config=self.kv_config, storage=self.storage, peers=peers,
             clock=context.clock, scheduler=context.scheduler,
             partitions=config.ring_partitions, n_val=config.n_val)
-        inbound = InboundView()
+        self._inbound = inbound = InboundView()
         keeper = self.ring
         self.handoff = handoff = HandoffActor.start(
             name=context.name, kv_config=self.kv_config, storage=self.storage,
@@ -285,7 +287,7 @@ class KvService:
                           max_value_bytes=kv_config.max_value_bytes,
                           stats=lambda: dict(self.stats()))
             # RingKeeper.ring is replaced whole by the KvActor: reading it is safe here.
-            add_ring_route(app, lambda: keeper.ring)
+            add_ring_route(app, lambda: keeper.ring, self._ring_extras)
             add_kv_ui_routes(app, node_name=self._node_name, frontend=frontend,
                              ring=lambda: keeper.ring, kv_snapshot=lambda: self.snapshot().kv,
                              max_key_bytes=kv_config.max_key_bytes, explain=self.explain)
@@ -323,6 +325,25 @@ class KvService:
         return KvServiceSnapshot(kv, store, ring.partitions,
                                  len(ring.partitions_of(self._node_name)), len(ring.members),
                                  handoff)
+
+    async def _ring_extras(self, ring: Ring) -> dict[str, Any]:
+        """``/v1/ring``'s fallbacks and this node's handoffs (awaited on the HTTP loop;
+        the HandoffActor is asked from a worker thread)."""
+        from dynago.http.ring_api import ring_fallbacks
+
+        keeper = self.ring
+        fallbacks = ring_fallbacks(ring, keeper.status) if keeper is not None else []
+        snapshot = await asyncio.get_running_loop().run_in_executor(
+            None, self.handoff_snapshot)
+        handoffs: list[dict[str, Any]] = [
+            {"partition": t.partition, "from": self._node_name, "to": t.target,
+             "keys_acked": t.keys_acked, "state": t.state}
+            for t in (snapshot.transfers if snapshot is not None else ()) if t.state != "done"]
+        inbound = self._inbound.current if self._inbound is not None else {}
+        handoffs.extend({"partition": p, "from": sender, "to": self._node_name,
+                         "keys_acked": None, "state": "receiving"}
+                        for p, senders in sorted(inbound.items()) for sender in sorted(senders))
+        return {"fallbacks": fallbacks, "handoffs": handoffs}
 
     def handoff_snapshot(self) -> HandoffSnapshot | None:
         """The HandoffActor's counters and transfers (blocks like ``snapshot``)."""

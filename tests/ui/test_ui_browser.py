@@ -146,6 +146,14 @@ def test_ui_page_follows_a_live_cluster(cluster: Cluster, page: Page) -> None:
                    ".dataset.status === 'failed'", timeout_ms=int(FAILED_DEADLINE_S * 1000))
     took = time.monotonic() - killed_at
     assert took < FAILED_DEADLINE_S
+    # The ring marks ui-3's partitions as held by an unhealthy primary: with 3 nodes and
+    # N=3 no fallback is left outside the preference lists (the coordinator keeps hints).
+    wait_dom(page, "() => document.querySelectorAll('#ring path.fallback').length > 0")
+    fallbacks = http_json(first.http, "/v1/ring")["fallbacks"]
+    assert fallbacks and {f["owner"] for f in fallbacks} == {"ui-3"}
+    assert {f["fallback"] for f in fallbacks} == {None}
+    assert page.locator("#ring path.fallback").count() == len(fallbacks)
+    assert f"{len(fallbacks)} fallback(s)" in page.inner_text("#ring-info")
 
     # A click on the member: its history, in the words the node gives ("why is ui-3 dead?").
     page.click('#members tr[data-member="ui-3"]')

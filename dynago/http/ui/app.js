@@ -245,10 +245,14 @@ let drawnRing = null;
 function renderRing() {
   const ring = state.ring;
   const picture = $("ring");
+  const fallbacks = ring ? ring.fallbacks || [] : [];
+  const handoffs = ring ? ring.handoffs || [] : [];
   $("ring-info").textContent = ring
-    ? `${ring.partitions} partitions, n_val ${ring.n_val}, ${ring.members.length} owners`
+    ? `${ring.partitions} partitions, n_val ${ring.n_val}, ${ring.members.length} owners; ` +
+      `${fallbacks.length} fallback(s), ${handoffs.length} handoff(s) in progress`
     : state.ringNote;
-  const key = ring ? `${ring.owners.join(",")}|${state.selected}|${state.keyPartition}` : "";
+  const key = ring ? `${ring.owners.join(",")}|${state.selected}|${state.keyPartition}|` +
+    JSON.stringify([fallbacks, handoffs]) : "";
   if (key === drawnRing) return;  // nothing changed: keep the DOM (and the hover) as is
   drawnRing = key;
   picture.replaceChildren();
@@ -265,6 +269,25 @@ function renderRing() {
     path.append(svg("title", {}, `partition ${i}: ${owner}`));
     path.addEventListener("click", () => showHistory(owner));
     picture.append(path);
+  });
+  // Outside the ring: a fallback standing in for an unhealthy primary (its colour), and
+  // an ownership handoff in progress (dashed, the receiver's colour).
+  fallbacks.forEach((f) => {
+    const arc = svg("path", {d: sector(f.partition, count, 106, 101), class: "fallback",
+                             fill: f.fallback ? colors.get(f.fallback) || "#999" : "#c00",
+                             "data-partition": f.partition});
+    arc.append(svg("title", {}, `partition ${f.partition}: ${f.owner} is not alive; ` +
+      (f.fallback ? `${f.fallback} takes its writes as hints` : "no fallback left: " +
+       "the coordinator keeps the hints")));
+    picture.append(arc);
+  });
+  handoffs.forEach((h) => {
+    const arc = svg("path", {d: sector(h.partition, count, 113, 108), class: "handoff",
+                             fill: colors.get(h.to) || "#999", "data-partition": h.partition});
+    const progress = h.keys_acked === null ? h.state : `${h.keys_acked} keys acknowledged`;
+    arc.append(svg("title", {}, `partition ${h.partition}: handoff ${h.from} → ${h.to} ` +
+      `(${progress})`));
+    picture.append(arc);
   });
   for (const q of [0, 0.25, 0.5, 0.75]) {
     const a = q * 2 * Math.PI - Math.PI / 2;
@@ -496,7 +519,9 @@ async function start() {
   }
   followEvents();
   refreshRing();
-  setInterval(refreshRing, 10000);  // a failed member leaves the ring after its grace time
+  // Handoffs start and end without a membership event, and a failed member leaves the
+  // ring after its grace time: read the ring again every few seconds as well.
+  setInterval(refreshRing, 3000);
   pollStats();
   setInterval(pollStats, POLL_MS);
 }
