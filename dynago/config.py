@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 PROTOCOL_VERSION = 3
 """Version of the wire protocol this code speaks (2: the key-value store's Kv* kinds; 3: batch
-envelopes, which are sent only to peers of version 3 or later)."""
+envelopes, which are sent only to peers of version 3 or later, and the repair layer's kinds
+and fields: hints on KvPut/KvGet, KvAae*, KvHandoff*, KvExplain*, which a version-2 peer
+drops and counts as malformed)."""
 
 MIN_COMPATIBLE_PROTOCOL_VERSION = 2
 """Oldest peer protocol version this code still understands."""
