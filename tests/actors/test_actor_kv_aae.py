@@ -1,0 +1,150 @@
+"""Active anti-entropy across in-process nodes (real actors on a MemoryNetwork): a key
+written into one replica's store alone reaches the others without any read; siblings
+written apart converge to their merge; a tombstone every replica holds is reaped to its
+marker; a malformed message is dropped and counted."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dynago.actors.kv_aae import GetAaeStats
+from dynago.actors.kv_service import KvService
+from dynago.actors.messages import PeerMessage
+from dynago.actors.storage_messages import Origin, Read, Update
+from dynago.kv import aae_messages as aae
+from dynago.kv import version
+from dynago.kv.config import KvConfig
+from dynago.kv.model import Content, ObjectKey
+from dynago.kv.reap import is_marker
+from dynago.node import Node
+
+WAIT_S = 30.0
+NAMES = ("a1", "a2", "a3")
+
+
+def until(check: Callable[[], Any], what: str, wait_s: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + wait_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {wait_s} s: {what}")
+        time.sleep(0.02)
+
+
+def _service(node: Node) -> KvService:
+    service = node.services[0]
+    assert isinstance(service, KvService)
+    return service
+
+
+def _cluster(kv_nodes: Callable[..., Node], **knobs: Any) -> dict[str, KvService]:
+    config = KvConfig(aae_exchange_interval_s=0.02, request_timeout_s=2.0,
+                      aae_max_keys_per_s=10_000, **knobs)
+    first = kv_nodes(NAMES[0], kv_config=config)
+    nodes = [first] + [kv_nodes(n, seed=first, kv_config=config) for n in NAMES[1:]]
+    services = {n: _service(node) for n, node in zip(NAMES, nodes, strict=True)}
+
+    def settled() -> bool:
+        return all(s.ring is not None and len(s.ring.ring.members) == len(NAMES)
+                   and all(s.ring.status(n) == "alive" for n in NAMES)
+                   for s in services.values())
+
+    until(settled, "every node sees every node alive")
+    return services
+
+
+def _stored(service: KvService, key: bytes) -> bytes | None:
+    results: list[bytes | None] = []
+    assert service.storage is not None
+    service.storage.tell(Read(key, reply=results.append))
+    result: bytes | None = until(lambda: results, "a read", 5.0)[0]
+    return result
+
+
+def _write_behind(service: KvService, key: bytes, obj: version.Object) -> None:
+    """Write ``obj`` into this one node's store, bypassing coordination."""
+    data = version.encode(obj)
+    done: list[object] = []
+    assert service.storage is not None
+    service.storage.tell(Update(key, lambda _current: data, reply=done.append,
+                                on_error=done.append, origin=Origin("test")))
+    until(lambda: done, "the direct write")
+
+
+def _aae_stats(service: KvService) -> dict[str, int]:
+    assert service.aae is not None
+    result: dict[str, int] = service.aae.ask(GetAaeStats(), timeout=5)
+    return result
+
+
+def test_aae_key_in_one_store_reaches_every_replica(kv_nodes: Callable[..., Node]) -> None:
+    services = _cluster(kv_nodes)
+    key = ObjectKey("b", "lonely").storage_key()
+    obj = version.coordinate(version.EMPTY, None, "a1", Content(b"only here"))
+    _write_behind(services["a1"], key, obj)
+
+    until(lambda: all(_stored(s, key) == version.encode(obj) for s in services.values()),
+          "the object on every replica, no read having asked for it")
+    counts = [_aae_stats(s) for s in services.values()]
+    assert sum(c["kv_aae_keys_sent"] for c in counts) >= 1
+    assert sum(c["kv_aae_exchanges"] for c in counts) >= 1
+    assert "kv_aae_exchanges" in services["a2"].stats()  # merged into /v1/stats
+
+
+def test_aae_divergent_siblings_converge_to_the_merge(kv_nodes: Callable[..., Node]) -> None:
+    services = _cluster(kv_nodes)
+    key = ObjectKey("b", "split").storage_key()
+    left = version.coordinate(version.EMPTY, None, "a1", Content(b"left"))
+    right = version.coordinate(version.EMPTY, None, "a2", Content(b"right"))
+    _write_behind(services["a1"], key, left)
+    _write_behind(services["a2"], key, right)
+    merged = version.encode(version.merge(left, right))
+
+    until(lambda: all(_stored(s, key) == merged for s in services.values()),
+          "both siblings on every replica")
+    assert len(version.decode(merged).versions) == 2
+
+
+def test_aae_tombstone_on_every_replica_is_reaped(kv_nodes: Callable[..., Node]) -> None:
+    services = _cluster(kv_nodes)
+    key = ObjectKey("b", "gone").storage_key()
+    live = version.coordinate(version.EMPTY, None, "a1", Content(b"v"))
+    tomb = version.coordinate(live, live.clock, "a1", Content(b"", deleted=True))
+    _write_behind(services["a1"], key, tomb)
+
+    def reaped_everywhere() -> bool:
+        held = [_stored(s, key) for s in services.values()]
+        return all(h is not None and is_marker(version.decode(h)) for h in held)
+
+    until(reaped_everywhere, "the tombstone's marker on every replica")
+    marker = version.decode(_stored(services["a3"], key) or b"")
+    assert marker.clock == tomb.clock  # the clock stays: no dot is ever reused
+    assert sum(_aae_stats(s)["kv_aae_tombstones_reaped"] for s in services.values()) >= 1
+
+
+def test_aae_malformed_messages_are_dropped_and_counted(
+        kv_nodes: Callable[..., Node]) -> None:
+    services = _cluster(kv_nodes, aae_enabled=False)
+    actor = services["a1"].aae
+    assert actor is not None
+    until(lambda: _aae_stats(services["a1"])["kv_aae_ready"] == 1, "the trees built")
+    before = _aae_stats(services["a1"])["kv_aae_messages_dropped"]
+    bad = (aae.AaeHashesAsk(1, 10**6, aae.ROOT),             # no such partition
+           aae.AaeHashesAsk(2, 0, aae.SEGMENTS, (99,)),       # no such branch
+           aae.AaeHashesAsk(3, 0, 7),                         # no such level
+           aae.AaeHashes(4, 0, aae.ROOT, (0,), (1,)),         # answers no exchange
+           aae.AaeKeys(5, 0, (b"b\x00k",), (1,)),            # answers no exchange
+           "not an anti-entropy message")
+    done: list[None] = []
+    for message in bad:
+        actor.tell(PeerMessage("a2", "", message, lambda: done.append(None)))  # type: ignore[arg-type]
+
+    until(lambda: len(done) == len(bad), "every message handled (its stream released)")
+    assert _aae_stats(services["a1"])["kv_aae_messages_dropped"] - before == len(bad)
+    assert actor.is_alive()
+    # ...and it still serves: a good ask is answered (no drop, the actor lives on).
+    assert _aae_stats(services["a1"])["kv_aae_internal_errors"] == 0
