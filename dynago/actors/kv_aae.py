@@ -27,24 +27,24 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
+from dynago.actors.kv_aae_serve import AaeServing, Reaped, SendRead, answer, failure
 from dynago.actors.messages import PeerMessage
 from dynago.actors.refs import tell_quietly
-from dynago.actors.storage_messages import ListKeys, Origin, Read, Update, WatchCommits
+from dynago.actors.storage_messages import ListKeys, Read, WatchCommits
 from dynago.actors.timers import Scheduler
 from dynago.clock import Clock
 from dynago.kv import aae_messages as aae
 from dynago.kv import version
 from dynago.kv.config import KvConfig
 from dynago.kv.members import RingKeeper
-from dynago.kv.messages import ReplicaPut
 from dynago.kv.model import ObjectKey
-from dynago.kv.reap import is_tombstone, may_reap, reap_update
+from dynago.kv.reap import is_tombstone
 from dynago.kv.ring import partition_of
 from dynago.kv.tictac import (
     BRANCHES,
@@ -62,9 +62,8 @@ log = logging.getLogger(__name__)
 LIST_PAGE = 1000
 """Keys listed per page while the trees are built."""
 
-ORIGIN = "anti-entropy"
-"""The origin of a repair, in the receiver's write history."""
-
+KEYS_PER_EXCHANGE = 1000
+"""Keys of this node's (about) whose segments one exchange compares key by key."""
 
 @dataclass(frozen=True, slots=True)
 class _Committed:
@@ -79,21 +78,6 @@ class _Listed:
 
 @dataclass(frozen=True, slots=True)
 class _Scanned:
-    key: bytes
-    data: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class _SendRead:
-    """Private: a repair's object read from the store, to send to ``peer``."""
-
-    peer: str
-    key: bytes
-    data: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Reaped:
     key: bytes
     data: bytes | None
 
@@ -123,19 +107,7 @@ class _Exchange:
     segments: tuple[int, ...] = ()
 
 
-def _answer(ref: pykka.ActorRef[Any], make: Callable[..., Any], *head: Any
-            ) -> Callable[[bytes | None], None]:
-    """A store callback telling ``ref`` ``make(*head, value)`` (on the store's thread)."""
-    return lambda value: tell_quietly(ref, make(*head, value))
-
-
-def _failure(ref: pykka.ActorRef[Any], make: Callable[..., Any], *head: Any
-             ) -> Callable[[Exception], None]:
-    """A store error callback telling ``ref`` ``make(*head, None)``."""
-    return lambda _exc: tell_quietly(ref, make(*head, None))
-
-
-class AntiEntropyActor(pykka.ThreadingActor):
+class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
     """Keeps the replicas of node ``name``'s partitions equal (``peers``: a sender of
     wire messages, ``storage``: the StorageActor, ``ring``: the KvActor's RingKeeper,
     read only: its ring is replaced whole)."""
@@ -159,20 +131,21 @@ class AntiEntropyActor(pykka.ThreadingActor):
                                         max(1.0, kv_config.aae_max_bytes_per_s), now)
         self.indexes: dict[int, PartitionIndex] = {}
         self.tombstones: dict[bytes, int] = {}  # key -> hash of the tombstone held here
-        self.confirmed: dict[bytes, dict[str, int]] = {}  # key -> node -> hash confirmed
         self.built = False
         self._listing_done = False
         self._scanning = 0
         self._exchange: _Exchange | None = None
         self._next_exchange = 1
-        self._next_rid = aae.AAE_REQUEST_BASE
         self._last_ok: dict[int, float] = {}
+        self._last_try: dict[int, float] = {}
+        self._next_page: bytes | None = None
         self._started = now
         self._timer: Any = None
         self.counts = dict.fromkeys(
             ("kv_aae_exchanges", "kv_aae_exchanges_failed", "kv_aae_segments_differing",
              "kv_aae_keys_sent", "kv_aae_keys_received", "kv_aae_tombstones_reaped",
              "kv_aae_messages_dropped", "kv_aae_internal_errors"), 0)
+        self.init_serving()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -197,6 +170,7 @@ class AntiEntropyActor(pykka.ThreadingActor):
             self._exchange.timer.cancel()
 
     def _list(self, after: bytes | None) -> None:
+        self._next_page = None
         ref = self.actor_ref
         self.storage.tell(ListKeys(b"", limit=LIST_PAGE, after=after, reply=lambda keys:
                                    tell_quietly(ref, _Listed(tuple(keys),
@@ -232,15 +206,15 @@ class AntiEntropyActor(pykka.ThreadingActor):
                 self._scanning -= 1
                 if message.data is not None:
                     self._index(message.key, message.data)
+                if self._scanning == 0 and self._next_page is not None:
+                    self._list(self._next_page)
                 self._maybe_built()
             case PeerMessage():
                 self._peer(message.sender, message.message)
-            case _SendRead():
-                self._send_read(message)
-            case _Reaped():
-                if message.data is not None and object_hash(message.data) not in (
-                        self.tombstones.get(message.key), None):
-                    self.counts["kv_aae_tombstones_reaped"] += 1
+            case SendRead():
+                self.send_read(message)
+            case Reaped():
+                self.reaped(message)
             case _Tick():
                 self._schedule()
                 self._start_exchange()
@@ -272,9 +246,13 @@ class AntiEntropyActor(pykka.ThreadingActor):
                 continue
             self._scanning += 1
             self.storage.tell(Read(
-                key, reply=_answer(ref, _Scanned, key), on_error=_failure(ref, _Scanned, key)))
+                key, reply=answer(ref, _Scanned, key), on_error=failure(ref, _Scanned, key)))
         if message.full and message.keys:
-            self._list(message.keys[-1])
+            # The next page once this one is read: a big store is scanned at the pace
+            # the store answers, never queueing its every key in front of the foreground.
+            self._next_page = message.keys[-1]
+            if self._scanning == 0:
+                self._list(self._next_page)
         else:
             self._listing_done = True
             self._maybe_built()
@@ -324,10 +302,12 @@ class AntiEntropyActor(pykka.ThreadingActor):
                    if peer != self.name and self.keeper.reachable(peer)]
         if not choices:
             return
-        # The partition waiting longest first, so that every one is compared in turn.
-        oldest = min(self._last_ok.get(p, self._started) for p, _ in choices)
+        # The partition tried longest ago first, so that every one is compared in turn
+        # (one whose peer refuses does not starve the others).
+        oldest = min(self._last_try.get(p, self._started) for p, _ in choices)
         partition, peer = self.rng.choice(
-            [c for c in choices if self._last_ok.get(c[0], self._started) == oldest])
+            [c for c in choices if self._last_try.get(c[0], self._started) == oldest])
+        self._last_try[partition] = self.clock.monotonic()
         ex = _Exchange(self._next_exchange, partition, peer, aae.ROOT)
         self._next_exchange += 1
         self._exchange = ex
@@ -377,7 +357,7 @@ class AntiEntropyActor(pykka.ThreadingActor):
         tree = self.indexes.setdefault(ex.partition, PartitionIndex()).tree
         if ex.level == aae.ROOT:
             if reply.hashes == (tree.root,):
-                self._confirm(ex, ())
+                self.confirm(ex.partition, ex.peer, ())
                 self._end(True)
                 return
             ex.level = aae.BRANCHES
@@ -387,7 +367,7 @@ class AntiEntropyActor(pykka.ThreadingActor):
             branches = differing_branches(tree.branches,
                                           [theirs.get(i, 0) for i in range(BRANCHES)])
             if not branches:
-                self._confirm(ex, ())
+                self.confirm(ex.partition, ex.peer, ())
                 self._end(True)
                 return
             ex.level = aae.SEGMENTS
@@ -399,12 +379,25 @@ class AntiEntropyActor(pykka.ThreadingActor):
             segments = differing(tree.segment_hashes(ex.segments), theirs)
             self.counts["kv_aae_segments_differing"] += len(segments)
             if not segments:
-                self._confirm(ex, ())
+                self.confirm(ex.partition, ex.peer, ())
                 self._end(True)
                 return
             ex.level = -1  # waiting for the keys
-            ex.segments = tuple(segments)
+            ex.segments = self._few(ex.partition, segments)
             self._ask(aae.AaeKeysAsk(ex.exchange_id, ex.partition, tuple(segments)))
+
+    def _few(self, partition: int, segments: list[int]) -> tuple[int, ...]:
+        """The first of ``segments`` holding at most KEYS_PER_EXCHANGE keys here (one at
+        least): the rest wait for the next exchange, and one answer stays small."""
+        index = self.indexes[partition]
+        out: list[int] = []
+        count = 0
+        for segment in segments:
+            count += len(index.keys_in((segment,)))
+            if out and count > KEYS_PER_EXCHANGE:
+                break
+            out.append(segment)
+        return tuple(out)
 
     def _keys(self, sender: str, reply: aae.AaeKeys) -> None:
         ex = self._mine(sender, reply)
@@ -417,65 +410,13 @@ class AntiEntropyActor(pykka.ThreadingActor):
         index = self.indexes.setdefault(ex.partition, PartitionIndex())
         diff = compare_keys(index.keys_in(ex.segments), dict(zip(reply.keys, reply.hashes,
                                                                   strict=True)))
-        self._confirm(ex, diff.send)
-        now = self.clock.monotonic()
-        fetch = [k for k in diff.fetch if self._partition(k) == ex.partition]
-        wanted: list[bytes] = []
-        for key in fetch:
-            if not self.keys_bucket.take(1, now):
-                break
-            wanted.append(key)
+        self.confirm(ex.partition, ex.peer, diff.send)
+        wanted = self.take_keys([k for k in diff.fetch if self._partition(k) == ex.partition])
         if wanted:
             self.peers.send(ex.peer, aae.AaePush(ex.exchange_id, ex.partition, tuple(wanted)))
             self.counts["kv_aae_keys_received"] += len(wanted)
-        self._send(ex.peer, diff.send)
+        self.send_keys(ex.peer, diff.send)
         self._end(True)
-
-    def _confirm(self, ex: _Exchange, differ: Sequence[bytes]) -> None:
-        """``ex.peer`` holds what this node holds for every key of ``ex.partition`` but
-        ``differ``: that confirms the tombstones among them; reap those all confirmed."""
-        skip = set(differ)
-        index = self.indexes.get(ex.partition)
-        if index is None:
-            return
-        ring = self.keeper.ring
-        replicas = ring.preference_list(ex.partition)
-        for key, held in list(self.tombstones.items()):
-            if key in skip or index.get(key) != held:
-                continue
-            seen = self.confirmed.setdefault(key, {})
-            seen[ex.peer] = held
-            seen[self.name] = held
-            if may_reap(replicas, seen, held):
-                ref = self.actor_ref
-                self.storage.tell(Update(
-                    key, reap_update(held),
-                    reply=_answer(ref, _Reaped, key), on_error=_failure(ref, _Reaped, key),
-                    origin=Origin("reaped")))
-
-    # ------------------------------------------------------------ repairs both ways
-
-    def _send(self, peer: str, keys: Sequence[bytes]) -> None:
-        """Read ``keys`` and send them to ``peer``, as the keys/s budget allows."""
-        now = self.clock.monotonic()
-        ref = self.actor_ref
-        for key in keys:
-            if not self.keys_bucket.take(1, now):
-                return  # the rest differ still: a later exchange sends them
-            self.storage.tell(Read(
-                key, reply=_answer(ref, _SendRead, peer, key),
-                on_error=_failure(ref, _SendRead, peer, key)))
-
-    def _send_read(self, message: _SendRead) -> None:
-        if message.data is None:
-            return
-        if not self.bytes_bucket.take(len(message.data), self.clock.monotonic()):
-            return  # over the bytes/s budget: left for a later exchange
-        rid = self._next_rid
-        self._next_rid += 1
-        if self.peers.send(message.peer, ReplicaPut(
-                rid, ObjectKey.from_storage_key(message.key), message.data, ORIGIN)):
-            self.counts["kv_aae_keys_sent"] += 1
 
     # ------------------------------------------------------------ responder
 
@@ -490,50 +431,6 @@ class AntiEntropyActor(pykka.ThreadingActor):
                     log.debug("aae: %s refused: %s", sender, message.reason)
                     self._end(False)
             case aae.AaeHashesAsk() | aae.AaeKeysAsk() | aae.AaePush():
-                self._serve(sender, message)
+                self.serve(sender, message)
             case _:
-                self.counts["kv_aae_messages_dropped"] += 1
-
-    def _serve(self, sender: str, ask: aae.AaeHashesAsk | aae.AaeKeysAsk | aae.AaePush
-               ) -> None:
-        ring = self.keeper.ring
-        if not 0 <= ask.partition < ring.partitions:
-            self.counts["kv_aae_messages_dropped"] += 1
-            return
-        if not self.built:
-            self.peers.send(sender, aae.AaeRefused(ask.exchange_id, "trees not built yet"))
-            return
-        if self.name not in ring.preference_list(ask.partition):
-            self.peers.send(sender, aae.AaeRefused(ask.exchange_id, "not a replica"))
-            return
-        index = self.indexes.get(ask.partition) or PartitionIndex()
-        match ask:
-            case aae.AaeHashesAsk():
-                ids: tuple[int, ...]
-                hashes: tuple[int, ...]
-                if ask.level == aae.ROOT:
-                    ids, hashes = (0,), (index.tree.root,)
-                elif ask.level == aae.BRANCHES:
-                    ids, hashes = tuple(range(BRANCHES)), tuple(index.tree.branches)
-                elif ask.level == aae.SEGMENTS:
-                    try:
-                        found = index.tree.segment_hashes(ask.ids)
-                    except ValueError:  # a branch id out of range
-                        self.counts["kv_aae_messages_dropped"] += 1
-                        return
-                    ids, hashes = tuple(found), tuple(found.values())
-                else:
-                    self.counts["kv_aae_messages_dropped"] += 1
-                    return
-                self.peers.send(sender, aae.AaeHashes(ask.exchange_id, ask.partition,
-                                                      ask.level, ids, hashes))
-            case aae.AaeKeysAsk():
-                held = index.keys_in(ask.segments)
-                for key in ask.keys:
-                    obj = index.get(key)
-                    if obj is not None:
-                        held[key] = obj
-                self.peers.send(sender, aae.AaeKeys(ask.exchange_id, ask.partition,
-                                                    tuple(held), tuple(held.values())))
-            case aae.AaePush():
-                self._send(sender, [k for k in ask.keys if index.get(k) is not None])
+                self.dropped()
