@@ -6,8 +6,11 @@ marker; a malformed message is dropped and counted."""
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from dynago.actors.kv_aae import GetAaeStats
 from dynago.actors.kv_service import KvService
@@ -41,7 +44,8 @@ def _service(node: Node) -> KvService:
     return service
 
 
-def _cluster(kv_nodes: Callable[..., Node], **knobs: Any) -> dict[str, KvService]:
+def _cluster(kv_nodes: Callable[..., Node], **knobs: Any) -> dict[str, Node]:
+    """Three nodes (every one a replica of every partition at N=3) exchanging often."""
     config = KvConfig(aae_exchange_interval_s=0.02, request_timeout_s=2.0,
                       aae_max_keys_per_s=10_000, **knobs)
     first = kv_nodes(NAMES[0], kv_config=config)
@@ -54,7 +58,11 @@ def _cluster(kv_nodes: Callable[..., Node], **knobs: Any) -> dict[str, KvService
                    for s in services.values())
 
     until(settled, "every node sees every node alive")
-    return services
+    return dict(zip(NAMES, nodes, strict=True))
+
+
+def _services(nodes: dict[str, Node]) -> dict[str, KvService]:
+    return {name: _service(node) for name, node in nodes.items()}
 
 
 def _stored(service: KvService, key: bytes) -> bytes | None:
@@ -82,7 +90,8 @@ def _aae_stats(service: KvService) -> dict[str, int]:
 
 
 def test_aae_key_in_one_store_reaches_every_replica(kv_nodes: Callable[..., Node]) -> None:
-    services = _cluster(kv_nodes)
+    nodes = _cluster(kv_nodes)
+    services = _services(nodes)
     key = ObjectKey("b", "lonely").storage_key()
     obj = version.coordinate(version.EMPTY, None, "a1", Content(b"only here"))
     _write_behind(services["a1"], key, obj)
@@ -95,8 +104,26 @@ def test_aae_key_in_one_store_reaches_every_replica(kv_nodes: Callable[..., Node
     assert "kv_aae_exchanges" in services["a2"].stats()  # merged into /v1/stats
 
 
+def test_aae_counters_on_metrics(kv_nodes: Callable[..., Node]) -> None:
+    nodes = _cluster(kv_nodes)
+    services = _services(nodes)
+    until(lambda: _aae_stats(services["a1"])["kv_aae_exchanges"] >= 1, "an exchange")
+    http = nodes["a1"].http_address
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    found = {f.name: f for f in text_string_to_metric_families(text)}
+    assert found["dynago_kv_aae_exchanges"].type == "counter"
+    assert found["dynago_kv_aae_exchanges"].samples[0].value >= 1
+    assert found["dynago_kv_aae_lag_seconds"].type == "gauge"
+    for name in ("dynago_kv_aae_keys_sent", "dynago_kv_aae_keys_received",
+                 "dynago_kv_aae_segments_differing", "dynago_kv_aae_tombstones_reaped",
+                 "dynago_kv_aae_messages_dropped"):
+        assert found[name].type == "counter", name
+
+
 def test_aae_divergent_siblings_converge_to_the_merge(kv_nodes: Callable[..., Node]) -> None:
-    services = _cluster(kv_nodes)
+    nodes = _cluster(kv_nodes)
+    services = _services(nodes)
     key = ObjectKey("b", "split").storage_key()
     left = version.coordinate(version.EMPTY, None, "a1", Content(b"left"))
     right = version.coordinate(version.EMPTY, None, "a2", Content(b"right"))
@@ -110,7 +137,8 @@ def test_aae_divergent_siblings_converge_to_the_merge(kv_nodes: Callable[..., No
 
 
 def test_aae_tombstone_on_every_replica_is_reaped(kv_nodes: Callable[..., Node]) -> None:
-    services = _cluster(kv_nodes)
+    nodes = _cluster(kv_nodes)
+    services = _services(nodes)
     key = ObjectKey("b", "gone").storage_key()
     live = version.coordinate(version.EMPTY, None, "a1", Content(b"v"))
     tomb = version.coordinate(live, live.clock, "a1", Content(b"", deleted=True))
@@ -128,7 +156,8 @@ def test_aae_tombstone_on_every_replica_is_reaped(kv_nodes: Callable[..., Node])
 
 def test_aae_malformed_messages_are_dropped_and_counted(
         kv_nodes: Callable[..., Node]) -> None:
-    services = _cluster(kv_nodes, aae_enabled=False)
+    nodes = _cluster(kv_nodes, aae_enabled=False)
+    services = _services(nodes)
     actor = services["a1"].aae
     assert actor is not None
     until(lambda: _aae_stats(services["a1"])["kv_aae_ready"] == 1, "the trees built")
