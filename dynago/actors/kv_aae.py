@@ -294,8 +294,7 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
     def _start_exchange(self) -> None:
         if not self.kv_config.aae_enabled or not self.built or self._exchange is not None:
             return
-        inbox: Any = self.storage.actor_inbox  # a queue.Queue for a ThreadingActor
-        if inbox.qsize() > self.kv_config.aae_pause_queue_depth:
+        if self.store_busy():
             return  # the foreground is busy
         ring = self.keeper.ring
         choices = [(p, peer) for p in self._replicated() for peer in ring.preference_list(p)

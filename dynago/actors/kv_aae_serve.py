@@ -93,6 +93,7 @@ class AaeServing:
     peers: Any
     clock: Any
     keeper: Any
+    kv_config: Any
     actor_ref: Any
     built: bool
     counts: dict[str, int]
@@ -161,8 +162,16 @@ class AaeServing:
 
     # ------------------------------------------------------------ repairs
 
+    def store_busy(self) -> bool:
+        """The storage actor has more than ``aae_pause_queue_depth`` messages queued."""
+        inbox: Any = self.storage.actor_inbox  # a queue.Queue for a ThreadingActor
+        return bool(inbox.qsize() > self.kv_config.aae_pause_queue_depth)
+
     def take_keys(self, keys: Sequence[bytes]) -> list[bytes]:
-        """The first of ``keys`` the keys/s budget covers now (at most one message's)."""
+        """The first of ``keys`` the keys/s budget covers now (at most one message's;
+        none while the store is busy: they still differ at a later exchange)."""
+        if self.store_busy():
+            return []
         now = self.clock.monotonic()
         out: list[bytes] = []
         for key in keys[:MAX_AAE_KEYS]:
