@@ -10,18 +10,25 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import pykka
 from prometheus_client.parser import text_string_to_metric_families
+from test_actor_kv import Sent, eventually  # tests/actors is on sys.path under pytest
 
-from dynago.actors.kv_aae import GetAaeStats
+from dynago.actors.kv_aae import AntiEntropyActor, GetAaeStats
 from dynago.actors.kv_service import KvService
 from dynago.actors.messages import PeerMessage
+from dynago.actors.storage import StorageActor
 from dynago.actors.storage_messages import Origin, Read, Update
+from dynago.actors.timers import ManualScheduler
+from dynago.clock import ManualClock
 from dynago.kv import aae_messages as aae
 from dynago.kv import version
 from dynago.kv.config import KvConfig
+from dynago.kv.members import RingKeeper
 from dynago.kv.model import Content, ObjectKey
 from dynago.kv.reap import is_marker
 from dynago.node import Node
+from dynago.storage import MemoryEngine
 
 WAIT_S = 30.0
 NAMES = ("a1", "a2", "a3")
@@ -177,3 +184,43 @@ def test_aae_malformed_messages_are_dropped_and_counted(
     assert actor.is_alive()
     # ...and it still serves: a good ask is answered (no drop, the actor lives on).
     assert _aae_stats(services["a1"])["kv_aae_internal_errors"] == 0
+
+
+def test_aae_stalled_exchange_is_abandoned_and_the_next_one_starts() -> None:
+    clock = ManualClock()
+    scheduler = ManualScheduler(clock)
+    sent = Sent()  # a peer that never answers
+    keeper = RingKeeper("a", partitions=64, n_val=3, grace_s=5.0)
+    keeper.seen([("a", 1, "alive", ()), ("b", 1, "alive", ())], clock.monotonic())
+    keeper.rebuild(clock.monotonic())
+    storage = StorageActor.start(MemoryEngine())
+    actor = AntiEntropyActor.start(
+        name="a", kv_config=KvConfig(aae_exchange_interval_s=1.0, request_timeout_s=5.0),
+        storage=storage, peers=sent, clock=clock, scheduler=scheduler, ring=keeper)
+    try:
+        eventually(lambda: actor.ask(GetAaeStats())["kv_aae_ready"] == 1, "trees built")
+
+        def asks() -> list[aae.AaeHashesAsk]:
+            return [m for _, m in list(sent.messages) if isinstance(m, aae.AaeHashesAsk)]
+
+        scheduler.advance(1.6)  # past the longest jittered interval
+        first = eventually(asks, "an exchange started")[0]
+        assert first.level == aae.ROOT
+        scheduler.advance(1.0)  # another tick, before the timeout: none starts (one at a time)
+        actor.ask(GetAaeStats())
+        assert len(asks()) == 1
+        scheduler.advance(5.0)  # past the timeout (the first started by 1.5 s): abandoned
+        eventually(lambda: actor.ask(GetAaeStats())["kv_aae_exchanges_failed"] == 1,
+                   "the stalled exchange abandoned")
+        scheduler.advance(1.6)
+        later = eventually(lambda: asks()[1:], "the next exchange started")[0]
+        assert later.exchange_id != first.exchange_id
+        # An answer to the abandoned exchange comes too late: dropped and counted.
+        actor.tell(PeerMessage("b", "", aae.AaeHashes(first.exchange_id, first.partition,
+                                                      aae.ROOT, (0,), (1,))))
+        eventually(lambda: actor.ask(GetAaeStats())["kv_aae_messages_dropped"] == 1,
+                   "the late answer dropped")
+    finally:
+        actor.stop()
+        storage.stop()
+        pykka.ActorRegistry.stop_all(timeout=5)
