@@ -53,8 +53,8 @@ def _service(node: Node) -> KvService:
 
 def _cluster(kv_nodes: Callable[..., Node], **knobs: Any) -> dict[str, Node]:
     """Three nodes (every one a replica of every partition at N=3) exchanging often."""
-    config = KvConfig(aae_exchange_interval_s=0.02, request_timeout_s=2.0,
-                      aae_max_keys_per_s=10_000, **knobs)
+    config = KvConfig(**{"aae_exchange_interval_s": 0.02, "request_timeout_s": 2.0,
+                         "aae_max_keys_per_s": 10_000.0, **knobs})
     first = kv_nodes(NAMES[0], kv_config=config)
     nodes = [first] + [kv_nodes(n, seed=first, kv_config=config) for n in NAMES[1:]]
     services = {n: _service(node) for n, node in zip(NAMES, nodes, strict=True)}
@@ -224,3 +224,23 @@ def test_aae_stalled_exchange_is_abandoned_and_the_next_one_starts() -> None:
         actor.stop()
         storage.stop()
         pykka.ActorRegistry.stop_all(timeout=5)
+
+
+def test_aae_repairs_keep_to_the_keys_budget(kv_nodes: Callable[..., Node]) -> None:
+    rate = 10.0
+    nodes = _cluster(kv_nodes, aae_max_keys_per_s=rate)
+    # Nothing to repair so far, and a bucket never holds more than its burst (= rate):
+    # from now on a1 sends at most rate + rate × elapsed.
+    started = time.monotonic()
+    services = _services(nodes)
+    keys = [ObjectKey("b", f"budget{i}").storage_key() for i in range(30)]
+    for key in keys:
+        _write_behind(services["a1"], key, version.coordinate(version.EMPTY, None, "a1",
+                                                              Content(b"v")))
+
+    def check_budget() -> bool:
+        sent = _aae_stats(services["a1"])["kv_aae_keys_sent"]
+        assert sent <= rate + rate * (time.monotonic() - started), sent
+        return all(_stored(services[n], k) is not None for n in ("a2", "a3") for k in keys)
+
+    until(check_budget, "every key on every replica, within the budget")
