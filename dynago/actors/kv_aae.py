@@ -130,7 +130,8 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         self.bytes_bucket = TokenBucket(kv_config.aae_max_bytes_per_s,
                                         max(1.0, kv_config.aae_max_bytes_per_s), now)
         self.indexes: dict[int, PartitionIndex] = {}
-        self.tombstones: dict[bytes, int] = {}  # key -> hash of the tombstone held here
+        # Partition -> key -> hash of the tombstone held here (the reap's candidates).
+        self.tombstones: dict[int, dict[bytes, int]] = {}
         self.built = False
         self._listing_done = False
         self._scanning = 0
@@ -277,11 +278,13 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         index = self.indexes.setdefault(partition, PartitionIndex())
         if index.put(key, obj):
             self.confirmed.pop(key, None)  # a confirmation is of the object it replaced
-            self.tombstones.pop(key, None)
+            held = self.tombstones.get(partition)
+            if held is not None:
+                held.pop(key, None)
             if value is not None and obj is not None:
                 try:
                     if is_tombstone(version.decode(value)):
-                        self.tombstones[key] = obj
+                        self.tombstones.setdefault(partition, {})[key] = obj
                 except ValueError:
                     log.warning("aae: the stored object %r does not decode", key[:80])
 

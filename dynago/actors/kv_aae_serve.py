@@ -98,7 +98,7 @@ class AaeServing:
     built: bool
     counts: dict[str, int]
     indexes: dict[int, PartitionIndex]
-    tombstones: dict[bytes, int]
+    tombstones: dict[int, dict[bytes, int]]
     keys_bucket: TokenBucket
     bytes_bucket: TokenBucket
 
@@ -204,13 +204,14 @@ class AaeServing:
         """``peer`` holds what this node holds for every key of ``partition`` but
         ``differ``: that confirms the tombstones among them; reap those all confirmed."""
         index = self.indexes.get(partition)
-        if index is None or not self.tombstones:
+        tombstones = self.tombstones.get(partition)
+        if index is None or not tombstones:
             return
         skip = set(differ)
         replicas = self.keeper.ring.preference_list(partition)
-        for key, held in list(self.tombstones.items()):
-            if key in skip or key in self._reaping or index.get(key) != held:
-                continue  # differing, being reaped, or of another partition
+        for key, held in list(tombstones.items()):
+            if key in skip or key in self._reaping:
+                continue
             seen = self.confirmed.setdefault(key, {})
             seen[peer] = seen[self.name] = held
             if may_reap(replicas, seen, held):
