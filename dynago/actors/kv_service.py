@@ -3,9 +3,11 @@
 On ``start`` it opens the storage engine (``KvConfig.data_dir``; in memory without one),
 starts the StorageActor that owns it, the HintActor that hands hints back
 (dynago.actors.kv_hints) and the KvActor that drives requests, subscribes both to
-membership (the member map, then every event), and offers:
+membership (the member map, then every event), the AntiEntropyActor
+(dynago.actors.kv_aae; it reads the KvActor's ring), and offers:
 
-* ``peer_routes``: every replica message class → the KvActor (PeerActors hand them on);
+* ``peer_routes``: every replica message class → the KvActor (PeerActors hand them on),
+  the anti-entropy messages (``AAE_MESSAGE_TYPES``) → the AntiEntropyActor;
 * ``http_routes``: Dynago's ``/kvstore`` and Riak's object API (dynago.http.kv_api),
   ``GET /v1/ring`` (dynago.http.ring_api), ``GET /v1/kv/latency`` and
   ``GET /v1/kv/explain`` (dynago.http.kv_ui_api);
