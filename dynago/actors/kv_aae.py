@@ -105,6 +105,8 @@ class _Exchange:
     level: int
     timer: Any = None
     segments: tuple[int, ...] = ()
+    unsure: frozenset[int] = frozenset()
+    """Segments found differing and left for a later exchange: no confirmation there."""
 
 
 class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
@@ -386,6 +388,7 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
                 return
             ex.level = -1  # waiting for the keys
             ex.segments = self._few(ex.partition, segments)
+            ex.unsure = frozenset(segments) - frozenset(ex.segments)
             self._ask(aae.AaeKeysAsk(ex.exchange_id, ex.partition, tuple(segments)))
 
     def _few(self, partition: int, segments: list[int]) -> tuple[int, ...]:
@@ -412,7 +415,7 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         index = self.indexes.setdefault(ex.partition, PartitionIndex())
         diff = compare_keys(index.keys_in(ex.segments), dict(zip(reply.keys, reply.hashes,
                                                                   strict=True)))
-        self.confirm(ex.partition, ex.peer, diff.send)
+        self.confirm(ex.partition, ex.peer, diff.send, ex.unsure)
         wanted = self.take_keys([k for k in diff.fetch if self._partition(k) == ex.partition])
         if wanted:
             self.peers.send(ex.peer, aae.AaePush(ex.exchange_id, ex.partition, tuple(wanted)))

@@ -200,9 +200,11 @@ class AaeServing:
 
     # ------------------------------------------------------------ reap
 
-    def confirm(self, partition: int, peer: str, differ: Sequence[bytes]) -> None:
+    def confirm(self, partition: int, peer: str, differ: Sequence[bytes],
+                unsure: frozenset[int] = frozenset()) -> None:
         """``peer`` holds what this node holds for every key of ``partition`` but
-        ``differ``: that confirms the tombstones among them; reap those all confirmed."""
+        ``differ`` and those in segments ``unsure`` (found differing, not compared yet):
+        that confirms the tombstones among them; reap those all confirmed."""
         index = self.indexes.get(partition)
         tombstones = self.tombstones.get(partition)
         if index is None or not tombstones:
@@ -210,7 +212,7 @@ class AaeServing:
         skip = set(differ)
         replicas = self.keeper.ring.preference_list(partition)
         for key, held in list(tombstones.items()):
-            if key in skip or key in self._reaping:
+            if key in skip or key in self._reaping or segment_of(key) in unsure:
                 continue
             seen = self.confirmed.setdefault(key, {})
             seen[peer] = seen[self.name] = held
