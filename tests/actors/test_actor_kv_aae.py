@@ -27,6 +27,8 @@ from dynago.kv.config import KvConfig
 from dynago.kv.members import RingKeeper
 from dynago.kv.model import Content, ObjectKey
 from dynago.kv.reap import is_marker
+from dynago.kv.ring import partition_of
+from dynago.kv.tictac import PartitionIndex, object_hash
 from dynago.node import Node
 from dynago.storage import MemoryEngine
 
@@ -244,3 +246,61 @@ def test_aae_repairs_keep_to_the_keys_budget(kv_nodes: Callable[..., Node]) -> N
         return all(_stored(services[n], k) is not None for n in ("a2", "a3") for k in keys)
 
     until(check_budget, "every key on every replica, within the budget")
+
+
+def test_aae_tombstone_is_reaped_only_once_every_replica_confirmed() -> None:
+    clock = ManualClock()
+    scheduler = ManualScheduler(clock)
+    sent = Sent()
+    keeper = RingKeeper("a", partitions=64, n_val=3, grace_s=5.0)
+    keeper.seen([(n, 1, "alive", ()) for n in ("a", "b", "c")], clock.monotonic())
+    keeper.rebuild(clock.monotonic())
+    storage = StorageActor.start(MemoryEngine())
+    key = ObjectKey("b", "dead")
+    live = version.coordinate(version.EMPTY, None, "a", Content(b"v"))
+    tomb = version.encode(version.coordinate(live, live.clock, "a",
+                                             Content(b"", deleted=True)))
+    done: list[object] = []
+    storage.tell(Update(key.storage_key(), lambda _c: tomb, reply=done.append,
+                        on_error=done.append))
+    eventually(lambda: done, "the tombstone stored")
+    target = partition_of(key, 64)
+    index = PartitionIndex()
+    index.put(key.storage_key(), object_hash(tomb))
+    actor = AntiEntropyActor.start(
+        name="a", kv_config=KvConfig(aae_exchange_interval_s=1.0, request_timeout_s=5.0),
+        storage=storage, peers=sent, clock=clock, scheduler=scheduler, ring=keeper)
+    try:
+        eventually(lambda: actor.ask(GetAaeStats())["kv_aae_ready"] == 1, "trees built")
+        confirmed: set[str] = set()
+        seen = 0
+        deadline = time.monotonic() + WAIT_S
+        while confirmed != {"b", "c"}:
+            assert time.monotonic() < deadline, "both peers never asked"
+            # Not reaped while a replica has not confirmed.
+            assert _stored_in(storage, key.storage_key()) == tomb
+            scheduler.advance(1.6)
+            eventually(lambda n=seen: len(sent.messages) > n, "an exchange started")
+            peer, ask = sent.messages[seen]
+            seen = len(sent.messages)
+            assert isinstance(ask, aae.AaeHashesAsk)
+            if ask.partition != target:
+                answer: object = aae.AaeRefused(ask.exchange_id, "not in this test")
+            else:
+                answer = aae.AaeHashes(ask.exchange_id, target, aae.ROOT, (0,),
+                                       (index.tree.root,))
+                confirmed.add(peer)
+            actor.tell(PeerMessage(peer, "", answer))  # type: ignore[arg-type]
+            actor.ask(GetAaeStats())  # handled before the next tick
+        eventually(lambda: is_marker(version.decode(
+            _stored_in(storage, key.storage_key()) or b"")), "reaped to its marker")
+        assert actor.ask(GetAaeStats())["kv_aae_tombstones_reaped"] == 1
+    finally:
+        pykka.ActorRegistry.stop_all(timeout=5)
+
+
+def _stored_in(storage: Any, key: bytes) -> bytes | None:
+    results: list[bytes | None] = []
+    storage.tell(Read(key, reply=results.append))
+    result: bytes | None = until(lambda: results, "a read", 5.0)[0]
+    return result
