@@ -59,6 +59,7 @@ from dynago.actors.timers import Scheduler
 from dynago.clock import Clock
 from dynago.config import Config
 from dynago.kv import version
+from dynago.kv.aae_messages import AAE_REQUEST_BASE
 from dynago.kv.config import KvConfig
 from dynago.kv.fallback import HINT_REQUEST_BASE, hint_key
 from dynago.kv.members import RingKeeper
@@ -274,6 +275,8 @@ class KvActor(kv_coordinate.Coordinator, HandoffReads, pykka.ThreadingActor):
                         ref, ReplicaDone("keys", sender, rid, keys=key_names(keys)))))
             case ForwardPut():
                 self.coordinate_forwarded(sender, message)
+            case ReplicaPutAck() if message.request_id >= AAE_REQUEST_BASE:
+                pass  # an anti-entropy repair's: not waited on, never a client's W
             case ReplicaPutAck() if message.request_id >= HINT_REQUEST_BASE:
                 if self.hints is not None:  # a hand-back's: the HintActor's request
                     tell_quietly(self.hints, PeerMessage(sender, "", message, None))

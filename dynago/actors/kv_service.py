@@ -3,9 +3,11 @@
 On ``start`` it opens the storage engine (``KvConfig.data_dir``; in memory without one),
 starts the StorageActor that owns it, the HintActor that hands hints back
 (dynago.actors.kv_hints) and the KvActor that drives requests, subscribes both to
-membership (the member map, then every event), and offers:
+membership (the member map, then every event), the AntiEntropyActor
+(dynago.actors.kv_aae; it reads the KvActor's ring), and offers:
 
-* ``peer_routes``: every replica message class → the KvActor (PeerActors hand them on);
+* ``peer_routes``: every replica message class → the KvActor (PeerActors hand them on),
+  the anti-entropy messages (``AAE_MESSAGE_TYPES``) → the AntiEntropyActor;
 * ``http_routes``: Dynago's ``/kvstore`` and Riak's object API (dynago.http.kv_api),
   ``GET /v1/ring`` (dynago.http.ring_api), ``GET /v1/kv/latency`` and
   ``GET /v1/kv/explain`` (dynago.http.kv_ui_api);
@@ -34,6 +36,7 @@ import pykka
 
 from dynago.actors import api
 from dynago.actors.kv import KvActor
+from dynago.actors.kv_aae import AntiEntropyActor, GetAaeStats
 from dynago.actors.kv_explain import ExplainActor, ExplainKey, GetExplainStats
 from dynago.actors.kv_frontend import ActorFrontend
 from dynago.actors.kv_handoff import HandoffActor
@@ -50,6 +53,7 @@ from dynago.actors.refs import tell_if_alive, tell_quietly
 from dynago.actors.routing import PeerDirectory, send_to_peer
 from dynago.actors.storage import StorageActor, storage_stats
 from dynago.actors.storage_messages import StorageStats
+from dynago.kv.aae_messages import AAE_MESSAGE_TYPES
 from dynago.kv.config import KvConfig
 from dynago.kv.explain import KvExplain, KvExplainReply
 from dynago.kv.handoff_messages import HANDOFF_MESSAGE_TYPES
@@ -172,6 +176,7 @@ class KvService:
         self._node_name = ""
         self._engine: Engine | None = None
         self.explainer: pykka.ActorRef[Any] | None = None
+        self.aae: pykka.ActorRef[Any] | None = None
 
     def open_storage(self) -> None:
         """Open the storage engine now (StorageError with a plain line if the data dir
@@ -228,6 +233,10 @@ class KvService:
             tell_quietly(kv, MemberChanged(event))
             tell_quietly(hints, MemberChanged(event))
 
+        self.aae = AntiEntropyActor.start(
+            name=context.name, kv_config=self.kv_config, storage=self.storage,
+            peers=WireDirectorySender(context.peers), clock=context.clock,
+            scheduler=context.scheduler, ring=self.ring)
         peers = DirectorySender(context.peers)
         self.explainer = ExplainActor.start(
             name=context.name, storage=self.storage, ring=self.ring,
@@ -246,6 +255,8 @@ class KvService:
         routes: dict[type[Any], pykka.ActorRef[Any]] = dict.fromkeys(KV_MESSAGE_TYPES, self.kv)
         routes.update(dict.fromkeys((KvExplain, KvExplainReply), self.explainer))
         routes.update(dict.fromkeys(HANDOFF_MESSAGE_TYPES, self.handoff))
+        if self.aae is not None:
+            routes.update(dict.fromkeys(AAE_MESSAGE_TYPES, self.aae))
         return routes
 
     async def explain(self, key: ObjectKey) -> dict[str, Any] | None:
@@ -308,6 +319,13 @@ class KvService:
         if kv is not None and self.hints is not None:
             try:  # the HintActor's counters join the KV's (hints held, handed back, ...)
                 counts = self.hints.ask(GetHintStats(), timeout=_ASK_S)
+                assert isinstance(counts, dict)
+                kv = dataclasses.replace(kv, counters={**kv.counters, **counts})
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+        if kv is not None and self.aae is not None:
+            try:  # the AntiEntropyActor's counters join the KV's, like the hints'
+                counts = self.aae.ask(GetAaeStats(), timeout=_ASK_S)
                 assert isinstance(counts, dict)
                 kv = dataclasses.replace(kv, counters={**kv.counters, **counts})
             except (pykka.ActorDeadError, pykka.Timeout):
@@ -405,10 +423,12 @@ class KvService:
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
             self._token = None
-        for ref in (self.explainer, self.handoff, self.kv, self.hints, self.storage):
+        for ref in (self.explainer, self.aae, self.handoff, self.kv, self.hints,
+                    self.storage):
             if ref is not None:
                 try:
                     ref.stop(timeout=5.0)
                 except (pykka.ActorDeadError, pykka.Timeout):
                     pass
         self.kv = self.hints = self.storage = self.explainer = self.handoff = None
+        self.aae = None

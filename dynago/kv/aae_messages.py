@@ -94,3 +94,8 @@ AaeMessage = AaeHashesAsk | AaeHashes | AaeKeysAsk | AaeKeys | AaePush | AaeRefu
 
 AAE_MESSAGE_TYPES: tuple[type, ...] = (AaeHashesAsk, AaeHashes, AaeKeysAsk, AaeKeys, AaePush,
                                        AaeRefused)
+
+AAE_REQUEST_BASE = 2**62 + 2**61
+"""Request ids of the ReplicaPuts anti-entropy sends start here (above the hand-backs'
+``HINT_REQUEST_BASE`` = 2**62): the KvActor drops their acks, never counting them toward
+a client's W. Repairs are not waited on; the next exchange finds what did not land."""

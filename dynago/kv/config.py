@@ -102,8 +102,9 @@ class KvConfig:
     """Most object bytes per second anti-entropy sends (default 1 MiB/s)."""
 
     aae_pause_queue_depth: int = 64
-    """An exchange is not started, and a repair waits, while the storage actor has more
-    than this many messages queued: the foreground is busy (default 64)."""
+    """An exchange is not started, and repairs are left for a later exchange, while the
+    storage actor has more than this many messages queued: the foreground is busy
+    (default 64)."""
 
     def validate(self, max_message_bytes: int) -> KvConfig:
         """Return self if usable, else raise ConfigError saying what is wrong."""

@@ -14,7 +14,11 @@ KV store. Counters end in ``_total``; no other family ends in ``_sum``, ``_count
   ``dynago_kv_coordinated_for_others_total``, ``dynago_kv_replica_messages_dropped_total``,
   ``dynago_kv_internal_errors_total``; hinted handoff: ``dynago_kv_hints_held`` (gauge),
   ``dynago_kv_hints_stored_total``, ``dynago_kv_hints_handed_back_total``,
-  ``dynago_kv_hint_handback_failures_total``, ``dynago_kv_hint_messages_dropped_total``.
+  ``dynago_kv_hint_handback_failures_total``, ``dynago_kv_hint_messages_dropped_total``;
+  anti-entropy: ``dynago_kv_aae_lag_seconds`` (gauge), ``dynago_kv_aae_exchanges_total``,
+  ``dynago_kv_aae_segments_differing_total``, ``dynago_kv_aae_keys_sent_total``,
+  ``dynago_kv_aae_keys_received_total``, ``dynago_kv_aae_tombstones_reaped_total``,
+  ``dynago_kv_aae_messages_dropped_total``.
 * The store: ``dynago_kv_store_keys``, ``dynago_kv_store_size_bytes`` (gauges),
   ``dynago_kv_store_writes_total``, ``dynago_kv_store_commits_total``,
   ``dynago_kv_store_fsyncs_total``, ``dynago_kv_store_errors_total``.
@@ -64,6 +68,18 @@ KV_COUNTERS: dict[str, tuple[str, str]] = {
     "kv_handoff_proxied_reads": ("dynago_kv_handoff_proxied_reads",
                                  "Replica reads also asked of nodes still handing the "
                                  "partition here."),
+    "kv_aae_exchanges": ("dynago_kv_aae_exchanges",
+                         "Anti-entropy exchanges this node started that completed."),
+    "kv_aae_segments_differing": ("dynago_kv_aae_segments_differing",
+                                  "Tree segments found differing in those exchanges."),
+    "kv_aae_keys_sent": ("dynago_kv_aae_keys_sent",
+                         "Objects anti-entropy sent to other replicas (ReplicaPut)."),
+    "kv_aae_keys_received": ("dynago_kv_aae_keys_received",
+                             "Objects anti-entropy asked other replicas for (AaePush)."),
+    "kv_aae_tombstones_reaped": ("dynago_kv_aae_tombstones_reaped",
+                                 "Tombstones every replica confirmed, reaped to markers."),
+    "kv_aae_messages_dropped": ("dynago_kv_aae_messages_dropped",
+                                "Anti-entropy messages dropped: malformed or unexpected."),
     "kv_internal_errors": ("dynago_kv_internal_errors",
                            "Messages the KV actor failed to handle (a bug: see the log)."),
 }
@@ -94,6 +110,11 @@ def kv_families(snapshot: KvServiceSnapshot) -> Iterator[Metric]:
             yield GaugeMetricFamily("dynago_kv_hints_held",
                                     "Hints this node holds for other nodes now.",
                                     value=kv.counters["kv_hints_held"])
+        if "kv_aae_lag_s" in kv.counters:
+            yield GaugeMetricFamily("dynago_kv_aae_lag_seconds",
+                                    "Most seconds since a partition this node replicates "
+                                    "was last compared with a replica.",
+                                    value=kv.counters["kv_aae_lag_s"])
     store = snapshot.store
     if store is not None:
         yield GaugeMetricFamily("dynago_kv_store_keys", "Keys in this node's store.",

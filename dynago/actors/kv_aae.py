@@ -1,0 +1,441 @@
+"""AntiEntropyActor: compares this node's partitions with other replicas' and repairs the
+keys that differ, read or not (docs/reliability.md "Active anti-entropy"). Rules:
+dynago.kv.tictac (trees, comparisons, the token bucket), dynago.kv.reap (tombstones).
+
+* **Trees**: at start it watches commits (WatchCommits), then lists every client object
+  (paged ListKeys; node-local keys under ``NUL`` are skipped) and reads each one to hash
+  it into its partition's ``PartitionIndex``. Until that is done it answers every ask
+  with ``AaeRefused``. After, the commit listener alone keeps the trees current.
+* **Exchange**: every ``aae_exchange_interval_s`` (±50 %), if enabled and the store is
+  not busy, one partition this node replicates, with one other reachable replica: root,
+  differing branches, differing segments, their keys (dynago.kv.aae_messages). Then the
+  keys this node holds differently go as ReplicaPut (origin "anti-entropy") and the keys
+  the peer holds differently are asked for with AaePush; receivers merge (the KvActor's
+  ReplicaPut path). One exchange at a time, each step bounded by ``request_timeout_s``.
+  Keys beyond the budget (keys/s, bytes/s) are left for a later exchange, which will
+  find them still differing.
+* **Reap**: an exchange in which the peer holds the same hash for a key as this node's
+  tombstone is that peer's confirmation; once every node of the key's preference list
+  confirmed (``may_reap``), the tombstone is replaced by its marker (``reap_update``,
+  origin "reaped"), which anti-entropy then spreads.
+
+A malformed message (unknown partition, bad ids, an answer to no exchange of ours) is
+dropped and counted; an exception in a handler is logged and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from dynago.actors.kv_aae_serve import AaeServing, Reaped, SendRead, answer, failure
+from dynago.actors.messages import PeerMessage
+from dynago.actors.refs import tell_quietly
+from dynago.actors.storage_messages import ListKeys, Read, WatchCommits
+from dynago.actors.timers import Scheduler
+from dynago.clock import Clock
+from dynago.kv import aae_messages as aae
+from dynago.kv import version
+from dynago.kv.config import KvConfig
+from dynago.kv.members import RingKeeper
+from dynago.kv.model import ObjectKey
+from dynago.kv.reap import is_tombstone
+from dynago.kv.ring import partition_of
+from dynago.kv.tictac import (
+    BRANCHES,
+    PartitionIndex,
+    TokenBucket,
+    compare_keys,
+    differing,
+    differing_branches,
+    object_hash,
+)
+from dynago.storage.engine import Write
+
+log = logging.getLogger(__name__)
+
+LIST_PAGE = 1000
+"""Keys listed per page while the trees are built."""
+
+KEYS_PER_EXCHANGE = 1000
+"""Keys of this node's (about) whose segments one exchange compares key by key."""
+
+@dataclass(frozen=True, slots=True)
+class _Committed:
+    writes: tuple[Write, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    keys: tuple[bytes, ...]
+    full: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Scanned:
+    key: bytes
+    data: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Expired:
+    exchange_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetAaeStats:
+    """Ask: the anti-entropy counters (``kv_aae_lag_s`` a gauge, the rest counts)."""
+
+
+@dataclass
+class _Exchange:
+    exchange_id: int
+    partition: int
+    peer: str
+    level: int
+    timer: Any = None
+    segments: tuple[int, ...] = ()
+    unsure: frozenset[int] = frozenset()
+    """Segments found differing and left for a later exchange: no confirmation there."""
+
+
+class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
+    """Keeps the replicas of node ``name``'s partitions equal (``peers``: a sender of
+    wire messages, ``storage``: the StorageActor, ``ring``: the KvActor's RingKeeper,
+    read only: its ring is replaced whole)."""
+
+    def __init__(self, *, name: str, kv_config: KvConfig, storage: pykka.ActorRef[Any],
+                 peers: Any, clock: Clock, scheduler: Scheduler, ring: RingKeeper,
+                 rng: random.Random | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.kv_config = kv_config
+        self.storage = storage
+        self.peers = peers
+        self.clock = clock
+        self.scheduler = scheduler
+        self.keeper = ring
+        self.rng = rng or random.Random()
+        now = clock.monotonic()
+        self.keys_bucket = TokenBucket(kv_config.aae_max_keys_per_s,
+                                       max(1.0, kv_config.aae_max_keys_per_s), now)
+        self.bytes_bucket = TokenBucket(kv_config.aae_max_bytes_per_s,
+                                        max(1.0, kv_config.aae_max_bytes_per_s), now)
+        self.indexes: dict[int, PartitionIndex] = {}
+        # Partition -> key -> hash of the tombstone held here (the reap's candidates).
+        self.tombstones: dict[int, dict[bytes, int]] = {}
+        self.built = False
+        self._listing_done = False
+        self._scanning = 0
+        self._exchange: _Exchange | None = None
+        self._next_exchange = 1
+        self._last_ok: dict[int, float] = {}
+        self._last_try: dict[int, float] = {}
+        self._next_page: bytes | None = None
+        self._started = now
+        self._timer: Any = None
+        self.counts = dict.fromkeys(
+            ("kv_aae_exchanges", "kv_aae_exchanges_failed", "kv_aae_segments_differing",
+             "kv_aae_keys_sent", "kv_aae_keys_received", "kv_aae_tombstones_reaped",
+             "kv_aae_messages_dropped", "kv_aae_internal_errors"), 0)
+        self.init_serving()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def on_start(self) -> None:
+        ref = self.actor_ref
+
+        def listener(writes: Sequence[Write]) -> None:  # on the StorageActor's thread
+            objects = tuple(w for w in writes if not w[0].startswith(b"\x00"))
+            if objects:
+                tell_quietly(ref, _Committed(objects))
+
+        # Watch first, then list: a key committed in between is seen at least once, and
+        # the store answers reads and listener calls on one thread, in order.
+        self.storage.tell(WatchCommits(listener))
+        self._list(None)
+        self._schedule()
+
+    def on_stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._exchange is not None and self._exchange.timer is not None:
+            self._exchange.timer.cancel()
+
+    def _list(self, after: bytes | None) -> None:
+        self._next_page = None
+        ref = self.actor_ref
+        self.storage.tell(ListKeys(b"", limit=LIST_PAGE, after=after, reply=lambda keys:
+                                   tell_quietly(ref, _Listed(tuple(keys),
+                                                             len(keys) >= LIST_PAGE))))
+
+    def _schedule(self) -> None:
+        mean = self.kv_config.aae_exchange_interval_s
+        ref = self.actor_ref
+        self._timer = self.scheduler.call_later(self.rng.uniform(0.5 * mean, 1.5 * mean),
+                                                lambda: tell_quietly(ref, _Tick()))
+
+    # ------------------------------------------------------------ dispatch
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            return self._dispatch(message)
+        except Exception:
+            self.counts["kv_aae_internal_errors"] += 1
+            log.exception("aae: handling %s failed", type(message).__name__)
+            return None
+        finally:
+            if isinstance(message, PeerMessage) and message.done is not None:
+                message.done()
+
+    def _dispatch(self, message: Any) -> Any:
+        match message:
+            case _Committed():
+                for key, value in message.writes:
+                    self._index(key, value)
+            case _Listed():
+                self._listed(message)
+            case _Scanned():
+                self._scanning -= 1
+                if message.data is not None:
+                    self._index(message.key, message.data)
+                if self._scanning == 0 and self._next_page is not None:
+                    self._list(self._next_page)
+                self._maybe_built()
+            case PeerMessage():
+                self._peer(message.sender, message.message)
+            case SendRead():
+                self.send_read(message)
+            case Reaped():
+                self.reaped(message)
+            case _Tick():
+                self._schedule()
+                self._start_exchange()
+            case _Expired():
+                ex = self._exchange
+                if ex is not None and ex.exchange_id == message.exchange_id:
+                    log.info("aae: exchange of partition %d with %s timed out",
+                             ex.partition, ex.peer)
+                    self._end(False)
+            case GetAaeStats():
+                return self.stats()
+            case _:
+                self.counts["kv_aae_messages_dropped"] += 1
+        return None
+
+    def stats(self) -> dict[str, int]:
+        """The counters of GetAaeStats."""
+        now = self.clock.monotonic()
+        mine = self._replicated()
+        lag = max((now - self._last_ok.get(p, self._started) for p in mine), default=0.0)
+        return dict(self.counts) | {"kv_aae_lag_s": int(lag), "kv_aae_ready": int(self.built)}
+
+    # ------------------------------------------------------------ the trees
+
+    def _listed(self, message: _Listed) -> None:
+        ref = self.actor_ref
+        for key in message.keys:
+            if key.startswith(b"\x00"):
+                continue
+            self._scanning += 1
+            self.storage.tell(Read(
+                key, reply=answer(ref, _Scanned, key), on_error=failure(ref, _Scanned, key)))
+        if message.full and message.keys:
+            # The next page once this one is read: a big store is scanned at the pace
+            # the store answers, never queueing its every key in front of the foreground.
+            self._next_page = message.keys[-1]
+            if self._scanning == 0:
+                self._list(self._next_page)
+        else:
+            self._listing_done = True
+            self._maybe_built()
+
+    def _maybe_built(self) -> None:
+        if self._listing_done and self._scanning == 0 and not self.built:
+            self.built = True
+            log.info("aae: trees built, %d keys in %d partitions",
+                     sum(len(i) for i in self.indexes.values()), len(self.indexes))
+
+    def _partition(self, key: bytes) -> int | None:
+        try:
+            return partition_of(ObjectKey.from_storage_key(key), self.keeper.partitions)
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    def _index(self, key: bytes, value: bytes | None) -> None:
+        partition = self._partition(key)
+        if partition is None:
+            return
+        obj = object_hash(value) if value is not None else None
+        index = self.indexes.setdefault(partition, PartitionIndex())
+        if index.put(key, obj):
+            self.confirmed.pop(key, None)  # a confirmation is of the object it replaced
+            held = self.tombstones.get(partition)
+            if held is not None:
+                held.pop(key, None)
+            if value is not None and obj is not None:
+                try:
+                    if is_tombstone(version.decode(value)):
+                        self.tombstones.setdefault(partition, {})[key] = obj
+                except ValueError:
+                    log.warning("aae: the stored object %r does not decode", key[:80])
+
+    def _replicated(self) -> list[int]:
+        ring = self.keeper.ring
+        return [p for p in range(ring.partitions) if self.name in ring.preference_list(p)]
+
+    # ------------------------------------------------------------ initiator
+
+    def _start_exchange(self) -> None:
+        if not self.kv_config.aae_enabled or not self.built or self._exchange is not None:
+            return
+        if self.store_busy():
+            return  # the foreground is busy
+        ring = self.keeper.ring
+        choices = [(p, peer) for p in self._replicated() for peer in ring.preference_list(p)
+                   if peer != self.name and self.keeper.reachable(peer)]
+        if not choices:
+            return
+        # The partition tried longest ago first, so that every one is compared in turn
+        # (one whose peer refuses does not starve the others).
+        oldest = min(self._last_try.get(p, self._started) for p, _ in choices)
+        partition, peer = self.rng.choice(
+            [c for c in choices if self._last_try.get(c[0], self._started) == oldest])
+        self._last_try[partition] = self.clock.monotonic()
+        ex = _Exchange(self._next_exchange, partition, peer, aae.ROOT)
+        self._next_exchange += 1
+        self._exchange = ex
+        self._ask(aae.AaeHashesAsk(ex.exchange_id, partition, aae.ROOT))
+
+    def _ask(self, message: aae.AaeHashesAsk | aae.AaeKeysAsk) -> None:
+        ex = self._exchange
+        assert ex is not None
+        if ex.timer is not None:
+            ex.timer.cancel()
+        if not self.peers.send(ex.peer, message):
+            self._end(False)
+            return
+        ref, eid = self.actor_ref, ex.exchange_id
+        ex.timer = self.scheduler.call_later(self.kv_config.request_timeout_s,
+                                             lambda: tell_quietly(ref, _Expired(eid)))
+
+    def _end(self, ok: bool) -> None:
+        ex, self._exchange = self._exchange, None
+        if ex is None:
+            return
+        if ex.timer is not None:
+            ex.timer.cancel()
+        if ok:
+            self.counts["kv_aae_exchanges"] += 1
+            self._last_ok[ex.partition] = self.clock.monotonic()
+        else:
+            self.counts["kv_aae_exchanges_failed"] += 1
+
+    def _mine(self, sender: str, message: Any) -> _Exchange | None:
+        """The exchange ``message`` answers, or None (dropped and counted)."""
+        ex = self._exchange
+        if (ex is None or message.exchange_id != ex.exchange_id or sender != ex.peer
+                or getattr(message, "partition", ex.partition) != ex.partition):
+            self.counts["kv_aae_messages_dropped"] += 1
+            return None
+        return ex
+
+    def _hashes(self, sender: str, reply: aae.AaeHashes) -> None:
+        ex = self._mine(sender, reply)
+        if ex is None:
+            return
+        if reply.level != ex.level or len(reply.ids) != len(reply.hashes):
+            self.counts["kv_aae_messages_dropped"] += 1
+            self._end(False)
+            return
+        tree = self.indexes.setdefault(ex.partition, PartitionIndex()).tree
+        if ex.level == aae.ROOT:
+            if reply.hashes == (tree.root,):
+                self.confirm(ex.partition, ex.peer, ())
+                self._end(True)
+                return
+            ex.level = aae.BRANCHES
+            self._ask(aae.AaeHashesAsk(ex.exchange_id, ex.partition, aae.BRANCHES))
+        elif ex.level == aae.BRANCHES:
+            theirs = dict(zip(reply.ids, reply.hashes, strict=True))
+            branches = differing_branches(tree.branches,
+                                          [theirs.get(i, 0) for i in range(BRANCHES)])
+            if not branches:
+                self.confirm(ex.partition, ex.peer, ())
+                self._end(True)
+                return
+            ex.level = aae.SEGMENTS
+            ex.segments = tuple(branches)
+            self._ask(aae.AaeHashesAsk(ex.exchange_id, ex.partition, aae.SEGMENTS,
+                                       tuple(branches)))
+        else:
+            theirs = dict(zip(reply.ids, reply.hashes, strict=True))
+            segments = differing(tree.segment_hashes(ex.segments), theirs)
+            self.counts["kv_aae_segments_differing"] += len(segments)
+            if not segments:
+                self.confirm(ex.partition, ex.peer, ())
+                self._end(True)
+                return
+            ex.level = -1  # waiting for the keys
+            ex.segments = self._few(ex.partition, segments)
+            ex.unsure = frozenset(segments) - frozenset(ex.segments)
+            self._ask(aae.AaeKeysAsk(ex.exchange_id, ex.partition, tuple(segments)))
+
+    def _few(self, partition: int, segments: list[int]) -> tuple[int, ...]:
+        """The first of ``segments`` holding at most KEYS_PER_EXCHANGE keys here (one at
+        least): the rest wait for the next exchange, and one answer stays small."""
+        index = self.indexes[partition]
+        out: list[int] = []
+        count = 0
+        for segment in segments:
+            count += len(index.keys_in((segment,)))
+            if out and count > KEYS_PER_EXCHANGE:
+                break
+            out.append(segment)
+        return tuple(out)
+
+    def _keys(self, sender: str, reply: aae.AaeKeys) -> None:
+        ex = self._mine(sender, reply)
+        if ex is None:
+            return
+        if ex.level != -1 or len(reply.keys) != len(reply.hashes):
+            self.counts["kv_aae_messages_dropped"] += 1
+            self._end(False)
+            return
+        index = self.indexes.setdefault(ex.partition, PartitionIndex())
+        diff = compare_keys(index.keys_in(ex.segments), dict(zip(reply.keys, reply.hashes,
+                                                                  strict=True)))
+        self.confirm(ex.partition, ex.peer, diff.send, ex.unsure)
+        wanted = self.take_keys([k for k in diff.fetch if self._partition(k) == ex.partition])
+        if wanted:
+            self.peers.send(ex.peer, aae.AaePush(ex.exchange_id, ex.partition, tuple(wanted)))
+            self.counts["kv_aae_keys_received"] += len(wanted)
+        self.send_keys(ex.peer, diff.send)
+        self._end(True)
+
+    # ------------------------------------------------------------ responder
+
+    def _peer(self, sender: str, message: object) -> None:
+        match message:
+            case aae.AaeHashes():
+                self._hashes(sender, message)
+            case aae.AaeKeys():
+                self._keys(sender, message)
+            case aae.AaeRefused():
+                if self._mine(sender, message) is not None:
+                    log.debug("aae: %s refused: %s", sender, message.reason)
+                    self._end(False)
+            case aae.AaeHashesAsk() | aae.AaeKeysAsk() | aae.AaePush():
+                self.serve(sender, message)
+            case _:
+                self.dropped()
