@@ -119,7 +119,7 @@ def test_monitoring_rules_pass_promtool_check() -> None:
     done = subprocess.run([_promtool(), "check", "rules", str(RULES)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 8 rules found" in done.stdout + done.stderr
+    assert "SUCCESS: 9 rules found" in done.stdout + done.stderr
 
 
 def test_monitoring_rules_pass_their_promtool_unit_tests() -> None:
