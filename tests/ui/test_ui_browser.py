@@ -137,6 +137,17 @@ def test_ui_page_follows_a_live_cluster(cluster: Cluster, page: Page) -> None:
                                        "items => items.map(i => i.dataset.member)")
     assert listed == explained["preference_list"] and sorted(listed) == ["ui-1", "ui-2", "ui-3"]
     assert page.get_attribute(f'#ring path[data-partition="{expected}"]', "class") == "key"
+    # ...and per replica (dynago kv explain): each holds the value, current, and says how
+    # it got there: the coordinator wrote it, the others took it as replicas.
+    shown = page.eval_on_selector_all(
+        "#key-result [data-field=replicas] tbody tr",
+        "rows => rows.map(r => [r.dataset.node, r.querySelector('[data-field=copy]').textContent,"
+        " r.querySelector('[data-field=behind]').textContent,"
+        " r.querySelector('[data-field=how]').textContent])")
+    assert sorted(row[0] for row in shown) == ["ui-1", "ui-2", "ui-3"]
+    assert all(row[1:3] == ["holds", "current"] for row in shown), shown
+    hows = " ".join(row[3] for row in shown)
+    assert "coordinated" in hows and "replica from" in hows, shown
     shot(page, "2-key-box")
 
     # SIGKILL ui-3: the page shows it failed (the event stream, no reload) within a deadline.

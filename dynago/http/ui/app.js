@@ -491,12 +491,30 @@ async function explainKey(event) {
           (s.truncated ? ", first 4 KiB" : "")),
         el("pre", {"data-field": "value"}, s.value))));
   }
+  // Which node holds which versions now, and how they got there (dynago kv explain).
+  const rows = (a.nodes || []).map((n) => {
+    const how = (n.history || []).slice(-3).map((h) =>
+      `${h.how}${h.peer ? ` from ${h.peer}` : ""}`).join(", ");
+    const held = n.object ? `${n.object.siblings.length} sibling(s)` : "–";
+    const hints = (n.hints || []).map((h) => `hint for ${h.owner}`).join(", ");
+    return el("tr", {"data-node": n.node},
+      el("td", {}, n.node + (n.primary ? "" : " (fallback)")),
+      el("td", {"data-field": "copy"}, n.status),
+      el("td", {}, held),
+      el("td", {"data-field": "behind"}, n.behind === null ? "" : n.behind ? "behind" : "current"),
+      el("td", {"data-field": "how"}, [how, hints].filter((t) => t).join("; ")));
+  });
+  const replicas = rows.length ? el("table", {"data-field": "replicas"},
+    el("thead", {}, el("tr", {}, ...["node", "copy", "versions", "", "how it got there"]
+      .map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...rows)) : el("span", {class: "note"}, "no per-node answer");
   out.replaceChildren(el("dl", {},
     el("dt", {}, "key"), el("dd", {}, `${a.bucket} / ${a.key}`),
     el("dt", {}, "partition"), el("dd", {"data-field": "partition"},
       `${a.partition} of ${a.partitions}`),
     el("dt", {}, "preference list"), el("dd", {}, prefs),
     el("dt", {}, `read (r=${a.r})`), el("dd", {"data-field": "read"}, result),
+    el("dt", {}, "replicas"), el("dd", {}, replicas),
     read.context ? el("dt", {}, "context") : null,
     read.context ? el("dd", {class: "note", title: read.context},
       read.context.length > 48 ? `${read.context.slice(0, 48)}…` : read.context) : null));
