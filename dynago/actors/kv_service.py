@@ -237,7 +237,6 @@ class KvService:
             name=context.name, kv_config=self.kv_config, storage=self.storage,
             peers=WireDirectorySender(context.peers), clock=context.clock,
             scheduler=context.scheduler, ring=self.ring)
-        peers = DirectorySender(context.peers)
         self.explainer = ExplainActor.start(
             name=context.name, storage=self.storage, ring=self.ring,
             send=lambda node, message: peers.send(node, message),
