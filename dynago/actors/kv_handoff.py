@@ -11,10 +11,11 @@ key is written under ``NUL o NUL`` (``handoff.progress_key``): a timeout, a refu
 chunk, a receiver restart or this node's restart resumes the transfer from there, never
 from the start of the partition. A transfer whose target is not the partition's
 replica any more is cancelled. Once every target of a partition acknowledged all of it,
-a node that is no longer a replica deletes its copy.
+a node that is no longer a replica deletes its copy, and a write committed to a key the
+scan has passed is forwarded to the target (``kv_handoff_keep.CopyKeeper``).
 
-While a transfer runs, writes this node commits to a key the scan has already passed
-are forwarded to the target (one-object chunks), so no write falls behind the scan.
+Planning (``kv_handoff_plan.Planner``): which transfers a ring change, a leave or the
+progress records found at start call for.
 
 Receiving (``kv_handoff_recv.Receiver``): each object is merged into the stored one
 (origin "handoff"; never an overwrite), and the chunk acknowledged after the commit.
@@ -27,18 +28,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
+from dynago.actors.kv_handoff_keep import PAGE_KEYS, CopyKeeper, Transfer, ignore
 from dynago.actors.kv_handoff_messages import (
     ChunkTimeout,
     Committed,
     Dropped,
     GetHandoffSnapshot,
     HandOffForLeave,
-    HandoffSnapshot,
     InboundView,
     Merged,
     Pace,
@@ -47,8 +47,8 @@ from dynago.actors.kv_handoff_messages import (
     Retry,
     RingChanged,
     StoreHolds,
-    TransferView,
 )
+from dynago.actors.kv_handoff_plan import Planner
 from dynago.actors.kv_handoff_recv import Receiver
 from dynago.actors.messages import PeerMessage
 from dynago.actors.refs import tell_quietly
@@ -59,16 +59,13 @@ from dynago.kv import handoff
 from dynago.kv.config import KvConfig
 from dynago.kv.handoff_messages import HandoffAck, HandoffChunk
 from dynago.kv.model import ObjectKey
-from dynago.kv.ring import Ring, RingMember
+from dynago.kv.ring import Ring
 from dynago.kv.stats import KvStats
 
 if TYPE_CHECKING:
     from dynago.transport.base import WireMessage
 
 log = logging.getLogger(__name__)
-
-PAGE_KEYS = 1000
-"""Keys per scan page (one ListKeys; values are read with them)."""
 
 RETRY_S = 1.0
 """Pause before a failed transfer resumes (a receiver that restarts needs a moment)."""
@@ -81,22 +78,7 @@ class WireSender(Protocol):
     def send(self, name: str, message: WireMessage) -> bool: ...
 
 
-@dataclass
-class _Transfer:
-    partition: int
-    target: str
-    stays: bool
-    leaving: bool
-    progress: handoff.TransferProgress
-    scanned: bytes | None = None
-    """The last key put in this transfer's buffer or a chunk (the scan skips up to it)."""
-    buffer: list[tuple[ObjectKey, bytes]] = field(default_factory=list)
-    buffer_bytes: int = 0
-    keys_acked: int = 0
-    retrying: bool = False
-
-
-class HandoffActor(Receiver, pykka.ThreadingActor):
+class HandoffActor(Receiver, Planner, CopyKeeper, pykka.ThreadingActor):
     """Hands this node's partitions to their new owners (see the module docstring)."""
 
     def __init__(self, *, name: str, kv_config: KvConfig, storage: pykka.ActorRef[Any],
@@ -114,7 +96,7 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
         self.ring = ring
         self.inbound = inbound or InboundView()
         self.stats = KvStats()
-        self._transfers: dict[tuple[int, str], _Transfer] = {}
+        self._transfers: dict[tuple[int, str], Transfer] = {}
         self._seq = 0
         self._chunks: dict[int, tuple[tuple[int, str], Timer | None]] = {}
         self._gen = 0
@@ -205,84 +187,24 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
         else:
             self.stats.count("kv_handoff_malformed")
 
-    # ------------------------------------------------------------ planning
-
-    def _ring_changed(self, change: RingChanged) -> None:
-        self.ring = change.new
-        if self._leave_reply is not None:
-            return  # leaving: the plan towards the ring without this node stands
-        if self._has_objects is None:  # wait for the store's answer; changes add up
-            held = self._held_change
-            self._held_change = change if held is None else RingChanged(
-                held.old, change.new, held.gone | change.gone)
-            return
-        for (p, target), t in list(self._transfers.items()):
-            if not t.leaving and target not in change.new.preference_list(p):
-                log.info("handoff: partition %d to %s cancelled (no longer a replica there)",
-                         p, target)
-                self._remove(t)
-        try:
-            plans = handoff.plan(change.old, change.new, self.name, change.gone)
-        except ValueError as exc:
-            log.warning("handoff: %s", exc)
-            return
-        if not self._has_objects:
-            plans = ()
-        for pp in plans:
-            for target in pp.targets:
-                self._add(pp.partition, target, pp.stays, leaving=False, acked=None)
-            if not pp.targets and not pp.stays:
-                self._maybe_drop(pp.partition)
-        self._pump()
-
-    def _leave(self, message: HandOffForLeave) -> None:
-        others = [m for m in self.ring.members if m.name != self.name]
-        self._leave_reply = message.reply
-        if others and self._has_objects is not False:  # unknown: hand off to be safe
-            without = Ring.build([RingMember(m.name, m.zone) for m in others],
-                                 partitions=self.ring.partitions, n_val=self.ring.n_val)
-            for pp in handoff.plan(self.ring, without, self.name):
-                for target in pp.targets:
-                    self._add(pp.partition, target, True, leaving=True, acked=None)
-        log.info("handoff: leaving: %d transfers to make", self._pending())
-        self._pump()
-        self._leave_progress()
-
-    def _leave_progress(self) -> None:
-        if self._leave_reply is not None and not any(
-                t.leaving for t in self._transfers.values()):
-            reply = self._leave_reply
-            reply(0)
+    # ------------------------------------------------------------ transfers
 
     def _add(self, p: int, target: str, stays: bool, *, leaving: bool,
              acked: bytes | None) -> None:
         if target == self.name or (p, target) in self._transfers:
             return
-        t = _Transfer(p, target, stays, leaving, handoff.TransferProgress(acked=acked),
+        t = Transfer(p, target, stays, leaving, handoff.TransferProgress(acked=acked),
                       scanned=acked)
         self._transfers[(p, target)] = t
         self._rescan_from(acked)
         self.stats.count("kv_handoff_transfers_started")
 
-    def _restore(self, restored: Restored) -> None:
-        for key, value in restored.records:
-            try:
-                rec = handoff.decode_progress(key, value)
-            except ValueError as exc:
-                log.warning("handoff: ignoring a progress record: %s", exc)
-                continue
-            if not rec.done and 0 <= rec.partition < self.ring.partitions:
-                self._add(rec.partition, rec.target, True if rec.leaving else rec.stays,
-                          leaving=False, acked=rec.acked)
-                self.stats.count("kv_handoff_transfers_resumed")
-        self._pump()
-
-    def _remove(self, t: _Transfer) -> None:
+    def _remove(self, t: Transfer) -> None:
         self._transfers.pop((t.partition, t.target), None)
         for seq in list(t.progress.pending()):
             self._forget_chunk(seq)
         self.storage.tell(Delete(handoff.progress_key(t.partition, t.target),
-                                 reply=_ignore, on_error=_ignore))
+                                 reply=ignore, on_error=ignore))
 
     # ------------------------------------------------------------ the scan
 
@@ -330,7 +252,7 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
         if page.gen != self._gen:
             return  # the scan restarted from an earlier key meanwhile
         self._scanning = False
-        by_partition: dict[int, list[_Transfer]] = {}
+        by_partition: dict[int, list[Transfer]] = {}
         for t in self._transfers.values():
             if not t.progress.scan_done:
                 by_partition.setdefault(t.partition, []).append(t)
@@ -370,7 +292,7 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
                         self._send(t, last=True)
         self._pump()
 
-    def _send(self, t: _Transfer, *, last: bool) -> None:
+    def _send(self, t: Transfer, *, last: bool) -> None:
         self._seq += 1
         seq = self._seq
         objects = tuple(t.buffer)
@@ -425,7 +347,7 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
                                         leaving=t.leaving)
         self.storage.tell(Update(handoff.progress_key(t.partition, t.target),
                                  _replace_with(handoff.encode_progress(record)),
-                                 reply=_ignore, on_error=_ignore))
+                                 reply=ignore, on_error=ignore))
         self._pump()
 
     def _chunk_failed(self, seq: int, reason: str) -> None:
@@ -450,7 +372,7 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
                 min(RETRY_S, self.cfg.handoff_ack_timeout_s),
                 lambda: tell_quietly(ref, Retry()))
 
-    def _completed(self, t: _Transfer) -> None:
+    def _completed(self, t: Transfer) -> None:
         self._remove(t)
         self.stats.count("kv_handoff_transfers_done")
         log.log(logging.INFO if t.keys_acked else logging.DEBUG,
@@ -461,88 +383,6 @@ class HandoffActor(Receiver, pykka.ThreadingActor):
             self._maybe_drop(t.partition)
         self._leave_progress()
         self._pump()
-
-    # ------------------------------------------------------------ writes during handoff
-
-    def _forward(self, committed: Committed) -> None:
-        if not self._has_objects and any(
-                v is not None and handoff.is_object_key(k) for k, v in committed.writes):
-            self._has_objects = True
-        if not self._transfers:
-            return
-        parts = self.ring.partitions
-        for key, value in committed.writes:
-            if value is None or not handoff.is_object_key(key):
-                continue
-            p = handoff.storage_partition(key, parts)
-            for t in self._transfers.values():
-                if t.partition == p and t.scanned is not None and key <= t.scanned:
-                    try:
-                        okey = ObjectKey.from_storage_key(key)
-                    except (ValueError, UnicodeDecodeError):
-                        break
-                    self._seq += 1  # its ack matches no chunk and is ignored
-                    self.peers.send(t.target, HandoffChunk(self._seq, p, ((okey, value),)))
-                    self.stats.count("kv_handoff_writes_forwarded")
-
-    # ------------------------------------------------------------ dropping a copy
-
-    def _maybe_drop(self, p: int) -> None:
-        if self._leave_reply is not None or self.name in self.ring.preference_list(p):
-            return
-        self._dropping.add(p)
-        if not self._drop_busy:
-            self._drop_page(None)
-
-    def _drop_page(self, after: bytes | None) -> None:
-        self._drop_busy = True
-        parts, ref = frozenset(self._dropping), self.actor_ref
-        storage, count = self.storage, self.ring.partitions
-
-        def reply(keys: list[bytes]) -> None:
-            # On the StorageActor's thread: its Deletes are queued behind this listing.
-            doomed = [k for k in keys if handoff.is_object_key(k)
-                      and handoff.storage_partition(k, count) in parts]
-            for k in doomed:
-                storage.tell(Delete(k, reply=_ignore, on_error=_ignore))
-            tell_quietly(ref, Dropped(parts, keys[-1] if keys else None, len(doomed),
-                                      len(keys) >= PAGE_KEYS))
-
-        self.storage.tell(ListKeys(b"", after=after, limit=PAGE_KEYS, reply=reply))
-
-    def _dropped(self, page: Dropped) -> None:
-        self.stats.count("kv_handoff_keys_dropped", page.deleted)
-        if page.full:
-            self._drop_page(page.last_key)
-            return
-        self._dropping -= page.partitions
-        self._drop_busy = False
-        for p in sorted(page.partitions):
-            log.info("handoff: dropped this node's copy of partition %d", p)
-        if self._dropping:
-            self._drop_page(None)
-
-    # ------------------------------------------------------------ reading
-
-    def _pending(self) -> int:
-        return len(self._transfers)
-
-    def snapshot(self) -> HandoffSnapshot:
-        views = []
-        for t in self._transfers.values():
-            state = ("retrying" if t.retrying else
-                     "waiting" if t.progress.scan_done else "scanning")
-            views.append(TransferView(t.partition, t.target, t.keys_acked,
-                                      t.progress.in_flight, state, t.leaving))
-        counters = dict(self.stats.counters)
-        counters["kv_handoffs_pending"] = len(views)
-        counters["kv_handoffs_inbound"] = sum(len(s) for s in self.inbound.current.values())
-        return HandoffSnapshot(counters, tuple(sorted(views, key=lambda v: (v.partition,
-                                                                            v.target))))
-
-
-def _ignore(_result: object) -> None:
-    return None
 
 
 def _replace_with(value: bytes) -> Callable[[bytes | None], bytes | None]:
