@@ -28,11 +28,19 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
+from dynago.actors.kv_aae_messages import (
+    Committed,
+    Exchange,
+    Expired,
+    GetAaeStats,
+    Listed,
+    Scanned,
+    Tick,
+)
 from dynago.actors.kv_aae_serve import AaeServing, Reaped, SendRead, answer, failure
 from dynago.actors.messages import PeerMessage
 from dynago.actors.refs import tell_quietly
@@ -65,50 +73,6 @@ LIST_PAGE = 1000
 KEYS_PER_EXCHANGE = 1000
 """Keys of this node's (about) whose segments one exchange compares key by key."""
 
-@dataclass(frozen=True, slots=True)
-class _Committed:
-    writes: tuple[Write, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Listed:
-    keys: tuple[bytes, ...]
-    full: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Scanned:
-    key: bytes
-    data: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Tick:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _Expired:
-    exchange_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class GetAaeStats:
-    """Ask: the anti-entropy counters (``kv_aae_lag_s`` a gauge, the rest counts)."""
-
-
-@dataclass
-class _Exchange:
-    exchange_id: int
-    partition: int
-    peer: str
-    level: int
-    timer: Any = None
-    segments: tuple[int, ...] = ()
-    unsure: frozenset[int] = frozenset()
-    """Segments found differing and left for a later exchange: no confirmation there."""
-
-
 class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
     """Keeps the replicas of node ``name``'s partitions equal (``peers``: a sender of
     wire messages, ``storage``: the StorageActor, ``ring``: the KvActor's RingKeeper,
@@ -137,7 +101,7 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         self.built = False
         self._listing_done = False
         self._scanning = 0
-        self._exchange: _Exchange | None = None
+        self._exchange: Exchange | None = None
         self._next_exchange = 1
         self._last_ok: dict[int, float] = {}
         self._last_try: dict[int, float] = {}
@@ -158,7 +122,7 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         def listener(writes: Sequence[Write]) -> None:  # on the StorageActor's thread
             objects = tuple(w for w in writes if not w[0].startswith(b"\x00"))
             if objects:
-                tell_quietly(ref, _Committed(objects))
+                tell_quietly(ref, Committed(objects))
 
         # Watch first, then list: a key committed in between is seen at least once, and
         # the store answers reads and listener calls on one thread, in order.
@@ -176,14 +140,14 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         self._next_page = None
         ref = self.actor_ref
         self.storage.tell(ListKeys(b"", limit=LIST_PAGE, after=after, reply=lambda keys:
-                                   tell_quietly(ref, _Listed(tuple(keys),
+                                   tell_quietly(ref, Listed(tuple(keys),
                                                              len(keys) >= LIST_PAGE))))
 
     def _schedule(self) -> None:
         mean = self.kv_config.aae_exchange_interval_s
         ref = self.actor_ref
         self._timer = self.scheduler.call_later(self.rng.uniform(0.5 * mean, 1.5 * mean),
-                                                lambda: tell_quietly(ref, _Tick()))
+                                                lambda: tell_quietly(ref, Tick()))
 
     # ------------------------------------------------------------ dispatch
 
@@ -200,12 +164,12 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
 
     def _dispatch(self, message: Any) -> Any:
         match message:
-            case _Committed():
+            case Committed():
                 for key, value in message.writes:
                     self._index(key, value)
-            case _Listed():
+            case Listed():
                 self._listed(message)
-            case _Scanned():
+            case Scanned():
                 self._scanning -= 1
                 if message.data is not None:
                     self._index(message.key, message.data)
@@ -218,10 +182,10 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
                 self.send_read(message)
             case Reaped():
                 self.reaped(message)
-            case _Tick():
+            case Tick():
                 self._schedule()
                 self._start_exchange()
-            case _Expired():
+            case Expired():
                 ex = self._exchange
                 if ex is not None and ex.exchange_id == message.exchange_id:
                     log.info("aae: exchange of partition %d with %s timed out",
@@ -242,14 +206,14 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
 
     # ------------------------------------------------------------ the trees
 
-    def _listed(self, message: _Listed) -> None:
+    def _listed(self, message: Listed) -> None:
         ref = self.actor_ref
         for key in message.keys:
             if key.startswith(b"\x00"):
                 continue
             self._scanning += 1
             self.storage.tell(Read(
-                key, reply=answer(ref, _Scanned, key), on_error=failure(ref, _Scanned, key)))
+                key, reply=answer(ref, Scanned, key), on_error=failure(ref, Scanned, key)))
         if message.full and message.keys:
             # The next page once this one is read: a big store is scanned at the pace
             # the store answers, never queueing its every key in front of the foreground.
@@ -312,7 +276,7 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         partition, peer = self.rng.choice(
             [c for c in choices if self._last_try.get(c[0], self._started) == oldest])
         self._last_try[partition] = self.clock.monotonic()
-        ex = _Exchange(self._next_exchange, partition, peer, aae.ROOT)
+        ex = Exchange(self._next_exchange, partition, peer, aae.ROOT)
         self._next_exchange += 1
         self._exchange = ex
         self._ask(aae.AaeHashesAsk(ex.exchange_id, partition, aae.ROOT))
@@ -327,7 +291,7 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
             return
         ref, eid = self.actor_ref, ex.exchange_id
         ex.timer = self.scheduler.call_later(self.kv_config.request_timeout_s,
-                                             lambda: tell_quietly(ref, _Expired(eid)))
+                                             lambda: tell_quietly(ref, Expired(eid)))
 
     def _end(self, ok: bool) -> None:
         ex, self._exchange = self._exchange, None
@@ -341,7 +305,7 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         else:
             self.counts["kv_aae_exchanges_failed"] += 1
 
-    def _mine(self, sender: str, message: Any) -> _Exchange | None:
+    def _mine(self, sender: str, message: Any) -> Exchange | None:
         """The exchange ``message`` answers, or None (dropped and counted)."""
         ex = self._exchange
         if (ex is None or message.exchange_id != ex.exchange_id or sender != ex.peer

@@ -36,7 +36,8 @@ import pykka
 
 from dynago.actors import api
 from dynago.actors.kv import KvActor
-from dynago.actors.kv_aae import AntiEntropyActor, GetAaeStats
+from dynago.actors.kv_aae import AntiEntropyActor
+from dynago.actors.kv_aae_messages import GetAaeStats
 from dynago.actors.kv_explain import ExplainActor, ExplainKey, GetExplainStats
 from dynago.actors.kv_frontend import ActorFrontend
 from dynago.actors.kv_handoff import HandoffActor

@@ -14,7 +14,8 @@ import pykka
 from prometheus_client.parser import text_string_to_metric_families
 from test_actor_kv import Sent, eventually  # tests/actors is on sys.path under pytest
 
-from dynago.actors.kv_aae import AntiEntropyActor, GetAaeStats
+from dynago.actors.kv_aae import AntiEntropyActor
+from dynago.actors.kv_aae_messages import GetAaeStats
 from dynago.actors.kv_service import KvService
 from dynago.actors.messages import PeerMessage
 from dynago.actors.storage import StorageActor
