@@ -48,7 +48,7 @@ from dynago.kv.model import (
     Unavailable,
 )
 from dynago.kv.replica import client_context as _context
-from dynago.kv.replica import coordinated_write
+from dynago.kv.replica import coordinated_write, put_unavailable
 from dynago.kv.replica import forward_error as _error_of
 from dynago.kv.requests import (
     PutDone,
@@ -269,10 +269,7 @@ class Coordinator(ReadCoordinator):
 
     def _put_outcome(self, rid: int, put: _Put, outcome: PutDone | PutFailed) -> None:
         if isinstance(outcome, PutFailed):
-            self._end_put(rid, put, Unavailable(
-                f"{outcome.answered} of the {outcome.needed} replica acknowledgements needed "
-                f"arrived ({outcome.reason})", answered=outcome.answered,
-                needed=outcome.needed))
+            self._end_put(rid, put, put_unavailable(outcome))
             return
         assert put.obj is not None
         self._end_put(rid, put, put.obj)

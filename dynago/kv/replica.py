@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dynago.kv import version
 from dynago.kv.messages import ForwardReply
 from dynago.kv.model import BadRequest, Content, KvError, TooLarge, Unavailable
+from dynago.kv.requests import PutFailed
 
 
 def merge_into(incoming: version.Object) -> Callable[[bytes | None], bytes | None]:
@@ -83,3 +84,10 @@ def forward_error(reply: ForwardReply) -> KvError:
         if reply.status == cls.status:
             return cls(reply.error)
     return KvError(reply.error or f"coordinator answered {reply.status}")
+
+
+def put_unavailable(outcome: PutFailed) -> Unavailable:
+    """The client's error for a put that could not reach its W (or PW)."""
+    return Unavailable(f"{outcome.answered} of the {outcome.needed} replica acknowledgements "
+                       f"needed arrived ({outcome.reason})", answered=outcome.answered,
+                       needed=outcome.needed)

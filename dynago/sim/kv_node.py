@@ -54,6 +54,7 @@ from dynago.kv.replica import (
     coordinated_write,
     forward_error,
     merge_into,
+    put_unavailable,
 )
 from dynago.kv.requests import (
     PutDone,
@@ -227,10 +228,7 @@ class SimKvNode(SimGets):
 
     def _put_outcome(self, rid: int, put: _Put, outcome: PutDone | PutFailed) -> None:
         if isinstance(outcome, PutFailed):
-            self._end_put(rid, put, Unavailable(
-                f"{outcome.answered} of the {outcome.needed} replica acknowledgements needed "
-                f"arrived ({outcome.reason})", answered=outcome.answered,
-                needed=outcome.needed))
+            self._end_put(rid, put, put_unavailable(outcome))
             return
         assert put.obj is not None
         self._end_put(rid, put, put.obj)
