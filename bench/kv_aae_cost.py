@@ -28,7 +28,7 @@ from typing import Any
 
 import pykka
 
-from dynago.actors.kv_aae import GetAaeStats
+from dynago.actors.kv_aae_messages import GetAaeStats
 from dynago.actors.kv_messages import ClientPut
 from dynago.actors.kv_service import KvService
 from dynago.actors.storage_messages import Origin, Update

@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.cluster import BenchCluster, Member, stop_on_sigterm
-from dynago.actors.kv_service import RING_FILE, write_ring_file
 from dynago.kv import version
 from dynago.kv.model import Content, ObjectKey
 from dynago.kv.ring import Ring, RingMember
 from dynago.launch import LaunchError, wait_until
 from dynago.storage import open_engine
+from dynago.storage.ring_file import RING_FILE, write_ring_file
 
 BUCKET = "bench"
 TIMEOUT_S = 600.0

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
-import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,11 +57,12 @@ from dynago.kv.config import KvConfig
 from dynago.kv.explain import KvExplain, KvExplainReply
 from dynago.kv.handoff_messages import HANDOFF_MESSAGE_TYPES
 from dynago.kv.members import ZONE_TAG, RingKeeper
-from dynago.kv.messages import KV_MESSAGE_TYPES, KvMessage
+from dynago.kv.messages import KV_MESSAGE_TYPES
 from dynago.kv.model import ObjectKey
 from dynago.kv.ring import Ring
 from dynago.kv.stats import KvSnapshot
 from dynago.storage import Engine, open_engine
+from dynago.storage.ring_file import RING_FILE, read_ring_file, write_ring_file
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -107,48 +106,8 @@ class KvServiceSnapshot:
         return out
 
 
-RING_FILE = "ring-members.json"
-"""In the data dir: the members of the node's ring when it last changed. A restarted node
-takes them as failed until membership says otherwise (kv.members.RingKeeper.remember),
-as Riak keeps its ring on disk: without it, a node that restarts knows only itself and
-would serve alone, at R = W = 1, until it rejoined."""
-
-
-def read_ring_file(path: Path) -> list[tuple[str, str | None]]:
-    """The (name, zone) pairs kept in ``path``; none if it is missing or unreadable."""
-    try:
-        data = json.loads(path.read_text())
-        return [(str(m["name"]), None if m.get("zone") is None else str(m["zone"]))
-                for m in data["members"]]
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("kv: ignoring %s: %s", path, exc)
-        return []
-
-
-def write_ring_file(path: Path, members: list[tuple[str, str | None]]) -> None:
-    """Replace ``path`` atomically and durably with ``members``."""
-    temp = path.with_suffix(".tmp")
-    with open(temp, "w") as handle:
-        json.dump({"members": [{"name": n, "zone": z} for n, z in members]}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-
-
 class DirectorySender:
-    """The KvActor's PeerSender: a message goes to the peer's PeerActor (its stream)."""
-
-    def __init__(self, peers: PeerDirectory) -> None:
-        self._peers = peers
-
-    def send(self, name: str, message: KvMessage) -> bool:
-        return send_to_peer(self._peers, name, message)
-
-
-class WireDirectorySender:
-    """The HandoffActor's sender: any wire message, to the peer's PeerActor."""
+    """The KV actors' sender: a wire message goes to the peer's PeerActor (its stream)."""
 
     def __init__(self, peers: PeerDirectory) -> None:
         self._peers = peers
@@ -211,7 +170,7 @@ class KvService:
         keeper = self.ring
         self.handoff = handoff = HandoffActor.start(
             name=context.name, kv_config=self.kv_config, storage=self.storage,
-            peers=WireDirectorySender(context.peers), scheduler=context.scheduler,
+            peers=peers, scheduler=context.scheduler,
             ring=keeper.ring, inbound=inbound, clock=context.clock)
         previous = [keeper.ring]
 
@@ -236,7 +195,7 @@ class KvService:
 
         self.aae = AntiEntropyActor.start(
             name=context.name, kv_config=self.kv_config, storage=self.storage,
-            peers=WireDirectorySender(context.peers), clock=context.clock,
+            peers=peers, clock=context.clock,
             scheduler=context.scheduler, ring=self.ring)
         self.explainer = ExplainActor.start(
             name=context.name, storage=self.storage, ring=self.ring,
