@@ -27,6 +27,7 @@ from dynago.actors.messages import (
     Subscribe,
     Unsubscribe,
     UpdateTags,
+    WatchLocalHealth,
 )
 from dynago.core.history import HistoryEntry
 from dynago.core.member import Member
@@ -110,6 +111,12 @@ def _kinds(kinds: Iterable[EventKind] | None) -> frozenset[EventKind] | None:
         if not isinstance(kind, EventKind):
             raise TypeError(f"{kind!r} is not an EventKind")
     return chosen
+
+
+def watch_local_health(ref: Ref, watcher: Callable[[int], None]) -> None:
+    """Have ``watcher`` told this node's local health score (0: healthy) now and at each
+    change, on the membership actor's thread: it must not block (tell an actor)."""
+    ref.tell(WatchLocalHealth(watcher))
 
 
 def unsubscribe(ref: Ref, token: int, *, timeout_s: float = 5.0) -> None:

@@ -44,6 +44,7 @@ from dynago.actors.kv_messages import (
     GetKvSnapshot,
     GetKvStats,
     LocalDone,
+    LocalHealth,
     LocalKeys,
     MemberChanged,
     MembersSeen,
@@ -110,6 +111,9 @@ class KvActor(kv_coordinate.Coordinator, HandoffReads, pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self.name = name
+        # Membership's suspicions pick fallbacks only while this node's own local health
+        # is good (LocalHealth); degraded, it may be the slow one.
+        self.trust_suspicion = True
         self.config = config
         self.kv_config = kv_config
         self.storage = storage
@@ -167,6 +171,8 @@ class KvActor(kv_coordinate.Coordinator, HandoffReads, pykka.ThreadingActor):
             case MemberChanged():
                 self.ring.changed(message.event, self.clock.monotonic())
                 self._ring_changed()
+            case LocalHealth(score):
+                self.trust_suspicion = score == 0
             case RingCheck():
                 self._ring_timer = self._rebuild_timer = None
                 self._ring_changed()

@@ -109,6 +109,7 @@ class Coordinator(ReadCoordinator):
 
     name: str
     ring: Any
+    trust_suspicion: bool
     storage: Any
     peers: PeerSender
     clock: Any
@@ -157,7 +158,8 @@ class Coordinator(ReadCoordinator):
             return
         # Healthy primaries first (membership's suspicion, before any timeout), then any
         # reachable one: a suspect may still be alive.
-        healthy = [n for n in preflist if healthy_status(self.ring.status(n))]
+        healthy = [n for n in preflist if healthy_status(
+            self.ring.status(n), trust_suspicion=self.trust_suspicion)]
         for node in (*healthy, *(n for n in preflist if n not in healthy)):
             if not self.ring.reachable(node):
                 continue
@@ -203,7 +205,8 @@ class Coordinator(ReadCoordinator):
             preflist = (self.name, *preflist[:-1])
         # Sloppy quorum: a fallback stands in for each unhealthy primary; its ack counts
         # toward W, never toward PW (only the primaries are PutFsm's primaries).
-        sloppy = sloppy_for(self.ring, self.name, key, preflist)
+        sloppy = sloppy_for(self.ring, self.name, key, preflist,
+                            trust_suspicion=self.trust_suspicion)
         replicas = (*sloppy.nodes, *sloppy.uncovered)
         fsm = PutFsm(rid, key, replicas, sloppy.primaries | set(sloppy.uncovered), w, pw,
                      now + timeout_s)

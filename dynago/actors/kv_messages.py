@@ -58,6 +58,15 @@ class MembersSeen:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalHealth:
+    """This node's Lifeguard local health score (membership's WatchLocalHealth): above 0,
+    this node may be the slow one, so its suspicions of others are not trusted to pick
+    fallbacks (dynago.kv.fallback.healthy_status)."""
+
+    score: int
+
+
+@dataclass(frozen=True, slots=True)
 class MemberChanged:
     """A membership event (subscribed by the node)."""
 

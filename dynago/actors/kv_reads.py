@@ -57,6 +57,7 @@ class ReadCoordinator:
 
     name: str
     ring: Any
+    trust_suspicion: bool
     storage: Any
     peers: Any
     clock: Any
@@ -84,7 +85,8 @@ class ReadCoordinator:
         timeout_s = self.kv_config.request_timeout_s
         r = capped_quorum(request.quorum.r, quorum.r, preflist)
         # The same sloppy list as puts: a fallback answers from its hint (toward R, never PR).
-        sloppy = sloppy_for(self.ring, self.name, request.key, preflist)
+        sloppy = sloppy_for(self.ring, self.name, request.key, preflist,
+                            trust_suspicion=self.trust_suspicion)
         asked = (*sloppy.nodes, *sloppy.uncovered)
         fsm = GetFsm(rid, request.key, asked, sloppy.primaries | set(sloppy.uncovered), r,
                      quorum.pr, now + timeout_s)

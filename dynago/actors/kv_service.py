@@ -47,7 +47,7 @@ from dynago.actors.kv_handoff_messages import (
     RingChanged,
 )
 from dynago.actors.kv_hints import GetHintStats, HintActor
-from dynago.actors.kv_messages import GetKvSnapshot, MemberChanged, MembersSeen
+from dynago.actors.kv_messages import GetKvSnapshot, LocalHealth, MemberChanged, MembersSeen
 from dynago.actors.refs import tell_if_alive, tell_quietly
 from dynago.actors.routing import PeerDirectory, send_to_peer
 from dynago.actors.storage import StorageActor, storage_stats
@@ -206,6 +206,8 @@ class KvService:
         self._token, members = api.subscribe_with_snapshot(context.membership, on_event)
         kv.tell(MembersSeen(members))
         hints.tell(MembersSeen(members))
+        api.watch_local_health(context.membership,
+                               lambda score: tell_quietly(kv, LocalHealth(score)))
         self.frontend = ActorFrontend(kv, self.ring, self.kv_config)
 
     def peer_routes(self) -> Mapping[type[Any], pykka.ActorRef[Any]]:

@@ -17,13 +17,15 @@ log = logging.getLogger(__name__)
 
 
 def sloppy_for(keeper: RingKeeper, self_name: str, key: ObjectKey,
-               primaries: tuple[str, ...]) -> SloppyList:
+               primaries: tuple[str, ...], *, trust_suspicion: bool = True) -> SloppyList:
     """The sloppy list of ``key`` whose preference list is ``primaries``: this node is
-    always healthy, others when membership holds them alive."""
+    always healthy, others when membership holds them alive (or suspect, when
+    ``trust_suspicion`` is off: this node's own local health is degraded)."""
     ring = keeper.ring
 
     def healthy(name: str) -> bool:
-        return name == self_name or healthy_status(keeper.status(name))
+        return name == self_name or healthy_status(keeper.status(name),
+                                                   trust_suspicion=trust_suspicion)
 
     return for_partition(ring, partition_of(key, ring.partitions), healthy, primaries)
 

@@ -10,8 +10,8 @@ Routing: when it starts, it registers the membership messages in the node's Rout
 PeerDirectory in step with the peer actors it runs.
 
 Message protocol: see dynago.actors.messages (Add, Remove, Merge, Snapshot, Subscribe,
-Unsubscribe, Leave, GetStats, SetTags, GetHistory; and the private Tick, StreamOpened,
-PeerMessage, DialSeedFailed, PeerConnectivity).
+Unsubscribe, Leave, GetStats, SetTags, GetHistory, WatchLocalHealth; and the private Tick,
+StreamOpened, PeerMessage, DialSeedFailed, PeerConnectivity).
 
 Every published event is also kept in a bounded per-member history (core.history), with
 this node's wall time, for ``GetHistory`` ("why is X dead?").
@@ -34,6 +34,7 @@ from typing import Any
 
 import pykka
 
+from dynago.actors.health import LocalHealthWatchers
 from dynago.actors.messages import (
     Add,
     Attach,
@@ -56,6 +57,7 @@ from dynago.actors.messages import (
     Tick,
     Unsubscribe,
     UpdateTags,
+    WatchLocalHealth,
 )
 from dynago.actors.peer_actors import PeerActors
 from dynago.actors.refs import mailbox_depth, tell_quietly
@@ -128,6 +130,7 @@ class MembershipActor(pykka.ThreadingActor):
         self._tick_origin = clock.monotonic()
         self._tick_timer: Timer | None = None
         self._tick_at = math.inf
+        self._health = LocalHealthWatchers()
 
     # ------------------------------------------------------------------ pykka
 
@@ -150,6 +153,7 @@ class MembershipActor(pykka.ThreadingActor):
         try:
             return self._receive(message)
         finally:
+            self._health.update(self.core.awareness.score)
             if self._self_tick:
                 if isinstance(message, Tick) and message.at == self._tick_at:
                     self._tick_timer = None
@@ -239,6 +243,8 @@ class MembershipActor(pykka.ThreadingActor):
                 if history is None and self.core.get(name) is None:
                     raise KeyError(f"no member named {name!r}")
                 return history or ()
+            case WatchLocalHealth(watcher):
+                self._health.add(watcher, self.core.awareness.score)
             case Unsubscribe(token):
                 self._subscribers.pop(token, None)
             case Leave():
@@ -314,7 +320,7 @@ class MembershipActor(pykka.ThreadingActor):
             "members_refused_rate": counters.members_refused_rate,
             "unrefutable": counters.unrefutable,
             "local_health_score": self.core.awareness.score,
-            "handler_errors": self._handler_errors,
+            "handler_errors": self._handler_errors + self._health.errors,
             "unroutable_messages": self._unroutable,
             "seed_dial_failures": self._seed_dial_failures,
             "peer_mailbox_depth_max": max(depths, default=0),

@@ -70,6 +70,16 @@ class Unsubscribe:
 
 
 @dataclass(frozen=True, slots=True)
+class WatchLocalHealth:
+    """Call ``watcher(score)`` with this node's Lifeguard local health score (0: healthy;
+    higher: this node misses acks or is suspected, so it may be the slow one) now, and
+    again each time it changes. The callable runs on the membership actor's thread and
+    must not block (tell an actor). One that raises is dropped (and the error logged)."""
+
+    watcher: Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
 class Leave:
     """Announce that this node leaves. Ask: returns futures to wait on (see api.leave)."""
 

@@ -23,7 +23,13 @@ from test_actor_kv import (  # tests/actors is on sys.path under pytest
 
 from dynago.actors.kv import KvActor
 from dynago.actors.kv_hints import GetHintStats, HintActor
-from dynago.actors.kv_messages import ClientGet, ClientPut, GetKvStats, MembersSeen
+from dynago.actors.kv_messages import (
+    ClientGet,
+    ClientPut,
+    GetKvStats,
+    LocalHealth,
+    MembersSeen,
+)
 from dynago.actors.messages import PeerMessage
 from dynago.actors.storage import StorageActor
 from dynago.actors.storage_messages import History, Read, Update
@@ -328,6 +334,33 @@ def test_hint_suspect_primary_without_fallback_is_still_tried(
     # ...and a hint was kept in case it was not.
     eventually(lambda: stored(kv_harness["storage"], hint_key(suspect, key.storage_key())),
                "own hint for the suspect")
+
+
+def test_hint_suspicion_picks_a_fallback_only_while_local_health_is_good(
+        kv_harness: dict[str, Any]) -> None:
+    ring = members(kv_harness, "n1", "n2", "n3", "n4")
+    key = key_where(ring, lambda p: p[0] == ME)
+    suspect = ring.preference_list_for(key)[1]
+    kv_harness["kv"].tell(MembersSeen(tuple(view(n, "suspect" if n == suspect else "alive")
+                                            for n in (ME, "n1", "n2", "n3", "n4"))))
+    sent = kv_harness["sent"]
+
+    def put_targets(count: int) -> dict[str, str]:
+        kv_harness["kv"].tell(ClientPut(key, Content(b"v"), None, Quorum(w=1), False, False,
+                                        Reply()))
+        puts = eventually(lambda: len(sent.of(ReplicaPut)) == count and sent.of(ReplicaPut),
+                          "replica puts")
+        return {n: m.hint_for for n, m in puts[count - 2:]}
+
+    # Healthy here: the suspicion is trusted, a fallback takes the suspect's copy as a hint.
+    first = put_targets(2)
+    assert suspect not in first and suspect in first.values()
+    # Degraded here (this node may be the slow one): the suspect gets its own copy.
+    kv_harness["kv"].tell(LocalHealth(2))
+    assert put_targets(4)[suspect] == ""
+    # Healthy again: back to the fallback.
+    kv_harness["kv"].tell(LocalHealth(0))
+    assert suspect not in put_targets(6)
 
 
 def test_hint_storage_delete_if_deletes_only_the_expected_bytes() -> None:

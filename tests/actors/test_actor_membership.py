@@ -142,6 +142,18 @@ def test_a_suspicion_about_itself_is_refuted(membership, me, events, eventually)
     assert api.stats(membership, timeout_s=TIMEOUT_S)["refutations"] == 1
 
 
+def test_local_health_watcher_is_told_when_a_suspicion_of_itself_raises_it(
+        membership, me, eventually):
+    told: list[int] = []
+    api.watch_local_health(membership, told.append)
+    eventually(lambda: told == [0])
+    # Being suspected hints that this node is the slow one (Lifeguard): the score rises.
+    membership.tell(PeerMessage("a", A, Gossip((Member(me.name, me.address, 0,
+                                                       Status.SUSPECT, origin="a"),))))
+    eventually(lambda: told == [0, 1])
+    assert api.stats(membership, timeout_s=TIMEOUT_S)["local_health_score"] == 1
+
+
 @pytest.mark.parametrize(
     "bad",
     [
