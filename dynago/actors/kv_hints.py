@@ -13,6 +13,11 @@ the token bucket).
   only if it still holds exactly the bytes handed back — a hint rewritten meanwhile stays
   and is handed back again. At most ``hint_handoff_per_s`` starts per second and
   ``hint_handoff_in_flight`` waiting at once.
+* **Redirect**: an owner that is out of the ring (it left, or failed past the grace time)
+  will not come back for its hints: each goes instead to the key's preference list in the
+  current ring (dynago.kv.fallback.hint_targets; origin "hint redirected"), merged into
+  this node's own copy where it is one of them, and is deleted only once every one of
+  them acknowledged it durably. It waits while any of them is not alive.
 * **Failure**: a refusal, no stream, or no ack within ``request_timeout_s`` keeps the hint
   where it is in its owner's queue and rests that owner for ``hint_retry_s``; the next
   attempt goes on from there (hints already handed back are gone).
@@ -25,24 +30,50 @@ counted; an exception in a handler is logged and counted, never fatal.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pykka
 
+from dynago.actors.kv_hints_messages import (
+    GetHintStats,
+    HandBack,
+    HandBackExpired,
+    HintCounts,
+    HintDeleted,
+    HintRead,
+    HintsCommitted,
+    HintsListed,
+    HintTick,
+    RedirectStored,
+)
 from dynago.actors.kv_messages import MemberChanged, MembersSeen
 from dynago.actors.messages import PeerMessage
 from dynago.actors.refs import tell_quietly
-from dynago.actors.storage_messages import DeleteIf, ListKeys, Origin, Read, WatchCommits
+from dynago.actors.storage_messages import (
+    DeleteIf,
+    ListKeys,
+    Origin,
+    Read,
+    Update,
+    WatchCommits,
+)
 from dynago.actors.timers import Scheduler
 from dynago.clock import Clock
 from dynago.kv import version
 from dynago.kv.config import KvConfig
-from dynago.kv.fallback import HINT_PREFIX, HINT_REQUEST_BASE, TokenBucket, parse_hint_key
+from dynago.kv.fallback import (
+    HINT_PREFIX,
+    HINT_REQUEST_BASE,
+    TokenBucket,
+    hint_targets,
+    parse_hint_key,
+)
 from dynago.kv.members import RingKeeper
 from dynago.kv.messages import ReplicaPut, ReplicaPutAck
 from dynago.kv.model import ObjectKey
+from dynago.kv.replica import merge_into
+from dynago.kv.ring import Ring, partition_of
 from dynago.storage.engine import Write
 
 log = logging.getLogger(__name__)
@@ -53,85 +84,23 @@ LIST_PAGE = 1000
 HANDED_BACK = "hint handed back"
 """The origin of a hand-back, in the owner's write history."""
 
+REDIRECTED = "hint redirected"
+"""The origin of a hint sent to a key's new owners because its own owner is gone."""
 
-@dataclass(frozen=True, slots=True)
-class HintsCommitted:
-    """Private: hint keys a commit wrote (value) or deleted (None)."""
-
-    writes: tuple[Write, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class HintsListed:
-    """Private: a page of the hint keys held at start."""
-
-    keys: tuple[bytes, ...]
-    full: bool
-
-
-@dataclass(frozen=True, slots=True)
-class HintRead:
-    """Private: hand-back ``request_id``'s hint as stored (None: gone meanwhile)."""
-
-    request_id: int
-    data: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class HintDeleted:
-    """Private: the conditional delete after hand-back ``request_id``'s ack: ``deleted``,
-    or not (rewritten meanwhile, or ``error``)."""
-
-    request_id: int
-    deleted: bool
-    error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class HandBackExpired:
-    """Private: hand-back ``request_id`` had no ack in time."""
-
-    request_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class HintTick:
-    """Private: look for owners alive again (periodic), or a rested owner's turn."""
-
-
-@dataclass(frozen=True, slots=True)
-class GetHintStats:
-    """Ask: the hint counters (``kv_hints_held`` a gauge, the rest counts)."""
-
-
-@dataclass
-class _HandBack:
-    owner: str
-    key: bytes
-    data: bytes | None = None
-    timer: Any = None
-
-
-@dataclass
-class _Counts:
-    stored: int = 0
-    handed_back: int = 0
-    failures: int = 0
-    rewritten: int = 0
-    dropped: int = 0
-    errors: int = 0
-    by_owner: dict[str, dict[bytes, None]] = field(default_factory=dict)
+__all__ = ["GetHintStats", "HintActor"]
 
 
 class HintActor(pykka.ThreadingActor):
     """Hands this node's hints back (``peers``: a PeerSender, ``storage``: the
-    StorageActor)."""
+    StorageActor, ``ring``: the KvActor's current ring, read for redirects; without it a
+    hint only ever goes to its owner)."""
 
     def __init__(self, *, name: str, kv_config: KvConfig, storage: pykka.ActorRef[Any],
                  peers: Any, clock: Clock, scheduler: Scheduler, partitions: int,
-                 n_val: int) -> None:
+                 n_val: int, ring: Callable[[], Ring] | None = None) -> None:
         super().__init__()
         self.name = name
+        self.ring = ring
         self.kv_config = kv_config
         self.storage = storage
         self.peers = peers
@@ -142,8 +111,8 @@ class HintActor(pykka.ThreadingActor):
                                   grace_s=kv_config.ring_grace_s)
         self.bucket = TokenBucket(kv_config.hint_handoff_per_s,
                                   max(1.0, kv_config.hint_handoff_per_s), clock.monotonic())
-        self.counts = _Counts()
-        self._flight: dict[int, _HandBack] = {}
+        self.counts = HintCounts()
+        self._flight: dict[int, HandBack] = {}
         self._busy: set[bytes] = set()
         self._rest_until: dict[str, float] = {}
         self._next_id = HINT_REQUEST_BASE
@@ -208,6 +177,8 @@ class HintActor(pykka.ThreadingActor):
                 self._acked(message.sender, ack)
             case HintDeleted():
                 self._deleted(message)
+            case RedirectStored():
+                self._stored_here(message)
             case HandBackExpired():
                 if message.request_id in self._flight:
                     self._failed(message.request_id, "no acknowledgement in time")
@@ -236,6 +207,7 @@ class HintActor(pykka.ThreadingActor):
                 "kv_hints_stored": c.stored, "kv_hints_handed_back": c.handed_back,
                 "kv_hint_handback_failures": c.failures,
                 "kv_hints_rewritten_during_handback": c.rewritten,
+                "kv_hints_redirected": c.redirected,
                 "kv_hint_acks_dropped": c.dropped, "kv_hint_internal_errors": c.errors}
 
     # ------------------------------------------------------------ what is held
@@ -265,10 +237,15 @@ class HintActor(pykka.ThreadingActor):
         """Start hand-backs while the rate and the in-flight bound allow."""
         now = self.clock.monotonic()
         limit = self.kv_config.hint_handoff_in_flight
+        ring = self.ring() if self.ring is not None else None
+        in_ring = {m.name for m in ring.members} if ring is not None else set()
         for owner in sorted(self.counts.by_owner):
             if len(self._flight) >= limit:
                 return
-            if self.members.status(owner) != "alive" or owner == self.name:
+            status = self.members.status(owner)
+            gone = (ring is not None and owner not in in_ring
+                    and status not in ("alive", "suspect"))
+            if (status != "alive" and not gone) or owner == self.name:
                 continue
             if self._rest_until.get(owner, 0.0) > now:
                 continue
@@ -277,16 +254,36 @@ class HintActor(pykka.ThreadingActor):
                     return
                 if key in self._busy:
                     continue
+                targets: tuple[str, ...] = (owner,)
+                if gone:
+                    assert ring is not None
+                    targets = self._new_owners(ring, key)
+                    if not targets:
+                        continue
                 if not self.bucket.take(now):
                     self._tick_later(self.bucket.wait_s(now))
                     return
-                self._start(owner, key)
+                self._start(owner, key, targets, redirected=gone)
 
-    def _start(self, owner: str, key: bytes) -> None:
+    def _new_owners(self, ring: Ring, key: bytes) -> tuple[str, ...]:
+        """The nodes a gone owner's hint at ``key`` goes to, or () while any of them is
+        not alive (or the key is malformed)."""
+        try:
+            _, storage_key = parse_hint_key(key)
+            partition = partition_of(ObjectKey.from_storage_key(storage_key), ring.partitions)
+        except (ValueError, UnicodeDecodeError):
+            return ()
+        targets = hint_targets("", ring, partition)
+        if all(t == self.name or self.members.status(t) == "alive" for t in targets):
+            return targets
+        return ()
+
+    def _start(self, owner: str, key: bytes, targets: tuple[str, ...], *,
+               redirected: bool) -> None:
         rid = self._next_id
         self._next_id += 1
         ref = self.actor_ref
-        hand = _HandBack(owner, key)
+        hand = HandBack(owner, key, waiting=set(targets), redirected=redirected)
         hand.timer = self.scheduler.call_later(
             self.kv_config.request_timeout_s, lambda: tell_quietly(ref, HandBackExpired(rid)))
         self._flight[rid] = hand
@@ -310,24 +307,50 @@ class HintActor(pykka.ThreadingActor):
             self._failed(message.request_id, "undecodable hint")
             return
         hand.data = message.data
-        if not self.peers.send(hand.owner, ReplicaPut(message.request_id, key, message.data,
-                                                      HANDED_BACK)):
-            self._failed(message.request_id, "no stream to the owner")
+        rid, ref = message.request_id, self.actor_ref
+        origin = REDIRECTED if hand.redirected else HANDED_BACK
+        for node in sorted(hand.waiting):
+            if node == self.name:  # one of the key's owners now: merge into its own copy
+                self.storage.tell(Update(
+                    key.storage_key(), merge_into(version.decode(message.data)),
+                    reply=lambda _v: tell_quietly(ref, RedirectStored(rid)),
+                    on_error=lambda e: tell_quietly(ref, RedirectStored(rid, str(e) or "error")),
+                    origin=Origin(REDIRECTED, hand.owner)))
+            elif not self.peers.send(node, ReplicaPut(rid, key, message.data, origin)):
+                self._failed(rid, f"no stream to {node}")
+                return
 
     def _acked(self, sender: str, ack: ReplicaPutAck) -> None:
         hand = self._flight.get(ack.request_id)
-        if hand is None or sender != hand.owner or hand.data is None:
+        if hand is None or sender not in hand.waiting or hand.data is None:
             self.counts.dropped += 1  # late (expired), or from a node we did not ask
             return
         if not ack.ok:
             self._failed(ack.request_id, ack.error or "refused")
             return
-        rid, ref = ack.request_id, self.actor_ref
+        self._done_at(ack.request_id, hand, sender)
+
+    def _stored_here(self, message: RedirectStored) -> None:
+        hand = self._flight.get(message.request_id)
+        if hand is None or self.name not in hand.waiting:
+            return
+        if message.error:
+            self._failed(message.request_id, message.error)
+            return
+        self._done_at(message.request_id, hand, self.name)
+
+    def _done_at(self, rid: int, hand: HandBack, node: str) -> None:
+        """``node`` holds hand-back ``rid`` durably; once every target does, the hint goes
+        (only if it still holds exactly the bytes handed back)."""
+        hand.waiting.discard(node)
+        if hand.waiting or hand.data is None:
+            return
+        ref = self.actor_ref
         self.storage.tell(DeleteIf(
             hand.key, hand.data,
             reply=lambda deleted: tell_quietly(ref, HintDeleted(rid, deleted)),
             on_error=lambda e: tell_quietly(ref, HintDeleted(rid, False, str(e) or "error")),
-            origin=Origin(HANDED_BACK, hand.owner)))
+            origin=Origin(REDIRECTED if hand.redirected else HANDED_BACK, hand.owner)))
 
     def _deleted(self, message: HintDeleted) -> None:
         hand = self._flight.get(message.request_id)
@@ -338,6 +361,7 @@ class HintActor(pykka.ThreadingActor):
             return
         if message.deleted:
             self.counts.handed_back += 1
+            self.counts.redirected += hand.redirected
         else:
             # Rewritten while handed back: it stays, and goes again with what it holds now.
             self.counts.rewritten += 1
@@ -354,7 +378,7 @@ class HintActor(pykka.ThreadingActor):
         self._rest_until[hand.owner] = self.clock.monotonic() + self.kv_config.hint_retry_s
         self._tick_later(self.kv_config.hint_retry_s)
 
-    def _end(self, rid: int) -> _HandBack | None:
+    def _end(self, rid: int) -> HandBack | None:
         hand = self._flight.pop(rid, None)
         if hand is not None:
             self._busy.discard(hand.key)

@@ -162,12 +162,12 @@ class KvService:
         if ring_file is not None:
             self.ring.remember(read_ring_file(ring_file), context.clock.monotonic())
         peers = DirectorySender(context.peers)
+        keeper = self.ring
         self.hints = hints = HintActor.start(
             name=context.name, kv_config=self.kv_config, storage=self.storage, peers=peers,
             clock=context.clock, scheduler=context.scheduler,
-            partitions=config.ring_partitions, n_val=config.n_val)
+            partitions=config.ring_partitions, n_val=config.n_val, ring=lambda: keeper.ring)
         self._inbound = inbound = InboundView()
-        keeper = self.ring
         self.handoff = handoff = HandoffActor.start(
             name=context.name, kv_config=self.kv_config, storage=self.storage,
             peers=peers, scheduler=context.scheduler,

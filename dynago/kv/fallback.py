@@ -119,6 +119,16 @@ def for_partition(ring: Ring, partition: int, healthy: Callable[[str], bool],
     return sloppy_list(pref, clockwise_owners(ring, partition), healthy)
 
 
+def hint_targets(owner: str, ring: Ring, partition: int) -> tuple[str, ...]:
+    """Where a hint held for ``owner`` of a key in ``partition`` goes: to ``owner`` while
+    it is a member of ``ring``; once it is not (it left, or failed past the grace time),
+    to the partition's preference list in ``ring``, the nodes that own the key now (a
+    hint for a node that will never come back is still an acknowledged write)."""
+    if any(member.name == owner for member in ring.members):
+        return (owner,)
+    return ring.preference_list(partition)
+
+
 def hint_key(owner: str, storage_key: bytes) -> bytes:
     """The engine key of the hint for ``owner`` of the object at ``storage_key``.
 

@@ -14,6 +14,7 @@ KV store. Counters end in ``_total``; no other family ends in ``_sum``, ``_count
   ``dynago_kv_coordinated_for_others_total``, ``dynago_kv_replica_messages_dropped_total``,
   ``dynago_kv_internal_errors_total``; hinted handoff: ``dynago_kv_hints_held`` (gauge),
   ``dynago_kv_hints_stored_total``, ``dynago_kv_hints_handed_back_total``,
+  ``dynago_kv_hints_redirected_total``,
   ``dynago_kv_hint_handback_failures_total``, ``dynago_kv_hint_messages_dropped_total``;
   anti-entropy: ``dynago_kv_aae_lag_seconds`` (gauge), ``dynago_kv_aae_exchanges_total``,
   ``dynago_kv_aae_segments_differing_total``, ``dynago_kv_aae_keys_sent_total``,
@@ -60,6 +61,9 @@ KV_COUNTERS: dict[str, tuple[str, str]] = {
                         "(rewrites included)."),
     "kv_hints_handed_back": ("dynago_kv_hints_handed_back",
                              "Hints handed back to their owner and deleted here."),
+    "kv_hints_redirected": ("dynago_kv_hints_redirected",
+                            "Hints of an owner out of the ring, delivered to the key's "
+                            "current owners and deleted here."),
     "kv_hint_handback_failures": ("dynago_kv_hint_handback_failures",
                                   "Hand-backs refused, unsent or unacknowledged in time "
                                   "(retried later)."),

@@ -11,6 +11,7 @@ from dynago.kv.fallback import (
     for_partition,
     healthy_status,
     hint_key,
+    hint_targets,
     parse_hint_key,
     sloppy_list,
 )
@@ -140,3 +141,13 @@ def test_fallback_token_bucket_limits_the_rate() -> None:
     assert bucket.take(0.1)
     taken = sum(bucket.take(t / 100) for t in range(11, 211))  # 2 s more
     assert 19 <= taken <= 22
+
+
+def test_fallback_hint_targets_owner_while_in_ring_else_the_new_preference_list() -> None:
+    before = Ring.build([RingMember(n) for n in ("a", "b", "c", "d")], partitions=16, n_val=3)
+    after = Ring.build([RingMember(n) for n in ("a", "b", "c")], partitions=16, n_val=3)
+    for partition in range(16):
+        assert hint_targets("d", before, partition) == ("d",)
+        # "d" left: its hints go to whoever owns the key now, never to "d".
+        assert hint_targets("d", after, partition) == after.preference_list(partition)
+        assert "d" not in hint_targets("d", after, partition)
