@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from dynago import cli_tags
 from dynago.config import Config, ConfigError
@@ -72,14 +73,16 @@ def node_options(args: argparse.Namespace, config: Config) -> NodeOptions:
     )
 
 
-def kv_service(args: argparse.Namespace, config: Config) -> KvService:
-    """The node's key-value store from its settings (ConfigError if they do not fit)."""
+def kv_service(args: argparse.Namespace, config: Config,
+               kv: Mapping[str, Any] | None = None) -> KvService:
+    """The node's key-value store from its settings (``kv``: the ``[kv]`` fields,
+    ops.config_kv; ConfigError if they do not fit)."""
     from dynago.actors.kv_service import KvService
     from dynago.kv.config import KvConfig
 
     kv_config = KvConfig(data_dir=args.data_dir, engine=args.storage_engine,
                          max_key_bytes=args.max_key_bytes, max_value_bytes=args.max_value_bytes,
-                         request_timeout_s=args.kv_request_timeout_s)
+                         request_timeout_s=args.kv_request_timeout_s, **dict(kv or {}))
     return KvService(kv_config.validate(config.max_message_bytes))
 
 
@@ -113,7 +116,7 @@ def run_node(args: argparse.Namespace) -> int:
 
             handlers = EventHandlers(args.on_event, concurrency=args.on_event_concurrency,
                                      timeout_s=args.on_event_timeout_s)
-        store = kv_service(args, config)
+        store = kv_service(args, config, settings.kv)
         store.open_storage()
         node = Node(options, event_handlers=handlers, services=[store])
     except (StorageError, ConfigError, AddressError, KeyringError, TransportError, ValueError,

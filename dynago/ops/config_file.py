@@ -32,6 +32,7 @@ from typing import Any
 
 from dynago.config import DEFAULT_CLUSTER, Config, ConfigError
 from dynago.core.address import AddressError
+from dynago.ops import config_kv
 from dynago.ops import config_values as values
 from dynago.storage.engine import DEFAULT_ENGINE, ENGINES
 
@@ -130,6 +131,8 @@ class Resolved:
     as ``membership.FIELD``)."""
     warnings: list[str]
     """Things worth a log line once logging is set up (unknown DYNAGO_* variables)."""
+    kv: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """KvConfig fields set in ``[kv]`` or ``DYNAGO_KV_*`` (ops.config_kv)."""
 
 
 def _convert(setting_key: str, convert: Callable[[object], Any], value: object,
@@ -161,7 +164,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Resolved:
     path = getattr(args, "config", None) or environ.get("DYNAGO_CONFIG") or None
     document = load_file(path) if path else {}
     file_label = f"config file {path}"
-    known = {s.key for s in NODE_SETTINGS} | {MEMBERSHIP_TABLE}
+    known = {s.key for s in NODE_SETTINGS} | {MEMBERSHIP_TABLE, config_kv.KV_TABLE}
     for key in document:
         if key not in known:
             raise SettingsError(f"{file_label}: unknown key {key!r}")
@@ -172,13 +175,18 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Resolved:
     for key in table:
         if key not in MEMBERSHIP_FIELDS:
             raise SettingsError(f"{file_label}: unknown key {key!r} in [{MEMBERSHIP_TABLE}]")
+    kv_table = document.get(config_kv.KV_TABLE, {})
+    problem = config_kv.unknown_keys(kv_table, file_label)
+    if problem is not None:
+        raise SettingsError(problem)
 
     warnings = []
     membership_env = {ENV_PREFIX + name.upper(): name for name in MEMBERSHIP_FIELDS}
     node_env = {s.env for s in NODE_SETTINGS}
     for variable in sorted(environ):
         if (variable.startswith(ENV_PREFIX) and variable not in node_env
-                and variable not in membership_env and variable not in OTHER_ENV):
+                and variable not in membership_env and variable not in OTHER_ENV
+                and variable not in config_kv.KV_ENV):
             warnings.append(f"environment variable {variable} is not a dynago setting; "
                             "ignored")
 
@@ -220,10 +228,14 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Resolved:
         config = dataclasses.replace(base, **overrides).validate()
     except ConfigError as error:
         raise SettingsError(f"configuration: {error}") from None
+    kv = config_kv.resolve_kv(kv_table, environ, file_label, _convert, sources)
+    problem = config_kv.check(kv, config.max_message_bytes)
+    if problem is not None:
+        raise SettingsError(f"configuration: {problem}")
     if values.bind is None:
         raise SettingsError("no address to bind: give --bind HOST:PORT, set DYNAGO_BIND, "
                             "or put bind = \"HOST:PORT\" in the config file")
-    return Resolved(values, config, sources, warnings)
+    return Resolved(values, config, sources, warnings, kv)
 
 
 # ---------------------------------------------------------------- --print-config
@@ -262,6 +274,7 @@ def render(resolved: Resolved) -> str:
         value = getattr(resolved.config, name)
         source = resolved.sources[f"{MEMBERSHIP_TABLE}.{name}"]
         lines.append(f"{name} = {_toml_value(value)}  # {source}")
+    lines += config_kv.render_kv(resolved.kv, resolved.sources, _toml_value)
     return "\n".join(lines) + "\n"
 
 
