@@ -72,15 +72,17 @@ class Sent:
             return [(n, m) for n, m in self.messages if isinstance(m, kind)]
 
 
-def eventually(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT_S
+def eventually(check: Callable[[], Any], what: str, wait_s: float = WAIT_S) -> Any:
+    """Poll ``check`` until it returns something truthy (returned), at most ``wait_s``
+    seconds; then fail naming ``what``. The KV actor tests' one polling helper."""
+    deadline = time.monotonic() + wait_s
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {WAIT_S} s: {what}")
-        time.sleep(0.002)
+            raise AssertionError(f"not within {wait_s} s: {what}")
+        time.sleep(0.002)  # a polling interval, not a wait for something to happen
 
 
 class Reply:

@@ -5,6 +5,7 @@ marker; a malformed message is dropped and counted."""
 
 from __future__ import annotations
 
+import functools
 import time
 import urllib.request
 from collections.abc import Callable
@@ -12,7 +13,8 @@ from typing import Any
 
 import pykka
 from prometheus_client.parser import text_string_to_metric_families
-from test_actor_kv import Sent, eventually  # tests/actors is on sys.path under pytest
+from test_actor_kv import Sent  # tests/actors is on sys.path under pytest
+from test_actor_kv import eventually as _eventually
 
 from dynago.actors.kv_aae import AntiEntropyActor
 from dynago.actors.kv_aae_messages import GetAaeStats
@@ -34,18 +36,9 @@ from dynago.node import Node
 from dynago.storage import MemoryEngine
 
 WAIT_S = 30.0
+eventually = functools.partial(_eventually, wait_s=WAIT_S)
+"""These tests run whole in-process clusters: wait longer than the single-actor tests."""
 NAMES = ("a1", "a2", "a3")
-
-
-def until(check: Callable[[], Any], what: str, wait_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + wait_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {wait_s} s: {what}")
-        time.sleep(0.02)
 
 
 def _service(node: Node) -> KvService:
@@ -67,7 +60,7 @@ def _cluster(kv_nodes: Callable[..., Node], **knobs: Any) -> dict[str, Node]:
                    and all(s.ring.status(n) == "alive" for n in NAMES)
                    for s in services.values())
 
-    until(settled, "every node sees every node alive")
+    eventually(settled, "every node sees every node alive")
     return dict(zip(NAMES, nodes, strict=True))
 
 
@@ -79,7 +72,7 @@ def _stored(service: KvService, key: bytes) -> bytes | None:
     results: list[bytes | None] = []
     assert service.storage is not None
     service.storage.tell(Read(key, reply=results.append))
-    result: bytes | None = until(lambda: results, "a read", 5.0)[0]
+    result: bytes | None = eventually(lambda: results, "a read", wait_s=5.0)[0]
     return result
 
 
@@ -90,7 +83,7 @@ def _write_behind(service: KvService, key: bytes, obj: version.Object) -> None:
     assert service.storage is not None
     service.storage.tell(Update(key, lambda _current: data, reply=done.append,
                                 on_error=done.append, origin=Origin("test")))
-    until(lambda: done, "the direct write")
+    eventually(lambda: done, "the direct write")
 
 
 def _aae_stats(service: KvService) -> dict[str, int]:
@@ -106,7 +99,7 @@ def test_aae_key_in_one_store_reaches_every_replica(kv_nodes: Callable[..., Node
     obj = version.coordinate(version.EMPTY, None, "a1", Content(b"only here"))
     _write_behind(services["a1"], key, obj)
 
-    until(lambda: all(_stored(s, key) == version.encode(obj) for s in services.values()),
+    eventually(lambda: all(_stored(s, key) == version.encode(obj) for s in services.values()),
           "the object on every replica, no read having asked for it")
     counts = [_aae_stats(s) for s in services.values()]
     assert sum(c["kv_aae_keys_sent"] for c in counts) >= 1
@@ -117,7 +110,7 @@ def test_aae_key_in_one_store_reaches_every_replica(kv_nodes: Callable[..., Node
 def test_aae_counters_on_metrics(kv_nodes: Callable[..., Node]) -> None:
     nodes = _cluster(kv_nodes)
     services = _services(nodes)
-    until(lambda: _aae_stats(services["a1"])["kv_aae_exchanges"] >= 1, "an exchange")
+    eventually(lambda: _aae_stats(services["a1"])["kv_aae_exchanges"] >= 1, "an exchange")
     http = nodes["a1"].http_address
     with urllib.request.urlopen(f"http://{http}/metrics", timeout=5) as answer:
         text = answer.read().decode()
@@ -141,7 +134,7 @@ def test_aae_divergent_siblings_converge_to_the_merge(kv_nodes: Callable[..., No
     _write_behind(services["a2"], key, right)
     merged = version.encode(version.merge(left, right))
 
-    until(lambda: all(_stored(s, key) == merged for s in services.values()),
+    eventually(lambda: all(_stored(s, key) == merged for s in services.values()),
           "both siblings on every replica")
     assert len(version.decode(merged).versions) == 2
 
@@ -158,7 +151,7 @@ def test_aae_tombstone_on_every_replica_is_reaped(kv_nodes: Callable[..., Node])
         held = [_stored(s, key) for s in services.values()]
         return all(h is not None and is_marker(version.decode(h)) for h in held)
 
-    until(reaped_everywhere, "the tombstone's marker on every replica")
+    eventually(reaped_everywhere, "the tombstone's marker on every replica")
     marker = version.decode(_stored(services["a3"], key) or b"")
     assert marker.clock == tomb.clock  # the clock stays: no dot is ever reused
     assert sum(_aae_stats(s)["kv_aae_tombstones_reaped"] for s in services.values()) >= 1
@@ -170,7 +163,7 @@ def test_aae_malformed_messages_are_dropped_and_counted(
     services = _services(nodes)
     actor = services["a1"].aae
     assert actor is not None
-    until(lambda: _aae_stats(services["a1"])["kv_aae_ready"] == 1, "the trees built")
+    eventually(lambda: _aae_stats(services["a1"])["kv_aae_ready"] == 1, "the trees built")
     before = _aae_stats(services["a1"])["kv_aae_messages_dropped"]
     bad = (aae.AaeHashesAsk(1, 10**6, aae.ROOT),             # no such partition
            aae.AaeHashesAsk(2, 0, aae.SEGMENTS, (99,)),       # no such branch
@@ -182,7 +175,7 @@ def test_aae_malformed_messages_are_dropped_and_counted(
     for message in bad:
         actor.tell(PeerMessage("a2", "", message, lambda: done.append(None)))  # type: ignore[arg-type]
 
-    until(lambda: len(done) == len(bad), "every message handled (its stream released)")
+    eventually(lambda: len(done) == len(bad), "every message handled (its stream released)")
     assert _aae_stats(services["a1"])["kv_aae_messages_dropped"] - before == len(bad)
     assert actor.is_alive()
     # ...and it still serves: a good ask is answered (no drop, the actor lives on).
@@ -246,7 +239,7 @@ def test_aae_repairs_keep_to_the_keys_budget(kv_nodes: Callable[..., Node]) -> N
         assert sent <= rate + rate * (time.monotonic() - started), sent
         return all(_stored(services[n], k) is not None for n in ("a2", "a3") for k in keys)
 
-    until(check_budget, "every key on every replica, within the budget")
+    eventually(check_budget, "every key on every replica, within the budget")
 
 
 def test_aae_tombstone_is_reaped_only_once_every_replica_confirmed() -> None:
@@ -303,5 +296,5 @@ def test_aae_tombstone_is_reaped_only_once_every_replica_confirmed() -> None:
 def _stored_in(storage: Any, key: bytes) -> bytes | None:
     results: list[bytes | None] = []
     storage.tell(Read(key, reply=results.append))
-    result: bytes | None = until(lambda: results, "a read", 5.0)[0]
+    result: bytes | None = eventually(lambda: results, "a read", wait_s=5.0)[0]
     return result

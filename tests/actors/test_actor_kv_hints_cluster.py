@@ -4,6 +4,7 @@ fallback, reads at R=N from its hint, and the hand-back once the node is back.""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import pykka
 import pytest
+from test_actor_kv import eventually as _eventually  # tests/actors is on sys.path
 
 from dynago.actors.kv_hints import GetHintStats
 from dynago.actors.kv_messages import ClientGet, ClientPut
@@ -28,17 +30,8 @@ from dynago.transport.memory import MemoryNetwork
 
 _PORTS = itertools.count(18700)
 WAIT_S = 30.0
-
-
-def until(check: Callable[[], Any], what: str, wait_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + wait_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {wait_s} s: {what}")
-        time.sleep(0.01)
+eventually = functools.partial(_eventually, wait_s=WAIT_S)
+"""These tests run whole in-process clusters: wait longer than the single-actor tests."""
 
 
 class Cluster:
@@ -62,7 +55,7 @@ class Cluster:
         return node.start()
 
     def ring_settled(self) -> None:
-        until(lambda: all(s.ring is not None and len(s.ring.ring.members) == len(self.nodes)
+        eventually(lambda: all(s.ring is not None and len(s.ring.ring.members) == len(self.nodes)
                           and all(s.ring.status(n) == "alive" for n in self.nodes)
                           for s in self.kv.values()), "every node sees every node alive")
 
@@ -86,14 +79,14 @@ class Cluster:
         kv = self.kv[name].kv
         assert kv is not None
         kv.tell(message(results.append))
-        return until(lambda: results, "a reply")[0]
+        return eventually(lambda: results, "a reply")[0]
 
     def stored(self, name: str, key: bytes) -> bytes | None:
         results: list[bytes | None] = []
         storage = self.kv[name].storage
         assert storage is not None
         storage.tell(Read(key, reply=results.append))
-        result: bytes | None = until(lambda: results, "a read", 5.0)[0]
+        result: bytes | None = eventually(lambda: results, "a read", wait_s=5.0)[0]
         return result
 
     def hint_stats(self, name: str) -> dict[str, int]:
@@ -156,7 +149,7 @@ def test_hint_cluster_write_at_w_n_through_a_fallback_then_handed_back(
         if r.hint_for == "e")
     cluster.isolate("e")
     # Membership's suspicion, not a request timeout, moves the copy to the fallback.
-    until(lambda: cluster.status("a", "e") != "alive", "a suspects e")
+    eventually(lambda: cluster.status("a", "e") != "alive", "a suspects e")
     started = time.monotonic()
     answer = _put(cluster, "a", key, b"v1", Quorum(w=3))
     assert isinstance(answer, PutReply), answer
@@ -170,8 +163,8 @@ def test_hint_cluster_write_at_w_n_through_a_fallback_then_handed_back(
     refused = _put(cluster, "a", key, b"v2", Quorum(w=3, pw=3))
     assert getattr(refused, "status", None) == 503
     cluster.heal()
-    until(lambda: _value(cluster, "e", key.storage_key()) == b"v1", "e caught up", 60.0)
-    until(lambda: cluster.stored(fallback, hint) is None, "the hint gone")
+    eventually(lambda: _value(cluster, "e", key.storage_key()) == b"v1", "e caught up", wait_s=60.0)
+    eventually(lambda: cluster.stored(fallback, hint) is None, "the hint gone")
     assert cluster.hint_stats(fallback)["kv_hints_handed_back"] >= 1
     assert cluster.hint_stats(fallback)["kv_hints_held"] == 0
     # The counters reach /v1/stats and /metrics.
@@ -186,7 +179,7 @@ def test_hint_cluster_write_at_w_n_through_a_fallback_then_handed_back(
     storage = cluster.kv["e"].storage
     assert storage is not None
     storage.tell(History(key.storage_key(), reply=records.append))
-    hows = [(r.how, r.peer) for r in until(lambda: records, "history")[0]]
+    hows = [(r.how, r.peer) for r in eventually(lambda: records, "history")[0]]
     assert ("hint handed back", fallback) in hows
 
 
@@ -196,12 +189,12 @@ def test_hint_cluster_of_three_coordinator_keeps_the_hint(cluster: Cluster) -> N
     cluster.ring_settled()
     key, pref = _key(cluster, "a", "c")
     cluster.isolate("c")
-    until(lambda: cluster.status("a", "c") != "alive", "a suspects c")
+    eventually(lambda: cluster.status("a", "c") != "alive", "a suspects c")
     answer = _put(cluster, "a", key, b"v1", Quorum(w=2))
     assert isinstance(answer, PutReply), answer
     hint = hint_key("c", key.storage_key())
-    until(lambda: cluster.stored("a", hint) is not None, "the coordinator's own hint")
+    eventually(lambda: cluster.stored("a", hint) is not None, "the coordinator's own hint")
     assert _value(cluster, "c", key.storage_key()) is None
     cluster.heal()
-    until(lambda: _value(cluster, "c", key.storage_key()) == b"v1", "c caught up", 60.0)
-    until(lambda: cluster.stored("a", hint) is None, "the hint gone")
+    eventually(lambda: _value(cluster, "c", key.storage_key()) == b"v1", "c caught up", wait_s=60.0)
+    eventually(lambda: cluster.stored("a", hint) is None, "the hint gone")
