@@ -46,7 +46,8 @@ from bench.procstat import cpu_seconds
 from bench.profile_summary import parse, render, summarise
 from dynago.launch import LaunchError, wait_until
 
-STATS_KEYS = ("kv_store_writes", "kv_store_commits", "kv_store_fsyncs")
+STATS_KEYS = ("kv_store_writes", "kv_store_commits", "kv_store_fsyncs",
+              "kv_aae_exchanges", "kv_aae_keys_sent")
 REQUEST_TIMEOUT_S = 5.0
 CONVERGE_TIMEOUT_S = 60.0
 
