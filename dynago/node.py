@@ -127,6 +127,7 @@ class Node:
                 self_tick=True,
                 routes=self.routes,
                 peers=self.peers,
+                loop=getattr(self.transport, "loop", None),
             )
             if self.event_handlers is not None:
                 # Subscribed before the first tick, so that no event goes unhandled.
@@ -157,6 +158,7 @@ class Node:
             name=self.name, address=self.address, config=self.config, clock=self._clock,
             scheduler=scheduler, transport=self.transport, membership=membership,
             routes=self.routes, peers=self.peers, tags=self.options.tags,
+            loop=getattr(self.transport, "loop", None),
         )
         for service in self.services:
             refs: list[pykka.ActorRef[Any]] = []

@@ -13,6 +13,7 @@ reverse order they started, before the MembershipActor and the transport.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -50,6 +51,9 @@ class NodeContext:
     """Peer name -> PeerActor: send over a peer's stream with routing.send_to_peer."""
     tags: Tags = ()
     """This node's tags (a service may read its ``zone``)."""
+    loop: asyncio.AbstractEventLoop | None = None
+    """The transport's event loop when it runs one (gRPC): an actor whose traffic is
+    the streams' may be hosted on it (actors/hosting.py). None otherwise."""
 
 
 class Service(Protocol):

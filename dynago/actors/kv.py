@@ -27,6 +27,7 @@ PeerActors. A replica message that breaks the rules is dropped and counted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import pykka
 
 from dynago.actors import kv_coordinate
+from dynago.actors.hosting import LoopActor
 from dynago.actors.kv_handoff_messages import InboundView
 from dynago.actors.kv_handoff_reads import HandoffReads, ProxyExpire, ProxyLocal
 from dynago.actors.kv_messages import (
@@ -91,8 +93,12 @@ rebuilding costs at most ~5 % of the KvActor's time (a flood of made-up members 
 rebuilds compete with the membership actor for the interpreter)."""
 
 
-class KvActor(kv_coordinate.Coordinator, HandoffReads, pykka.ThreadingActor):
-    """Drives the KV requests of node ``name``."""
+class KvActor(kv_coordinate.Coordinator, HandoffReads, LoopActor):
+    """Drives the KV requests of node ``name``.
+
+    Hosted on ``loop`` when given (the transport's: replica messages reach it and leave
+    it with no thread hop, actors/hosting.py), else on its own thread.
+    """
 
     def __init__(
         self,
@@ -108,7 +114,9 @@ class KvActor(kv_coordinate.Coordinator, HandoffReads, pykka.ThreadingActor):
         on_ring_change: Callable[[list[tuple[str, str | None]]], None] | None = None,
         hints: pykka.ActorRef[Any] | None = None,
         inbound: InboundView | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        self.host_loop = loop  # before pykka's __init__, which makes the mailbox
         super().__init__()
         self.name = name
         # Membership's suspicions pick fallbacks only while this node's own local health

@@ -187,7 +187,7 @@ class KvService:
             name=context.name, config=config, kv_config=self.kv_config,
             storage=self.storage, peers=peers, clock=context.clock,
             scheduler=context.scheduler, ring=self.ring, hints=hints,
-            on_ring_change=on_ring_change, inbound=inbound)
+            on_ring_change=on_ring_change, inbound=inbound, loop=context.loop)
 
         def on_event(event: MemberEvent) -> None:
             tell_quietly(kv, MemberChanged(event))

@@ -25,6 +25,7 @@ nothing. Without it, ticks come from outside (tests drive them).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import math
@@ -35,6 +36,7 @@ from typing import Any
 import pykka
 
 from dynago.actors.health import LocalHealthWatchers
+from dynago.actors.hosting import LoopActor
 from dynago.actors.messages import (
     Add,
     Attach,
@@ -75,8 +77,13 @@ from dynago.transport.base import Stream, Transport
 log = logging.getLogger(__name__)
 
 
-class MembershipActor(pykka.ThreadingActor):
-    """The single owner of this node's member map."""
+class MembershipActor(LoopActor):
+    """The single owner of this node's member map.
+
+    Hosted on ``loop`` when given (the transport's: a received membership message is
+    handled with no thread hop, and what it sends is queued on the stream directly,
+    actors/hosting.py), else on its own thread.
+    """
 
     def __init__(
         self,
@@ -94,9 +101,11 @@ class MembershipActor(pykka.ThreadingActor):
         self_tick: bool = False,
         routes: RouteTable | None = None,
         peers: PeerDirectory | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """``routes`` and ``peers`` are the node's route table and peer directory (None:
         this actor's own)."""
+        self.host_loop = loop  # before pykka's __init__, which makes the mailbox
         super().__init__()
         self._config = config
         self._transport = transport

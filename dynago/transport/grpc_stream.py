@@ -58,6 +58,11 @@ class TransportCounters:
     """Writes that carried several messages (batch envelopes; counted in messages_out too)."""
     batches_in: int = 0
     """Batch envelopes read (their messages are counted in messages_in one by one)."""
+    writes_out: int = 0
+    """gRPC writes (one message or one batch each): messages_out / writes_out is how
+    many messages a write carries."""
+    reads_in: int = 0
+    """gRPC reads that returned a message or a batch."""
     stream_reconnects: int = 0
     """Streams opened to a node this node had a stream to before, after every earlier
     stream to it had closed (the peer's stream was lost and came back)."""
@@ -194,7 +199,12 @@ class GrpcStream:
             if verdict > 0:
                 self._threadsafe(self._enqueue_later, verdict, data, type(message).__name__)
                 return
-        self._threadsafe(self._enqueue, data, type(message).__name__)
+        if asyncio.events._get_running_loop() is self._loop:
+            # On the loop's thread (an actor hosted on it, actors/hosting.py): queue it
+            # now, no wake-up of the loop.
+            self._enqueue(data, type(message).__name__)
+        else:
+            self._threadsafe(self._enqueue, data, type(message).__name__)
 
     def flush(self) -> concurrent.futures.Future[None]:
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -219,7 +229,10 @@ class GrpcStream:
 
     def _threadsafe(self, fn: Callable[..., None], *args: Any) -> None:
         try:
-            self._loop.call_soon_threadsafe(fn, *args)
+            if asyncio.events._get_running_loop() is self._loop:
+                self._loop.call_soon(fn, *args)
+            else:
+                self._loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:
             pass  # the loop is closed: the transport stopped, so is the stream
 
@@ -293,6 +306,7 @@ class GrpcStream:
             data = await self._read()
             if data is grpc.aio.EOF or data is None:
                 return "closed by peer"
+            counters.reads_in += 1
             if is_batch(data):
                 try:
                     parts = split_batch(data, max_bytes)
@@ -372,6 +386,7 @@ class GrpcStream:
                     break
                 group.append(following)
                 size += len(following[0]) + PART_OVERHEAD_BYTES
+            counters.writes_out += 1
             if len(group) == 1:
                 await self._write(data)
             else:

@@ -7,6 +7,7 @@ injects their answers as PeerMessages, as a PeerActor would route them.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,19 +97,30 @@ class Reply:
         return eventually(lambda: self.results, "a reply")[0]
 
 
-@pytest.fixture
-def harness() -> Iterator[dict[str, Any]]:
+@pytest.fixture(params=["thread", "loop"])
+def harness(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """A KvActor on its own thread, and hosted on an asyncio loop as a node hosts it on
+    the transport's (actors/hosting.py): every test runs on both."""
     clock = ManualClock()
     scheduler = ManualScheduler(clock)
     sent = Sent()
     storage = StorageActor.start(MemoryEngine())
     config = Config.local()
+    loop = asyncio.new_event_loop() if request.param == "loop" else None
+    runner = None
+    if loop is not None:
+        runner = threading.Thread(target=loop.run_forever, daemon=True)
+        runner.start()
     kv = KvActor.start(name=ME, config=config,
                        kv_config=KvConfig(request_timeout_s=TIMEOUT_S), storage=storage,
-                       peers=sent, clock=clock, scheduler=scheduler)
+                       peers=sent, clock=clock, scheduler=scheduler, loop=loop)
     yield {"kv": kv, "sent": sent, "scheduler": scheduler, "storage": storage,
            "config": config}
     pykka.ActorRegistry.stop_all(timeout=5)
+    if loop is not None and runner is not None:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(timeout=5)
+        loop.close()
 
 
 def view(name: str, status: str = "alive") -> MemberView:
