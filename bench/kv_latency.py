@@ -47,7 +47,8 @@ from bench.profile_summary import parse, render, summarise
 from dynago.launch import LaunchError, wait_until
 
 STATS_KEYS = ("kv_store_writes", "kv_store_commits", "kv_store_fsyncs",
-              "kv_aae_exchanges", "kv_aae_keys_sent")
+              "kv_aae_exchanges", "kv_aae_keys_sent",
+              "transport_messages_out", "transport_writes_out")
 REQUEST_TIMEOUT_S = 5.0
 CONVERGE_TIMEOUT_S = 60.0
 
@@ -86,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="py-spy raw profile of the first node, largest phase of --py-spy-op")
     parser.add_argument("--py-spy-op", choices=("put", "get"), default="put",
                         help="the phase to profile (default put)")
+    parser.add_argument("--py-spy-native", action="store_true",
+                        help="with native (C) frames (py-spy --native): grpc core, SQLite")
     parser.add_argument("--py-spy-gil", action="store_true",
                         help="sample only the thread holding the GIL (py-spy --gil)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the keys")
@@ -113,7 +116,7 @@ def _converged(cluster: BenchCluster, n: int) -> bool:
 
 
 def _start_py_spy(pid: int, out: Path, seconds: float,
-                  gil: bool) -> subprocess.Popen[bytes] | None:
+                  gil: bool, native: bool = False) -> subprocess.Popen[bytes] | None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         print("py-spy is not installed (pip install -e '.[bench]'): no profile")
@@ -122,7 +125,7 @@ def _start_py_spy(pid: int, out: Path, seconds: float,
     return subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
          "--duration", str(max(1, int(seconds))), "--rate", "200",
-         *(["--gil"] if gil else [])],
+         *(["--gil"] if gil else []), *(["--native"] if native else [])],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -158,7 +161,7 @@ def measure(cluster: BenchCluster, args: argparse.Namespace,
             spy = None
             if args.py_spy and op == args.py_spy_op and clients == profile_at:
                 spy = _start_py_spy(members[0].pid, args.py_spy, args.seconds,
-                                    args.py_spy_gil)
+                                    args.py_spy_gil, args.py_spy_native)
             load_before = os.getloadavg()[0]
             counters_before, cpu_before = _counters(members), _node_cpu(members)
             result = asyncio.run(run_phase(
@@ -178,6 +181,9 @@ def measure(cluster: BenchCluster, args: argparse.Namespace,
                 "writes_per_fsync": round(delta["kv_store_writes"]
                                           / max(delta["kv_store_fsyncs"], 1), 2),
                 "fsyncs_per_op": round(delta["kv_store_fsyncs"] / ops, 4),
+                "peer_messages_per_op": round(delta["transport_messages_out"] / ops, 2),
+                "messages_per_write": round(delta["transport_messages_out"]
+                                            / max(delta["transport_writes_out"], 1), 2),
                 "node_cpu_s": [round(c, 3) for c in node_cpu],
                 "node_cpu_ms_per_op": round(1e3 * sum(node_cpu) / ops, 3),
                 "node_cpu_percent": round(100 * sum(node_cpu) / max(result.seconds, 1e-9), 1),
@@ -194,11 +200,13 @@ def measure(cluster: BenchCluster, args: argparse.Namespace,
 def table(phases: list[dict[str, Any]]) -> str:
     """The phases as an aligned text table."""
     head = ("phase", "clients", "ops", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors",
-            "fsync/write", "fsync/op", "node CPU ms/op", "node CPU %", "gen CPU %")
+            "fsync/write", "fsync/op", "msgs/op", "msgs/write", "node CPU ms/op",
+            "node CPU %", "gen CPU %")
     rows = [head] + [
         (p["op"], str(p["clients"]), str(p["ops"]), f"{p['ops_per_s']:.0f}",
          f"{p['p50_ms']:.2f}", f"{p['p99_ms']:.2f}", f"{p['p999_ms']:.2f}",
          str(p["errors"]), f"{p['fsyncs_per_write']:.3f}", f"{p['fsyncs_per_op']:.3f}",
+         f"{p.get('peer_messages_per_op', 0):.2f}", f"{p.get('messages_per_write', 0):.2f}",
          f"{p['node_cpu_ms_per_op']:.2f}", f"{p['node_cpu_percent']:.0f}",
          f"{p['generator_cpu_percent']:.0f}")
         for p in phases]
