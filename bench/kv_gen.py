@@ -58,6 +58,23 @@ class Zipfian:
         return self._order[min(rank, len(self._order) - 1)]
 
 
+class _Uniform:
+    """Draws key indices in ``range(keys)``, each as likely."""
+
+    def __init__(self, keys: int, rng: random.Random) -> None:
+        self._keys, self._rng = keys, rng
+
+    def next(self) -> int:
+        return self._rng.randrange(self._keys)
+
+
+class _Names:
+    """Key names by index, made on first use (a million keys need no list up front)."""
+
+    def __getitem__(self, index: int) -> str:
+        return key_name(index)
+
+
 class BadAnswer(Exception):
     """The server answered something other than success (the message says what)."""
 
@@ -167,16 +184,21 @@ def _cpu_s() -> float:
 async def run(wire: Wire, endpoints: Sequence[tuple[str, int]], *, clients: int,
               seconds: float, read_fraction: float, keys: int, value: bytes,
               rng: random.Random, timeout_s: float = 5.0,
-              sequential: bool = False) -> CellResult:
+              sequential: bool = False, first: int = 0,
+              uniform: bool = False) -> CellResult:
     """``clients`` connections (client i to ``endpoints[i % len]``) for ``seconds``.
 
-    ``sequential`` writes keys 0..keys-1 once each instead (the load phase; ``seconds``
-    is then only a bound). Every request has a ``timeout_s`` deadline; a timeout or a
-    failed answer is counted by kind and the connection is opened anew."""
-    chooser = None if sequential else Zipfian(keys, rng)
-    names = [key_name(i) for i in range(keys)]
+    ``sequential`` writes keys first..keys-1 once each instead (the load phase;
+    ``seconds`` is then only a bound). ``uniform`` picks every key with the same
+    probability instead of the scrambled Zipfian. Every request has a ``timeout_s``
+    deadline; a timeout or a failed answer is counted by kind and the connection is
+    opened anew."""
+    chooser: Any = None
+    if not sequential:
+        chooser = _Uniform(keys, rng) if uniform else Zipfian(keys, rng)
+    names = _Names()
     result = CellResult(0.0)
-    next_key = iter(range(keys))
+    next_key = iter(range(first, keys))
     gets, puts = result.latencies_s["get"], result.latencies_s["put"]
 
     async def client(host: str, port: int, deadline: float) -> None:

@@ -48,6 +48,8 @@ class Running:
     describe: str
     stop: Callable[[], None]
     version: str = ""
+    data_dirs: list[Path] = field(default_factory=list)
+    """Each server's data directory, in ``pids`` order (where the system has one)."""
 
     def cpu_s(self) -> float:
         """CPU seconds (user + system) of every server process so far."""
@@ -104,7 +106,8 @@ def start_dynago(root: Path, nodes: int) -> Running:
     return Running(name, Wire(name, "http"), [_split(m.http) for m in cluster.members],
                    [m.pid for m in cluster.members],
                    f"{nodes} node{'s' if nodes > 1 else ''}, N={n} R=W={n // 2 + 1}, "
-                   f"SQLite, POST/GET /kvstore", cluster.stop_all)
+                   f"SQLite, POST/GET /kvstore", cluster.stop_all,
+                   data_dirs=[base / m.name for m in cluster.members])
 
 
 @dataclass
