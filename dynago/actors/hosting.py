@@ -74,12 +74,7 @@ class LoopInbox:
 
     def put(self, envelope: Envelope[Any], /) -> None:
         self._items.append(envelope)
-        with self._lock:
-            if self._scheduled or self._drain is None:
-                return
-            self._scheduled = True
-            drain = self._drain
-        self._schedule(drain)
+        self.again()
 
     def _schedule(self, drain: Any) -> None:
         try:
@@ -97,7 +92,8 @@ class LoopInbox:
             self._scheduled = False
 
     def again(self) -> None:
-        """The drain stopped at its limit with messages left: schedule the next one."""
+        """Schedule a drain unless one is pending (after a put, or when the drain stopped
+        at its limit with messages left)."""
         with self._lock:
             if self._scheduled or self._drain is None:
                 return
