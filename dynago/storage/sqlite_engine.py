@@ -3,8 +3,15 @@
 Durability: WAL journal mode with ``synchronous=FULL``, so a commit returns only after
 its WAL frames are fsynced: one commit = one durable batch. (SQLite's default for WAL,
 NORMAL, may lose the last commits on power loss; FULL does not.) Keys are BLOBs, which
-SQLite orders with memcmp, the same byte order as the other engines; the table is
-``WITHOUT ROWID`` so the key is the B-tree's own key.
+SQLite orders with memcmp, the same byte order as the other engines.
+
+Layout: an ordinary (rowid) table whose key is a unique index. Not ``WITHOUT ROWID``: such
+a table is one index B-tree, and an index B-tree keeps at most about a quarter of a page
+of a row in the page (about 1,000 bytes with SQLite's 4 KiB pages), the rest in overflow
+pages of their own, so values of 1 KiB took 4.5 times their size on disk
+(docs/performance.md, "Scale of the data"). A rowid table keeps a row in its leaf page up
+to nearly a page. Stores made before keep their ``WITHOUT ROWID`` table: every statement
+here works on both.
 """
 
 from __future__ import annotations
@@ -52,10 +59,7 @@ class SqliteEngine:
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"journal mode is {mode}, not wal")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) "
-                "WITHOUT ROWID"
-            )
+            self._db.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL)")
         except sqlite3.Error as error:
             self._dir.close()
             raise StorageError(f"cannot open SQLite store in {self._dir.path}: {error}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -215,3 +216,52 @@ def test_open_engine_without_data_dir_is_memory_and_unknown_kind_is_refused() ->
     assert engine.kind == "memory" and not engine.durable
     with pytest.raises(ValueError, match="unknown storage engine"):
         open_engine("rocksdb", None)
+
+
+# --------------------------------------------------------------------------- SQLite's layout
+
+
+def test_sqlite_keeps_kib_values_near_their_size_on_disk(tmp_path: Path) -> None:
+    """Values of 1 KiB stay in their B-tree pages: the store takes well under twice the raw
+    bytes (a WITHOUT ROWID table spilled each to an overflow page: 4.5 times)."""
+    engine = SqliteEngine(tmp_path / "data")
+    value = bytes(range(256)) * 4
+    keys = [b"bench\x00k%07d" % i for i in range(2000)]
+    for start in range(0, len(keys), 100):
+        engine.commit([(k, value) for k in keys[start:start + 100]])
+    engine.close()
+    raw = sum(len(k) + len(value) for k in keys)
+    db = sqlite3.connect(tmp_path / "data" / "kv.sqlite3")
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages, page_size = (db.execute(f"PRAGMA {p}").fetchone()[0]
+                            for p in ("page_count", "page_size"))
+    finally:
+        db.close()
+    assert pages * page_size < 2 * raw
+
+
+def test_sqlite_store_made_with_a_without_rowid_table_still_works(tmp_path: Path) -> None:
+    """Stores made by earlier versions keep their WITHOUT ROWID table, and every engine
+    operation works on it."""
+    SqliteEngine(tmp_path / "data").close()
+    db = sqlite3.connect(tmp_path / "data" / "kv.sqlite3", isolation_level=None)
+    db.execute("DROP TABLE kv")
+    db.execute("CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+    db.execute("INSERT INTO kv VALUES (?, ?)", (b"old", b"kept"))
+    db.close()
+    engine = SqliteEngine(tmp_path / "data")
+    try:
+        assert engine.get(b"old") == b"kept"
+        engine.commit([(b"new", b"1"), (b"old", b"2")])
+        engine.commit([(b"new", None)])
+        assert engine.get(b"old") == b"2" and engine.get(b"new") is None
+        assert engine.keys(b"") == [b"old"] and engine.count() == 1
+    finally:
+        engine.close()
+    db = sqlite3.connect(tmp_path / "data" / "kv.sqlite3")
+    try:
+        schema = db.execute("SELECT sql FROM sqlite_master WHERE name = 'kv'").fetchone()[0]
+    finally:
+        db.close()
+    assert "WITHOUT ROWID" in schema.upper()
