@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from dynago.config import Config
+from dynago.sim.args import KV_SCENARIOS
 from dynago.sim.kv_scenarios import run_kv_seeds, table_header, table_row
-from dynago.sim.scenarios import KV_SCENARIOS, SimOptions
+from dynago.sim.scenarios import SimOptions
 
 
 def main() -> int:

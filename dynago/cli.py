@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="keep the cluster running until Ctrl-C")
     sim = commands.add_parser(
         "sim", help="simulate N nodes' membership cores on a virtual clock (no network)")
-    from dynago.sim.command import add_arguments as add_sim_arguments
+    from dynago.sim.args import add_arguments as add_sim_arguments
 
     add_sim_arguments(sim)
 

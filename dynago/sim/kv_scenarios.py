@@ -41,13 +41,13 @@ from dynago.kv.history import (
 )
 from dynago.kv.model import QUORUM_ALL, GetReply, ObjectKey, Quorum
 from dynago.kv.requests import resolve_quorum
+from dynago.sim.args import DEFAULT_KV_LOSS
 from dynago.sim.cluster import SimCluster
 from dynago.sim.kv_clients import BUCKET, SimClients, Workload, values_of
 from dynago.sim.kv_io import GetResult
 from dynago.sim.kv_world import KvSimParams, KvWorld
 from dynago.sim.scenarios import SimOptions
 
-DEFAULT_KV_LOSS = 0.1
 CLIENTS_AT_S = 0.5
 FAULTS_AT_S = 1.0
 SETTLE_S = 30.0

@@ -22,10 +22,11 @@ from dynago.core.broadcast import retransmit_limit
 from dynago.core.member import Member
 from dynago.core.messages import Ack, CoreMessage, Gossip, Ping, PingReq, StateSync
 from dynago.core.suspicion import suspicion_bounds
+from dynago.sim.args import KV_SCENARIOS
 from dynago.sim.cluster import SimCluster
 from dynago.sim.crossing import EXCHANGE_TIMEOUT_S
 from dynago.sim.kv_scenarios import run_kv, run_kv_seeds
-from dynago.sim.scenarios import KV_SCENARIOS, SCENARIO_STEPS, SimOptions, Watch
+from dynago.sim.scenarios import SCENARIO_STEPS, SimOptions, Watch
 
 SWIM_FIRST_DETECTION_PERIODS = math.e / (math.e - 1)
 """SWIM (Das et al. 2002, §3.1): expected protocol periods until some member probes a

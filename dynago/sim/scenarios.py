@@ -31,13 +31,10 @@ from typing import Any
 
 from dynago.config import Config
 from dynago.core.messages import EventKind, MemberEvent
+from dynago.sim.args import DEFAULT_LOSS_RATES, KV_SCENARIOS, SCENARIOS
 from dynago.sim.cluster import SimCluster
 from dynago.sim.nodes import node_address, node_name
 
-SCENARIOS = ("join", "crash", "leave", "partition", "loss")
-KV_SCENARIOS = ("kv-crash", "kv-partition", "kv-loss", "kv-mixed")
-"""The key-value store's scenarios (dynago.sim.kv_scenarios)."""
-DEFAULT_LOSS_RATES = (0.0, 0.01, 0.05, 0.1, 0.2)
 EVENT_AT_S = 5.0
 """When the scenario's event happens (or a quarter of the run, if that is earlier)."""
 
