@@ -68,13 +68,6 @@ class _Uniform:
         return self._rng.randrange(self._keys)
 
 
-class _Names:
-    """Key names by index, made on first use (a million keys need no list up front)."""
-
-    def __getitem__(self, index: int) -> str:
-        return key_name(index)
-
-
 class BadAnswer(Exception):
     """The server answered something other than success (the message says what)."""
 
@@ -196,7 +189,6 @@ async def run(wire: Wire, endpoints: Sequence[tuple[str, int]], *, clients: int,
     chooser: Any = None
     if not sequential:
         chooser = _Uniform(keys, rng) if uniform else Zipfian(keys, rng)
-    names = _Names()
     result = CellResult(0.0)
     next_key = iter(range(first, keys))
     gets, puts = result.latencies_s["get"], result.latencies_s["put"]
@@ -213,7 +205,8 @@ async def run(wire: Wire, endpoints: Sequence[tuple[str, int]], *, clients: int,
                 else:
                     index = chooser.next()
                     is_read = rng.random() < read_fraction
-                request = wire.get(names[index]) if is_read else wire.put(names[index], value)
+                name = key_name(index)
+                request = wire.get(name) if is_read else wire.put(name, value)
                 started = time.perf_counter()
                 try:
                     writer.write(request)

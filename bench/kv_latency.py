@@ -206,7 +206,7 @@ def table(phases: list[dict[str, Any]]) -> str:
         (p["op"], str(p["clients"]), str(p["ops"]), f"{p['ops_per_s']:.0f}",
          f"{p['p50_ms']:.2f}", f"{p['p99_ms']:.2f}", f"{p['p999_ms']:.2f}",
          str(p["errors"]), f"{p['fsyncs_per_write']:.3f}", f"{p['fsyncs_per_op']:.3f}",
-         f"{p.get('peer_messages_per_op', 0):.2f}", f"{p.get('messages_per_write', 0):.2f}",
+         f"{p['peer_messages_per_op']:.2f}", f"{p['messages_per_write']:.2f}",
          f"{p['node_cpu_ms_per_op']:.2f}", f"{p['node_cpu_percent']:.0f}",
          f"{p['generator_cpu_percent']:.0f}")
         for p in phases]

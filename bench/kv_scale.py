@@ -71,18 +71,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def dir_bytes(path: Path) -> int:
-    """Bytes of every regular file under ``path`` (a missing path: 0)."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += (Path(root) / name).stat().st_size
-            except FileNotFoundError:
-                continue  # a WAL checkpoint removed it meanwhile
-    return total
-
-
 def files(path: Path) -> dict[str, int]:
     """Each file of a data dir (relative path) and its bytes: the database, its WAL."""
     found: dict[str, int] = {}
@@ -92,8 +80,13 @@ def files(path: Path) -> dict[str, int]:
             try:
                 found[str(full.relative_to(path))] = full.stat().st_size
             except FileNotFoundError:
-                continue
+                continue  # a WAL checkpoint removed it meanwhile
     return dict(sorted(found.items()))
+
+
+def dir_bytes(path: Path) -> int:
+    """Bytes of every regular file under ``path`` (a missing path: 0)."""
+    return sum(files(path).values())
 
 
 def sample(system: Running, data_dirs: list[Path]) -> list[dict[str, int]]:

@@ -18,12 +18,13 @@ from tests.actors.test_actor_kv import eventually
 class Recorder(LoopActor):
     def __init__(self, loop: asyncio.AbstractEventLoop | None,
                  seen: list[Any] | None = None,
-                 stopped: threading.Event | None = None) -> None:
+                 stopped: threading.Event | None = None,
+                 failures: list[str] | None = None) -> None:
         self.host_loop = loop
         super().__init__()
         self.seen: list[Any] = seen if seen is not None else []
         self.threads: set[int] = set()
-        self.failures: list[str] = []
+        self.failures: list[str] = failures if failures is not None else []
         self.stopped = stopped or threading.Event()
 
     def on_start(self) -> None:
@@ -136,10 +137,12 @@ def test_an_ask_that_raises_answers_the_caller_and_the_actor_lives(loop: Any) ->
 
 def test_a_tell_that_raises_stops_the_actor_with_on_failure(loop: Any) -> None:
     host, _ = loop
-    ref = Recorder.start(host)
+    failures: list[str] = []
+    ref = Recorder.start(host, None, None, failures)
     assert ref.ask("seen", timeout=5) == []
     ref.tell("boom")
     eventually(lambda: not ref.is_alive(), "the actor stopped")
+    eventually(lambda: failures == ["ValueError('boom')"], "on_failure ran")
     with pytest.raises(pykka.ActorDeadError):
         ref.ask("seen", timeout=5)
 
