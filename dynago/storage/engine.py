@@ -146,8 +146,15 @@ class Engine(Protocol):
         ``after`` if given (pass the last key of a page to get the next page)."""
         ...
 
-    def count(self) -> int:
-        """How many keys are stored."""
+    def items(
+        self, prefix: bytes, *, after: bytes | None = None, limit: int = DEFAULT_LIST_LIMIT
+    ) -> list[tuple[bytes, bytes]]:
+        """Like ``keys``, with each key's value: ``(key, value)`` pairs in byte order."""
+        ...
+
+    def count(self, start: bytes = b"") -> int:
+        """How many keys are stored (those from ``start`` on in byte order, if given:
+        ``count(b"\x01")`` skips the node-local keys under NUL)."""
         ...
 
     def size_bytes(self) -> int:

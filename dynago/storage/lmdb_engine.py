@@ -110,26 +110,41 @@ class LmdbEngine:
     def keys(
         self, prefix: bytes, *, after: bytes | None = None, limit: int = DEFAULT_LIST_LIMIT
     ) -> list[bytes]:
+        return [key for key, _ in self._range(prefix, after, limit, values=False)]
+
+    def items(
+        self, prefix: bytes, *, after: bytes | None = None, limit: int = DEFAULT_LIST_LIMIT
+    ) -> list[tuple[bytes, bytes]]:
+        return self._range(prefix, after, limit, values=True)
+
+    def _range(self, prefix: bytes, after: bytes | None, limit: int,
+               *, values: bool) -> list[tuple[bytes, bytes]]:
         check_list_args(limit)
         start = prefix if after is None or after < prefix else after
-        found: list[bytes] = []
+        found: list[tuple[bytes, bytes]] = []
         with self._env.begin(db=self._db) as txn, txn.cursor() as cursor:
             if not cursor.set_range(start):
                 return found
-            for key in cursor.iternext(keys=True, values=False):
-                key = bytes(key)
+            while True:
+                key = bytes(cursor.key())
                 if not key.startswith(prefix):
                     break
-                if after is not None and key <= after:
-                    continue
-                found.append(key)
-                if len(found) >= limit:
+                if after is None or key > after:
+                    found.append((key, bytes(cursor.value()) if values else b""))
+                    if len(found) >= limit:
+                        break
+                if not cursor.next():
                     break
         return found
 
-    def count(self) -> int:
+    def count(self, start: bytes = b"") -> int:
         with self._env.begin(db=self._db) as txn:
-            return int(txn.stat(self._db)["entries"])
+            if not start:
+                return int(txn.stat(self._db)["entries"])
+            with txn.cursor() as cursor:  # LMDB keeps no counts per range: walk it
+                if not cursor.set_range(start):
+                    return 0
+                return sum(1 for _ in cursor.iternext(keys=True, values=False))
 
     def size_bytes(self) -> int:
         return self._dir.files_size(DATA_FILES)

@@ -64,8 +64,13 @@ class MemoryEngine:
         )
         return matching[:limit]
 
-    def count(self) -> int:
-        return len(self._data)
+    def items(
+        self, prefix: bytes, *, after: bytes | None = None, limit: int = DEFAULT_LIST_LIMIT
+    ) -> list[tuple[bytes, bytes]]:
+        return [(key, self._data[key]) for key in self.keys(prefix, after=after, limit=limit)]
+
+    def count(self, start: bytes = b"") -> int:
+        return len(self._data) if not start else sum(k >= start for k in self._data)
 
     def size_bytes(self) -> int:
         return self._bytes

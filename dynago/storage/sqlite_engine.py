@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from dynago.storage.datadir import DataDir
 from dynago.storage.engine import (
@@ -95,6 +96,17 @@ class SqliteEngine:
     def keys(
         self, prefix: bytes, *, after: bytes | None = None, limit: int = DEFAULT_LIST_LIMIT
     ) -> list[bytes]:
+        rows = self._range("k", prefix, after, limit)
+        return [bytes(row[0]) for row in rows]
+
+    def items(
+        self, prefix: bytes, *, after: bytes | None = None, limit: int = DEFAULT_LIST_LIMIT
+    ) -> list[tuple[bytes, bytes]]:
+        rows = self._range("k, v", prefix, after, limit)
+        return [(bytes(k), bytes(v)) for k, v in rows]
+
+    def _range(self, columns: str, prefix: bytes, after: bytes | None,
+               limit: int) -> list[Any]:
         check_list_args(limit)
         clauses, params = ["k >= ?"], [prefix]
         end = prefix_end(prefix)
@@ -104,12 +116,12 @@ class SqliteEngine:
         if after is not None:
             clauses.append("k > ?")
             params.append(after)
-        sql = f"SELECT k FROM kv WHERE {' AND '.join(clauses)} ORDER BY k LIMIT ?"
-        rows = self._db.execute(sql, (*params, limit)).fetchall()
-        return [bytes(row[0]) for row in rows]
+        sql = f"SELECT {columns} FROM kv WHERE {' AND '.join(clauses)} ORDER BY k LIMIT ?"
+        return self._db.execute(sql, (*params, limit)).fetchall()
 
-    def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM kv").fetchone()[0])
+    def count(self, start: bytes = b"") -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM kv WHERE k >= ?",
+                                    (start,)).fetchone()[0])
 
     def size_bytes(self) -> int:
         return self._dir.files_size(DATA_FILES)

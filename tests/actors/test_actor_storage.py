@@ -70,8 +70,12 @@ class GatedEngine:
              ) -> list[bytes]:
         return self.inner.keys(prefix, after=after, limit=limit)
 
-    def count(self) -> int:
-        return self.inner.count()
+    def items(self, prefix: bytes, *, after: bytes | None = None, limit: int = 1000
+              ) -> list[tuple[bytes, bytes]]:
+        return self.inner.items(prefix, after=after, limit=limit)
+
+    def count(self, start: bytes = b"") -> int:
+        return self.inner.count(start)
 
     def size_bytes(self) -> int:
         return self.inner.size_bytes()

@@ -56,6 +56,15 @@ def test_engine_commit_stores_and_later_write_of_a_key_wins(engine: Engine) -> N
     assert engine.count() == 2
 
 
+def test_engine_count_from_a_key_skips_the_node_local_ones(engine: Engine) -> None:
+    engine.commit([(b"\x00h\x00hint", b"1"), (b"\x00a\x00i" + bytes(20), b"2"),
+                   (b"\x01", b"3"), (b"b\x00k", b"4"), (b"\xff", b"5")])
+    assert engine.count() == 5
+    assert engine.count(b"\x01") == 3
+    assert engine.count(b"c") == 1
+    assert engine.count(b"\xff\xff") == 0
+
+
 def test_engine_none_deletes_and_deleting_a_missing_key_is_no_error(engine: Engine) -> None:
     engine.commit([(b"a", b"1"), (b"b", b"2")])
     engine.commit([(b"a", None), (b"never-there", None)])
@@ -95,6 +104,23 @@ def test_engine_keys_after_and_limit_page_through_a_prefix(engine: Engine) -> No
     # ``after`` before the prefix's range, or between keys, is no error.
     assert engine.keys(b"p/", after=b"a", limit=2) == keys[:2]
     assert engine.keys(b"p/", after=b"p/0105", limit=1) == [b"p/011"]
+
+
+def test_engine_items_page_through_a_prefix_with_their_values(engine: Engine) -> None:
+    data = {b"i/%03d" % i: b"value %d" % i for i in range(12)}
+    engine.commit([*data.items(), (b"i0", b"outside"), (b"h/999", b"outside")])
+    pages: list[list[tuple[bytes, bytes]]] = []
+    after: bytes | None = None
+    for _ in range(10):
+        page = engine.items(b"i/", after=after, limit=5)
+        if not page:
+            break
+        pages.append(page)
+        after = page[-1][0]
+    assert [len(page) for page in pages] == [5, 5, 2]
+    assert [item for page in pages for item in page] == sorted(data.items())
+    assert engine.items(b"i/", after=b"i/0105", limit=1) == [(b"i/011", b"value 11")]
+    assert engine.items(b"nope") == []
 
 
 def test_engine_keys_with_0xff_prefix_has_no_upper_bound_error(engine: Engine) -> None:
