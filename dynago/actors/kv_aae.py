@@ -2,10 +2,14 @@
 keys that differ, read or not (docs/reliability.md "Active anti-entropy"). Rules:
 dynago.kv.tictac (trees, comparisons, the token bucket), dynago.kv.reap (tombstones).
 
-* **Trees**: at start it watches commits (WatchCommits), then lists every client object
-  (paged ListKeys; node-local keys under ``NUL`` are skipped) and reads each one to hash
-  it into its partition's ``PartitionIndex``. Until that is done it answers every ask
-  with ``AaeRefused``. After, the commit listener alone keeps the trees current.
+* **Trees**: the keys and object hashes are records on disk (dynago.kv.aae_index),
+  written by the StorageActor in the same transaction as the objects; this actor keeps
+  only each partition's tree and segment counts (``PartitionTree``). At start it watches
+  the index's changes (WatchIndex), reads the MARKER (rebuilding the records first if
+  the store has none or they are for another partition count), then reads the records
+  in pages into the trees. A change is applied once the scan has passed its record (the
+  scan sees the rest), so every record counts once. Until the trees are built it
+  answers every ask with ``AaeRefused``.
 * **Exchange**: every ``aae_exchange_interval_s`` (±50 %), if enabled and the store is
   not busy, one partition this node replicates, with one other reachable replica: root,
   differing branches, differing segments, their keys (dynago.kv.aae_messages). Then the
@@ -33,42 +37,42 @@ from typing import Any
 import pykka
 
 from dynago.actors.kv_aae_messages import (
-    Committed,
     Exchange,
     Expired,
     GetAaeStats,
-    Listed,
+    Held,
+    IndexChanged,
+    MarkerRead,
+    Rebuilt,
     Scanned,
     Tick,
 )
 from dynago.actors.kv_aae_serve import AaeServing, Reaped, SendRead, answer, failure
 from dynago.actors.messages import PeerMessage
 from dynago.actors.refs import tell_quietly
-from dynago.actors.storage_messages import ListKeys, Read, WatchCommits
+from dynago.actors.storage_messages import ListItems, Read, RebuildIndex, WatchIndex
 from dynago.actors.timers import Scheduler
 from dynago.clock import Clock
+from dynago.kv import aae_index
 from dynago.kv import aae_messages as aae
-from dynago.kv import version
+from dynago.kv.aae_index import AaeIndexer, IndexChange, RebuildCursor
 from dynago.kv.config import KvConfig
 from dynago.kv.members import RingKeeper
 from dynago.kv.model import ObjectKey
-from dynago.kv.reap import is_tombstone
 from dynago.kv.ring import partition_of
 from dynago.kv.tictac import (
     BRANCHES,
-    PartitionIndex,
+    PartitionTree,
     TokenBucket,
     compare_keys,
     differing,
     differing_branches,
-    object_hash,
 )
-from dynago.storage.engine import Write
 
 log = logging.getLogger(__name__)
 
-LIST_PAGE = 1000
-"""Keys listed per page while the trees are built."""
+SCAN_PAGE = 5000
+"""Index records read per page while the trees are built."""
 
 KEYS_PER_EXCHANGE = 1000
 """Keys of this node's (about) whose segments one exchange compares key by key."""
@@ -95,23 +99,24 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
                                        max(1.0, kv_config.aae_max_keys_per_s), now)
         self.bytes_bucket = TokenBucket(kv_config.aae_max_bytes_per_s,
                                         max(1.0, kv_config.aae_max_bytes_per_s), now)
-        self.indexes: dict[int, PartitionIndex] = {}
+        self.indexer = AaeIndexer(ring.partitions)
+        self.trees: dict[int, PartitionTree] = {}
         # Partition -> key -> hash of the tombstone held here (the reap's candidates).
         self.tombstones: dict[int, dict[bytes, int]] = {}
         self.built = False
-        self._listing_done = False
-        self._scanning = 0
+        self._scanned: bytes | None = None  # the last record key the scan applied
+        self._stalled: Any = None  # the start-up step to retry at the next tick
         self._exchange: Exchange | None = None
         self._next_exchange = 1
         self._last_ok: dict[int, float] = {}
         self._last_try: dict[int, float] = {}
-        self._next_page: bytes | None = None
         self._started = now
         self._timer: Any = None
         self.counts = dict.fromkeys(
             ("kv_aae_exchanges", "kv_aae_exchanges_failed", "kv_aae_segments_differing",
              "kv_aae_keys_sent", "kv_aae_keys_received", "kv_aae_tombstones_reaped",
-             "kv_aae_messages_dropped", "kv_aae_internal_errors"), 0)
+             "kv_aae_messages_dropped", "kv_aae_internal_errors",
+             "kv_aae_records_dropped", "kv_aae_index_rebuilds"), 0)
         self.init_serving()
 
     # ------------------------------------------------------------ lifecycle
@@ -119,15 +124,14 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
     def on_start(self) -> None:
         ref = self.actor_ref
 
-        def listener(writes: Sequence[Write]) -> None:  # on the StorageActor's thread
-            objects = tuple(w for w in writes if not w[0].startswith(b"\x00"))
-            if objects:
-                tell_quietly(ref, Committed(objects))
+        def listener(changes: list[IndexChange]) -> None:  # on the StorageActor's thread
+            tell_quietly(ref, IndexChanged(tuple(changes)))
 
-        # Watch first, then list: a key committed in between is seen at least once, and
-        # the store answers reads and listener calls on one thread, in order.
-        self.storage.tell(WatchCommits(listener))
-        self._list(None)
+        # Watch first, then read: the store answers in order on one thread, so every
+        # commit after the watch is either in a page the scan reads or told after it.
+        self.storage.tell(WatchIndex(listener))
+        self.storage.tell(Read(aae_index.MARKER, reply=answer(ref, MarkerRead),
+                               on_error=failure(ref, MarkerRead)))
         self._schedule()
 
     def on_stop(self) -> None:
@@ -136,12 +140,17 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         if self._exchange is not None and self._exchange.timer is not None:
             self._exchange.timer.cancel()
 
-    def _list(self, after: bytes | None) -> None:
-        self._next_page = None
+    def _rebuild(self, cursor: RebuildCursor | None) -> None:
         ref = self.actor_ref
-        self.storage.tell(ListKeys(b"", limit=LIST_PAGE, after=after, reply=lambda keys:
-                                   tell_quietly(ref, Listed(tuple(keys),
-                                                             len(keys) >= LIST_PAGE))))
+        self.storage.tell(RebuildIndex(cursor, reply=answer(ref, Rebuilt),
+                                       on_error=failure(ref, Rebuilt, cursor, value=True)))
+
+    def _scan(self) -> None:
+        ref = self.actor_ref
+        self.storage.tell(ListItems(
+            (aae_index.RECORD_PREFIX,), limit=SCAN_PAGE, after=self._scanned,
+            reply=lambda items: tell_quietly(ref, Scanned(tuple(items))),
+            on_error=lambda _exc: tell_quietly(ref, Scanned((), failed=True))))
 
     def _schedule(self) -> None:
         mean = self.kv_config.aae_exchange_interval_s
@@ -164,18 +173,29 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
 
     def _dispatch(self, message: Any) -> Any:
         match message:
-            case Committed():
-                for key, value in message.writes:
-                    self._index(key, value)
-            case Listed():
-                self._listed(message)
+            case IndexChanged():
+                for change in message.changes:
+                    if self.built or (self._scanned is not None
+                                      and change.record_key <= self._scanned):
+                        self._changed(change)
+            case MarkerRead():
+                self._marker(message.value)
+            case Rebuilt():
+                if message.failed:
+                    log.error("aae: a step of the index rebuild failed; retried later")
+                    self._stalled = lambda c=message.cursor: self._rebuild(c)
+                elif message.cursor is None:
+                    log.info("aae: index rebuilt")
+                    self._scan()
+                else:
+                    self._rebuild(message.cursor)
             case Scanned():
-                self._scanning -= 1
-                if message.data is not None:
-                    self._index(message.key, message.data)
-                if self._scanning == 0 and self._next_page is not None:
-                    self._list(self._next_page)
-                self._maybe_built()
+                self._scanned_page(message)
+            case Held():
+                if message.for_ask is not None:
+                    self.serve_keys(message)
+                else:
+                    self._compare(message)
             case PeerMessage():
                 self._peer(message.sender, message.message)
             case SendRead():
@@ -184,6 +204,9 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
                 self.reaped(message)
             case Tick():
                 self._schedule()
+                stalled, self._stalled = self._stalled, None
+                if stalled is not None:
+                    stalled()
                 self._start_exchange()
             case Expired():
                 ex = self._exchange
@@ -202,33 +225,47 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         now = self.clock.monotonic()
         mine = self._replicated()
         lag = max((now - self._last_ok.get(p, self._started) for p in mine), default=0.0)
-        return dict(self.counts) | {"kv_aae_lag_s": int(lag), "kv_aae_ready": int(self.built)}
+        return dict(self.counts) | {"kv_aae_lag_s": int(lag), "kv_aae_ready": int(self.built),
+                                    "kv_aae_keys": sum(len(t) for t in self.trees.values()),
+                                    "kv_aae_tombstones": sum(map(len, self.tombstones.values()))}
 
     # ------------------------------------------------------------ the trees
 
-    def _listed(self, message: Listed) -> None:
-        ref = self.actor_ref
-        for key in message.keys:
-            if key.startswith(b"\x00"):
-                continue
-            self._scanning += 1
-            self.storage.tell(Read(
-                key, reply=answer(ref, Scanned, key), on_error=failure(ref, Scanned, key)))
-        if message.full and message.keys:
-            # The next page once this one is read: a big store is scanned at the pace
-            # the store answers, never queueing its every key in front of the foreground.
-            self._next_page = message.keys[-1]
-            if self._scanning == 0:
-                self._list(self._next_page)
-        else:
-            self._listing_done = True
-            self._maybe_built()
+    def _marker(self, stored: bytes | None) -> None:
+        if self.indexer.is_current(stored):
+            self._scan()
+            return
+        self.counts["kv_aae_index_rebuilds"] += 1
+        log.info("aae: this store's index is %s: rebuilding it from the stored objects",
+                 "missing" if stored is None else "for another ring size")
+        self._rebuild(None)
 
-    def _maybe_built(self) -> None:
-        if self._listing_done and self._scanning == 0 and not self.built:
-            self.built = True
-            log.info("aae: trees built, %d keys in %d partitions",
-                     sum(len(i) for i in self.indexes.values()), len(self.indexes))
+    def _scanned_page(self, message: Scanned) -> None:
+        if message.failed:
+            log.error("aae: reading the index failed; retried later")
+            self._stalled = self._scan
+            return
+        partitions = self.keeper.partitions
+        for raw_key, raw_value in message.items:
+            try:
+                record = aae_index.decode(raw_key, raw_value)
+                if record.partition >= partitions:
+                    raise ValueError("partition out of range")
+            except ValueError:
+                self.counts["kv_aae_records_dropped"] += 1
+                continue
+            self.trees.setdefault(record.partition, PartitionTree()).update(
+                record.key, None, record.obj_hash, record.segment)
+            if record.tombstone:
+                self.tombstones.setdefault(record.partition, {})[record.key] = record.obj_hash
+        if message.items:
+            self._scanned = message.items[-1][0]
+        if len(message.items) >= SCAN_PAGE:
+            self._scan()
+            return
+        self.built = True
+        log.info("aae: trees built, %d keys in %d partitions",
+                 sum(len(t) for t in self.trees.values()), len(self.trees))
 
     def _partition(self, key: bytes) -> int | None:
         try:
@@ -236,23 +273,15 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         except (ValueError, UnicodeDecodeError):
             return None
 
-    def _index(self, key: bytes, value: bytes | None) -> None:
-        partition = self._partition(key)
-        if partition is None:
-            return
-        obj = object_hash(value) if value is not None else None
-        index = self.indexes.setdefault(partition, PartitionIndex())
-        if index.put(key, obj):
-            self.confirmed.pop(key, None)  # a confirmation is of the object it replaced
-            held = self.tombstones.get(partition)
-            if held is not None:
-                held.pop(key, None)
-            if value is not None and obj is not None:
-                try:
-                    if is_tombstone(version.decode(value)):
-                        self.tombstones.setdefault(partition, {})[key] = obj
-                except ValueError:
-                    log.warning("aae: the stored object %r does not decode", key[:80])
+    def _changed(self, change: IndexChange) -> None:
+        self.trees.setdefault(change.partition, PartitionTree()).update(
+            change.key, change.old, change.new, change.segment)
+        self.confirmed.pop(change.key, None)  # a confirmation is of the object it replaced
+        held = self.tombstones.get(change.partition)
+        if held is not None:
+            held.pop(change.key, None)
+        if change.new is not None and change.tombstone:
+            self.tombstones.setdefault(change.partition, {})[change.key] = change.new
 
     def _replicated(self) -> list[int]:
         ring = self.keeper.ring
@@ -322,7 +351,7 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
             self.counts["kv_aae_messages_dropped"] += 1
             self._end(False)
             return
-        tree = self.indexes.setdefault(ex.partition, PartitionIndex()).tree
+        tree = self.trees.setdefault(ex.partition, PartitionTree()).tree
         if ex.level == aae.ROOT:
             if reply.hashes == (tree.root,):
                 self.confirm(ex.partition, ex.peer, ())
@@ -358,11 +387,11 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
     def _few(self, partition: int, segments: list[int]) -> tuple[int, ...]:
         """The first of ``segments`` holding at most KEYS_PER_EXCHANGE keys here (one at
         least): the rest wait for the next exchange, and one answer stays small."""
-        index = self.indexes[partition]
+        counts = self.trees[partition].counts
         out: list[int] = []
         count = 0
         for segment in segments:
-            count += len(index.keys_in((segment,)))
+            count += counts[segment]
             if out and count > KEYS_PER_EXCHANGE:
                 break
             out.append(segment)
@@ -376,9 +405,24 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
             self.counts["kv_aae_messages_dropped"] += 1
             self._end(False)
             return
-        index = self.indexes.setdefault(ex.partition, PartitionIndex())
-        diff = compare_keys(index.keys_in(ex.segments), dict(zip(reply.keys, reply.hashes,
-                                                                  strict=True)))
+        ex.level = -2  # reading this node's keys of the segments
+        ex.theirs = reply
+        ref, eid = self.actor_ref, ex.exchange_id
+        self.storage.tell(ListItems(
+            tuple(aae_index.segment_prefix(ex.partition, s) for s in ex.segments),
+            limit=1 << 30, reply=lambda items: tell_quietly(ref, Held(eid, tuple(items))),
+            on_error=lambda _exc: tell_quietly(ref, Held(eid, None))))
+
+    def _compare(self, held: Held) -> None:
+        ex = self._exchange
+        if ex is None or ex.exchange_id != held.exchange_id or ex.theirs is None:
+            return  # the exchange ended (timed out) while the store read
+        if held.items is None:
+            self._end(False)
+            return
+        reply = ex.theirs
+        mine = self.records(held.items, ex.partition)
+        diff = compare_keys(mine, dict(zip(reply.keys, reply.hashes, strict=True)))
         self.confirm(ex.partition, ex.peer, diff.send, ex.unsure)
         wanted = self.take_keys([k for k in diff.fetch if self._partition(k) == ex.partition])
         if wanted:
@@ -386,6 +430,19 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
             self.counts["kv_aae_keys_received"] += len(wanted)
         self.send_keys(ex.peer, diff.send)
         self._end(True)
+
+    def records(self, items: Sequence[tuple[bytes, bytes]], partition: int) -> dict[bytes, int]:
+        """Storage key → object hash of the index records ``items`` of ``partition``."""
+        out: dict[bytes, int] = {}
+        for raw_key, raw_value in items:
+            try:
+                record = aae_index.decode(raw_key, raw_value)
+            except ValueError:
+                self.counts["kv_aae_records_dropped"] += 1
+                continue
+            if record.partition == partition:
+                out[record.key] = record.obj_hash
+        return out
 
     # ------------------------------------------------------------ responder
 

@@ -6,30 +6,50 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dynago.storage.engine import Write
+from dynago.kv.aae_index import IndexChange, RebuildCursor
+from dynago.kv.aae_messages import AaeKeys, AaeKeysAsk
 
 
 @dataclass(frozen=True, slots=True)
-class Committed:
-    """Private: a commit's writes, from the StorageActor's listener."""
+class IndexChanged:
+    """Private: what a commit changed in the index, from the StorageActor's listener."""
 
-    writes: tuple[Write, ...]
+    changes: tuple[IndexChange, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Listed:
-    """Private: a page of the keys listed while the trees are built."""
+class MarkerRead:
+    """Private: the index's MARKER as stored (None: none), read at start."""
 
-    keys: tuple[bytes, ...]
-    full: bool
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    """Private: a rebuild step committed (``cursor``: the next, None: done) or failed."""
+
+    cursor: RebuildCursor | None
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Scanned:
-    """Private: one listed key's stored value, read to hash it."""
+    """Private: a page of index records read while the trees are built (``failed``: the
+    read failed, so the page is read again)."""
 
-    key: bytes
-    data: bytes | None
+    items: tuple[tuple[bytes, bytes], ...]
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Private: the records an exchange step asked the store for (``for_ask``: to answer
+    a peer's AaeKeysAsk; else the keys of the exchange ``exchange_id`` to compare)."""
+
+    exchange_id: int
+    items: tuple[tuple[bytes, bytes], ...] | None
+    sender: str = ""
+    for_ask: AaeKeysAsk | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +81,5 @@ class Exchange:
     segments: tuple[int, ...] = ()
     unsure: frozenset[int] = frozenset()
     """Segments found differing and left for a later exchange: no confirmation there."""
+    theirs: AaeKeys | None = None
+    """The peer's keys, kept while this node's are read from the store."""

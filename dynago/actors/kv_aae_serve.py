@@ -3,8 +3,10 @@ asks from this node's trees, sending repairs within the budget, and reaping tomb
 every replica confirmed (dynago.kv.reap).
 
 * **Asks** (AaeHashesAsk, AaeKeysAsk, AaePush) of a partition outside the ring, of a
-  branch or level that does not exist, are dropped and counted; asked before the trees
-  are built, or of a partition this node does not replicate, they get ``AaeRefused``.
+  branch, segment or level that does not exist, are dropped and counted; asked before
+  the trees are built, or of a partition this node does not replicate, they get
+  ``AaeRefused``. Hashes come from the trees in memory; keys from the index records on
+  disk (read from the store, then answered).
 * **Repairs** are ReplicaPut (origin "anti-entropy") with request ids from
   ``AAE_REQUEST_BASE`` up, whose acks the KvActor drops: one key costs a keys/s token
   when it is chosen and its bytes a bytes/s token when it is read; what the budget does
@@ -24,13 +26,15 @@ from typing import Any
 
 import pykka
 
+from dynago.actors.kv_aae_messages import Held
 from dynago.actors.refs import tell_quietly
-from dynago.actors.storage_messages import Origin, Read, Update
+from dynago.actors.storage_messages import ListItems, Origin, Read, Update
+from dynago.kv import aae_index
 from dynago.kv import aae_messages as aae
 from dynago.kv.messages import ReplicaPut
 from dynago.kv.model import ObjectKey
 from dynago.kv.reap import may_reap, reap_update
-from dynago.kv.tictac import BRANCHES, PartitionIndex, TokenBucket, segment_of
+from dynago.kv.tictac import BRANCHES, SEGMENTS, PartitionTree, TokenBucket, segment_of
 from dynago.transport.kv_aae_codec import MAX_AAE_KEYS
 
 log = logging.getLogger(__name__)
@@ -97,10 +101,12 @@ class AaeServing:
     actor_ref: Any
     built: bool
     counts: dict[str, int]
-    indexes: dict[int, PartitionIndex]
+    trees: dict[int, PartitionTree]
     tombstones: dict[int, dict[bytes, int]]
     keys_bucket: TokenBucket
     bytes_bucket: TokenBucket
+    _partition: Callable[[bytes], int | None]
+    records: Callable[[Sequence[tuple[bytes, bytes]], int], dict[bytes, int]]
 
     def init_serving(self) -> None:
         self.confirmed: dict[bytes, dict[str, int]] = {}  # key -> node -> hash it holds
@@ -123,24 +129,45 @@ class AaeServing:
         if self.name not in ring.preference_list(ask.partition):
             self.peers.send(sender, aae.AaeRefused(ask.exchange_id, "not a replica"))
             return
-        index = self.indexes.get(ask.partition) or PartitionIndex()
+        tree = self.trees.get(ask.partition) or PartitionTree()
         match ask:
             case aae.AaeHashesAsk():
-                self._serve_hashes(sender, ask, index)
+                self._serve_hashes(sender, ask, tree)
             case aae.AaeKeysAsk():
-                held = index.keys_in(ask.segments)
-                for key in ask.keys:
-                    obj = index.get(key)
-                    if obj is not None:
-                        held[key] = obj
-                held = whole_segments(held, MAX_AAE_KEYS)
-                self.peers.send(sender, aae.AaeKeys(ask.exchange_id, ask.partition,
-                                                    tuple(held), tuple(held.values())))
+                if not all(0 <= s < SEGMENTS for s in ask.segments):
+                    self.dropped()
+                    return
+                # The named keys' records first, then the segments' (lowest first); one
+                # more than fits, so that whole_segments can tell a segment was cut.
+                prefixes = [aae_index.record_key(ask.partition, segment_of(k), k)
+                            for k in ask.keys]
+                prefixes += [aae_index.segment_prefix(ask.partition, s)
+                             for s in sorted(set(ask.segments))]
+                ref = self.actor_ref
+                self.storage.tell(ListItems(
+                    tuple(prefixes), limit=MAX_AAE_KEYS + 1 + len(ask.keys),
+                    reply=lambda items: tell_quietly(
+                        ref, Held(ask.exchange_id, tuple(items), sender, ask)),
+                    on_error=lambda _exc: tell_quietly(
+                        ref, Held(ask.exchange_id, None, sender, ask))))
             case aae.AaePush():
-                self.send_keys(sender, [k for k in ask.keys if index.get(k) is not None])
+                self.send_keys(sender, [k for k in ask.keys
+                                        if self._partition(k) == ask.partition])
+
+    def serve_keys(self, held: Held) -> None:
+        """Answer the AaeKeysAsk ``held.for_ask`` with the records read for it."""
+        ask = held.for_ask
+        assert ask is not None
+        if held.items is None:
+            self.peers.send(held.sender, aae.AaeRefused(ask.exchange_id,
+                                                        "the store could not be read"))
+            return
+        found = whole_segments(self.records(held.items, ask.partition), MAX_AAE_KEYS)
+        self.peers.send(held.sender, aae.AaeKeys(ask.exchange_id, ask.partition,
+                                                 tuple(found), tuple(found.values())))
 
     def _serve_hashes(self, sender: str, ask: aae.AaeHashesAsk,
-                      index: PartitionIndex) -> None:
+                      index: PartitionTree) -> None:
         ids: tuple[int, ...]
         hashes: tuple[int, ...]
         if ask.level == aae.ROOT:
@@ -205,9 +232,8 @@ class AaeServing:
         """``peer`` holds what this node holds for every key of ``partition`` but
         ``differ`` and those in segments ``unsure`` (found differing, not compared yet):
         that confirms the tombstones among them; reap those all confirmed."""
-        index = self.indexes.get(partition)
         tombstones = self.tombstones.get(partition)
-        if index is None or not tombstones:
+        if partition not in self.trees or not tombstones:
             return
         skip = set(differ)
         replicas = self.keeper.ring.preference_list(partition)

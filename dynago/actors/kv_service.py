@@ -52,6 +52,7 @@ from dynago.actors.refs import tell_if_alive, tell_quietly
 from dynago.actors.routing import PeerDirectory, send_to_peer
 from dynago.actors.storage import StorageActor, storage_stats
 from dynago.actors.storage_messages import StorageStats
+from dynago.kv.aae_index import AaeIndexer
 from dynago.kv.aae_messages import AAE_MESSAGE_TYPES
 from dynago.kv.config import KvConfig
 from dynago.kv.explain import KvExplain, KvExplainReply
@@ -97,7 +98,7 @@ class KvServiceSnapshot:
             out.update(self.handoff.counters)
         stored = self.store
         if stored is not None:
-            out.update({"kv_store_keys": stored.keys, "kv_store_bytes": stored.size_bytes,
+            out.update({"kv_store_keys": stored.objects, "kv_store_bytes": stored.size_bytes,
                         "kv_store_writes": stored.writes, "kv_store_commits": stored.commits,
                         "kv_store_fsyncs": stored.fsyncs, "kv_store_errors": stored.errors})
         if self.ring_partitions:
@@ -152,7 +153,7 @@ class KvService:
         self.open_storage()
         engine, self._engine = self._engine, None
         assert engine is not None
-        self.storage = StorageActor.start(engine)
+        self.storage = StorageActor.start(engine, indexer=AaeIndexer(config.ring_partitions))
         zone = self._zone if self._zone is not None else dict(context.tags).get(ZONE_TAG)
         self.ring = RingKeeper(context.name, partitions=config.ring_partitions,
                                n_val=config.n_val, grace_s=self.kv_config.ring_grace_s,

@@ -24,6 +24,10 @@ that raises or an unknown message is logged and counted, and the next message is
 handled. Messages and the reply contract: dynago.actors.storage_messages (replies run
 on this actor's thread and must not block).
 
+Derived records. Given an ``indexer`` (dynago.kv.aae_index.AaeIndexer for a KV node),
+every commit also writes the records the indexer derives from the batch, in the same
+transaction, and tells the WatchIndex listeners what changed once it returned.
+
 The actor closes its engine when it stops, after committing what was pending.
 """
 
@@ -42,12 +46,17 @@ from dynago.actors.storage_messages import (
     DeleteIf,
     GetStats,
     History,
+    Indexer,
+    IndexListener,
+    ListItems,
     ListKeys,
     Origin,
     Read,
+    RebuildIndex,
     StorageStats,
     Update,
     WatchCommits,
+    WatchIndex,
 )
 from dynago.storage.engine import Engine, check_key, check_list_args
 from dynago.storage.history import WriteHistory, WriteRecord
@@ -59,6 +68,9 @@ DEFAULT_MAX_BATCH = 256
 for the first writes of a full batch; 256 writes of ~1 KiB is well under a millisecond of
 work before the sync."""
 
+OBJECTS_FROM = b"\x01"
+"""The first possible object key: every key below it is node-local (under NUL)."""
+
 _OnOk = Callable[[], None]
 _OnFail = Callable[[Exception], None]
 
@@ -67,7 +79,8 @@ class StorageActor(pykka.ThreadingActor):
     """Owns ``engine`` (closing it when stopped). ``max_batch`` is at least 1."""
 
     def __init__(self, engine: Engine, *, max_batch: int = DEFAULT_MAX_BATCH,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 indexer: Indexer | None = None) -> None:
         super().__init__()
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
@@ -83,6 +96,8 @@ class StorageActor(pykka.ThreadingActor):
         self._history = WriteHistory()
         self._wall = wall
         self._listeners: list[CommitListener] = []
+        self._indexer = indexer
+        self._index_listeners: list[IndexListener] = []
         self._counts = dict.fromkeys(
             ("reads", "updates", "writes", "commits", "fsyncs", "max_batch", "fn_errors",
              "failed_commits", "errors"), 0,
@@ -123,6 +138,12 @@ class StorageActor(pykka.ThreadingActor):
                 self._call(message.reply, self._history.of(message.key))
             elif isinstance(message, WatchCommits):
                 self._listeners.append(message.listener)
+            elif isinstance(message, ListItems):
+                self._list_items(message)
+            elif isinstance(message, WatchIndex):
+                self._index_listeners.append(message.listener)
+            elif isinstance(message, RebuildIndex):
+                self._rebuild_index(message)
             elif isinstance(message, GetStats):
                 # Counted after the batch being gathered: what was told before is in them.
                 self._commit_batch()
@@ -241,6 +262,41 @@ class StorageActor(pykka.ThreadingActor):
         else:
             answer()
 
+    def _list_items(self, message: ListItems) -> None:
+        def answer() -> None:
+            try:
+                check_list_args(message.limit)
+                found: list[tuple[bytes, bytes]] = []
+                for prefix in message.prefixes:
+                    left = message.limit - len(found)
+                    if left <= 0:
+                        break
+                    found += self._engine.items(prefix, after=message.after, limit=left)
+            except Exception as error:  # noqa: BLE001
+                self._failed(message.on_error, error, "item listing")
+                return
+            self._call(message.reply, found)
+
+        if self._deferred:
+            self._deferred.append((answer, lambda _error: answer()))
+        else:
+            answer()
+
+    def _rebuild_index(self, message: RebuildIndex) -> None:
+        self._commit_batch()  # the step sees, and follows, every write told before it
+        try:
+            if self._indexer is None:
+                raise ValueError("this store keeps no index")
+            writes, cursor = self._indexer.rebuild_step(message.cursor, self._engine.items)
+            if writes:
+                self._engine.commit(writes)
+                self._counts["commits"] += 1
+                self._counts["fsyncs"] += int(self._engine.durable)
+        except Exception as error:  # noqa: BLE001 - the step fails, the actor lives on
+            self._failed(message.on_error, error, "index rebuild step")
+            return
+        self._call(message.reply, cursor)
+
     # ------------------------------------------------------------------ the batch
 
     def _write(self, key: bytes, value: bytes | None, reply: Callable[[Any], None],
@@ -263,8 +319,13 @@ class StorageActor(pykka.ThreadingActor):
         batch_writes, deferred, origins = self._batch_writes, self._deferred, self._origins
         self._pending, self._batch_writes, self._deferred, self._origins = {}, 0, [], []
         if writes:
+            changes: list[Any] = []
             try:
-                self._engine.commit(writes)
+                if self._indexer is not None:
+                    derived, changes = self._indexer.derive(writes, self._engine.get)
+                    self._engine.commit(writes + derived if derived else writes)
+                else:
+                    self._engine.commit(writes)
             except Exception as error:  # noqa: BLE001 - the batch fails, the actor lives on
                 self._counts["failed_commits"] += 1
                 self._counts["errors"] += 1
@@ -277,6 +338,9 @@ class StorageActor(pykka.ThreadingActor):
             self._counts["writes"] += batch_writes
             self._counts["max_batch"] = max(self._counts["max_batch"], batch_writes)
             self._committed(writes, origins)
+            if changes:
+                for index_listener in self._index_listeners:
+                    self._call(index_listener, changes)
         for on_ok, _ in deferred:
             on_ok()
 
@@ -312,6 +376,7 @@ class StorageActor(pykka.ThreadingActor):
     def stats(self) -> StorageStats:
         """The counters now (on the actor's thread; others ``ask(GetStats())``)."""
         return StorageStats(engine=self._engine.kind, keys=self._engine.count(),
+                            objects=self._engine.count(OBJECTS_FROM),
                             size_bytes=self._engine.size_bytes(), **self._counts)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from dynago.storage.engine import Write
 from dynago.storage.history import WriteRecord
@@ -136,8 +137,63 @@ class WatchCommits:
     listener: CommitListener
 
 
+@dataclass(frozen=True, slots=True)
+class ListItems:
+    """``reply(items)``: the ``(key, value)`` pairs of keys starting with each of
+    ``prefixes`` in turn (each prefix's in byte order, those greater than ``after``), at
+    most ``limit`` in all. Answered, like ListKeys, from the engine once the batch being
+    gathered is committed (so after the commit listeners of that batch were called)."""
+
+    prefixes: tuple[bytes, ...]
+    reply: Callable[[list[tuple[bytes, bytes]]], None]
+    limit: int = 10000
+    after: bytes | None = None
+    on_error: Callable[[Exception], None] | None = None
+
+
+class Indexer(Protocol):
+    """Records derived from the objects, kept by the StorageActor in the same
+    transactions as the objects (dynago.kv.aae_index.AaeIndexer is the one there is)."""
+
+    def derive(self, writes: Sequence[Write], get: Callable[[bytes], bytes | None]
+               ) -> tuple[list[Write], list[Any]]:
+        """The writes to add to a batch of ``writes`` (``get`` reads the committed
+        store) and the changes to tell the index listeners once it is committed."""
+        ...
+
+    def rebuild_step(self, cursor: Any, items: Callable[..., list[tuple[bytes, bytes]]]
+                     ) -> tuple[list[Write], Any]:
+        """One step of building the records anew: writes to commit, the next cursor
+        (None: done). ``cursor`` None is the first step."""
+        ...
+
+
+IndexListener = Callable[[list[Any]], None]
+"""Called on the StorageActor's thread after every commit that changed the index, with
+the indexer's changes. Must not block or raise (tell an actor)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchIndex:
+    """Call ``listener`` with the index changes of every later commit."""
+
+    listener: IndexListener
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildIndex:
+    """Run one step of the indexer's rebuild from ``cursor`` (None: the first), in a
+    transaction of its own after the batch being gathered: ``reply(next cursor)``
+    (None: done), ``on_error`` if it failed (nothing of the step stored) or the store
+    keeps no index."""
+
+    cursor: Any
+    reply: Callable[[Any], None]
+    on_error: Callable[[Exception], None]
+
+
 StorageMessage = (Read | Update | Delete | ListKeys | GetStats | History | WatchCommits
-                  | DeleteIf)
+                  | DeleteIf | ListItems | WatchIndex | RebuildIndex)
 """Everything the StorageActor takes."""
 
 
@@ -149,6 +205,9 @@ class StorageStats:
     engine: str
     """``"lmdb"``, ``"sqlite"`` or ``"memory"``."""
     keys: int
+    """Every key the engine holds, the node-local ones (hints, indexes) included."""
+    objects: int
+    """Keys outside NUL: the client objects this node holds."""
     size_bytes: int
     reads: int
     updates: int

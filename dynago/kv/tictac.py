@@ -82,8 +82,10 @@ class TicTacTree:
             tree.update(key, None, obj)
         return tree
 
-    def update(self, key: bytes, old: int | None, new: int | None) -> None:
-        """``key``'s object hash went from ``old`` to ``new`` (None: absent)."""
+    def update(self, key: bytes, old: int | None, new: int | None,
+               segment: int | None = None) -> None:
+        """``key``'s object hash went from ``old`` to ``new`` (None: absent); ``segment``
+        is ``segment_of(key)``, computed if not given."""
         if old == new:
             return
         change = 0
@@ -91,7 +93,8 @@ class TicTacTree:
             change ^= leaf_hash(key, old)
         if new is not None:
             change ^= leaf_hash(key, new)
-        segment = segment_of(key)
+        if segment is None:
+            segment = segment_of(key)
         self.segments[segment] ^= change
         self.branches[segment // BRANCH_WIDTH] ^= change
 
@@ -121,50 +124,32 @@ class TicTacTree:
     __hash__ = None  # type: ignore[assignment]  # mutable
 
 
-class PartitionIndex:
-    """The keys of one partition held here, with their object hashes, by segment, and the
-    tree of them, kept together so they never disagree."""
+class PartitionTree:
+    """The tree of one partition and how many keys each segment holds: what the node
+    keeps in memory per partition, whatever its key count (the keys themselves and their
+    hashes are records on disk: dynago.kv.aae_index)."""
 
-    __slots__ = ("tree", "_by_segment", "_count")
+    __slots__ = ("tree", "counts", "_count")
 
     def __init__(self) -> None:
         self.tree = TicTacTree()
-        self._by_segment: dict[int, dict[bytes, int]] = {}
+        self.counts = [0] * SEGMENTS
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def get(self, key: bytes) -> int | None:
-        held = self._by_segment.get(segment_of(key))
-        return held.get(key) if held is not None else None
-
-    def put(self, key: bytes, obj: int | None) -> bool:
-        """``key`` now holds an object of hash ``obj`` (None: deleted). True if changed."""
-        segment = segment_of(key)
-        held = self._by_segment.setdefault(segment, {})
-        old = held.get(key)
-        if old == obj:
-            if not held:
-                del self._by_segment[segment]
-            return False
-        if obj is None:
-            del held[key]
-            self._count -= 1
-            if not held:
-                del self._by_segment[segment]
-        else:
-            held[key] = obj
-            self._count += old is None
-        self.tree.update(key, old, obj)
-        return True
-
-    def keys_in(self, segments: Iterable[int]) -> dict[bytes, int]:
-        """Storage key → object hash of every key in ``segments``."""
-        out: dict[bytes, int] = {}
-        for segment in segments:
-            out.update(self._by_segment.get(segment, {}))
-        return out
+    def update(self, key: bytes, old: int | None, new: int | None,
+               segment: int | None = None) -> None:
+        """``key`` (of ``segment``, computed if not given) went from an object of hash
+        ``old`` to one of hash ``new`` (None: absent)."""
+        if old == new:
+            return
+        segment = segment_of(key) if segment is None else segment
+        self.tree.update(key, old, new, segment)
+        change = (new is not None) - (old is not None)
+        self.counts[segment] += change
+        self._count += change
 
 
 def differing(mine: Mapping[int, int], theirs: Mapping[int, int]) -> list[int]:

@@ -121,8 +121,10 @@ def kv_families(snapshot: KvServiceSnapshot) -> Iterator[Metric]:
                                     value=kv.counters["kv_aae_lag_s"])
     store = snapshot.store
     if store is not None:
-        yield GaugeMetricFamily("dynago_kv_store_keys", "Keys in this node's store.",
-                                value=store.keys)
+        yield GaugeMetricFamily("dynago_kv_store_keys",
+                                "Client objects in this node's store (node-local records "
+                                "such as hints and the anti-entropy index not counted).",
+                                value=store.objects)
         yield GaugeMetricFamily("dynago_kv_store_size_bytes",
                                 "Size of this node's store (the engine's figure).",
                                 value=store.size_bytes)

@@ -26,12 +26,13 @@ from dynago.actors.timers import ManualScheduler
 from dynago.clock import ManualClock
 from dynago.kv import aae_messages as aae
 from dynago.kv import version
+from dynago.kv.aae_index import AaeIndexer
 from dynago.kv.config import KvConfig
 from dynago.kv.members import RingKeeper
 from dynago.kv.model import Content, ObjectKey
 from dynago.kv.reap import is_marker
 from dynago.kv.ring import partition_of
-from dynago.kv.tictac import PartitionIndex, object_hash
+from dynago.kv.tictac import TicTacTree, object_hash
 from dynago.node import Node
 from dynago.storage import MemoryEngine
 
@@ -189,7 +190,7 @@ def test_aae_stalled_exchange_is_abandoned_and_the_next_one_starts() -> None:
     keeper = RingKeeper("a", partitions=64, n_val=3, grace_s=5.0)
     keeper.seen([("a", 1, "alive", ()), ("b", 1, "alive", ())], clock.monotonic())
     keeper.rebuild(clock.monotonic())
-    storage = StorageActor.start(MemoryEngine())
+    storage = StorageActor.start(MemoryEngine(), indexer=AaeIndexer(64))
     actor = AntiEntropyActor.start(
         name="a", kv_config=KvConfig(aae_exchange_interval_s=1.0, request_timeout_s=5.0),
         storage=storage, peers=sent, clock=clock, scheduler=scheduler, ring=keeper)
@@ -249,7 +250,7 @@ def test_aae_tombstone_is_reaped_only_once_every_replica_confirmed() -> None:
     keeper = RingKeeper("a", partitions=64, n_val=3, grace_s=5.0)
     keeper.seen([(n, 1, "alive", ()) for n in ("a", "b", "c")], clock.monotonic())
     keeper.rebuild(clock.monotonic())
-    storage = StorageActor.start(MemoryEngine())
+    storage = StorageActor.start(MemoryEngine(), indexer=AaeIndexer(64))
     key = ObjectKey("b", "dead")
     live = version.coordinate(version.EMPTY, None, "a", Content(b"v"))
     tomb = version.encode(version.coordinate(live, live.clock, "a",
@@ -259,8 +260,7 @@ def test_aae_tombstone_is_reaped_only_once_every_replica_confirmed() -> None:
                         on_error=done.append))
     eventually(lambda: done, "the tombstone stored")
     target = partition_of(key, 64)
-    index = PartitionIndex()
-    index.put(key.storage_key(), object_hash(tomb))
+    tree = TicTacTree.of([(key.storage_key(), object_hash(tomb))])
     actor = AntiEntropyActor.start(
         name="a", kv_config=KvConfig(aae_exchange_interval_s=1.0, request_timeout_s=5.0),
         storage=storage, peers=sent, clock=clock, scheduler=scheduler, ring=keeper)
@@ -282,7 +282,7 @@ def test_aae_tombstone_is_reaped_only_once_every_replica_confirmed() -> None:
                 answer: object = aae.AaeRefused(ask.exchange_id, "not in this test")
             else:
                 answer = aae.AaeHashes(ask.exchange_id, target, aae.ROOT, (0,),
-                                       (index.tree.root,))
+                                       (tree.root,))
                 confirmed.add(peer)
             actor.tell(PeerMessage(peer, "", answer))  # type: ignore[arg-type]
             actor.ask(GetAaeStats())  # handled before the next tick
