@@ -19,7 +19,19 @@ import pykka
 import pytest
 
 from dynago.actors.storage import StorageActor, storage_stats
-from dynago.actors.storage_messages import Delete, GetStats, ListKeys, Read, Update
+from dynago.actors.storage_messages import (
+    Delete,
+    GetStats,
+    ListItems,
+    ListKeys,
+    Read,
+    Update,
+    WatchIndex,
+)
+from dynago.kv import aae_index, version
+from dynago.kv.aae_index import AaeIndexer
+from dynago.kv.model import Content, ObjectKey
+from dynago.kv.tictac import object_hash
 from dynago.storage import LmdbEngine, MemoryEngine, StorageError, Write
 
 GATE_TIMEOUT_S = 10.0
@@ -352,3 +364,32 @@ def test_storage_memory_engine_logs_one_warning(caplog: pytest.LogCaptureFixture
 def test_storage_max_batch_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         StorageActor(MemoryEngine(), max_batch=0)
+
+
+def test_storage_index_records_commit_with_the_batch_or_not_at_all(
+    replies: Replies, eventually: Callable[..., Any],
+) -> None:
+    gated = GatedEngine(gated=False)
+    changes: list[list[Any]] = []
+    storage = StorageActor.start(gated, indexer=AaeIndexer(8))
+    key = ObjectKey("b", "k").storage_key()
+    stored = version.encode(version.coordinate(version.EMPTY, None, "n", Content(b"v")))
+    storage.tell(WatchIndex(changes.append))
+    gated.failing = True
+    storage.tell(update(key, put(stored), replies, "failed"))
+    eventually(lambda: replies.of("failed!"))
+    assert gated.inner.items(b"") == [] and changes == []  # neither object nor record
+    gated.failing = False
+    storage.tell(update(key, put(stored), replies, "ok"))
+    eventually(lambda: replies.of("ok") == [stored])
+    # One commit held both, and the listener heard of it once it had returned.
+    where = AaeIndexer(8).locate(key)
+    assert where is not None
+    assert [sorted(k for k, _ in c) for c in gated.committed] == [
+        sorted([key, aae_index.record_key(*where, key)])]
+    assert [(c.key, c.old, c.new) for batch in changes for c in batch] == [
+        (key, None, object_hash(stored))]
+    storage.tell(ListItems((aae_index.RECORD_PREFIX, b"b\x00"), replies("items")))
+    eventually(lambda: replies.of("items"))
+    (items,) = replies.of("items")
+    assert [k for k, _ in items][1:] == [key] and len(items) == 2
