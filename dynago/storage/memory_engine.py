@@ -1,12 +1,15 @@
 """MemoryEngine: the store in a dict. Not durable: everything is gone when the process
 ends (a node using it logs one warning saying so). For tests and throw-away nodes.
 
-``keys`` sorts the matching keys on every call (O(n log n) for n stored keys): fine for
-the sizes this engine is meant for.
+The keys are also kept in one sorted list, so that a listing is a binary search and a
+walk (O(log n + k)), as in the durable engines' B-trees; adding or removing a key moves
+the list's tail (a memmove: microseconds at 100,000 keys), fine for the sizes this engine
+is meant for.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 from dynago.storage.engine import (
@@ -29,6 +32,7 @@ class MemoryEngine:
 
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
+        self._order: list[bytes] = []  # the keys of _data, sorted
         self._bytes = 0
         self._closed = False
 
@@ -48,6 +52,10 @@ class MemoryEngine:
             old = self._data.pop(key, None)
             if old is not None:
                 self._bytes -= len(key) + len(old)
+                if value is None:
+                    del self._order[bisect.bisect_left(self._order, key)]
+            elif value is not None:
+                bisect.insort(self._order, key)
             if value is not None:
                 self._data[key] = value
                 self._bytes += len(key) + len(value)
@@ -57,12 +65,14 @@ class MemoryEngine:
     ) -> list[bytes]:
         check_list_args(limit)
         self._check_open()
-        matching = sorted(
-            key
-            for key in self._data
-            if key.startswith(prefix) and (after is None or key > after)
-        )
-        return matching[:limit]
+        order = self._order
+        at = (bisect.bisect_right(order, after) if after is not None and after >= prefix
+              else bisect.bisect_left(order, prefix))
+        found: list[bytes] = []
+        while at < len(order) and len(found) < limit and order[at].startswith(prefix):
+            found.append(order[at])
+            at += 1
+        return found
 
     def items(
         self, prefix: bytes, *, after: bytes | None = None, limit: int = DEFAULT_LIST_LIMIT
@@ -70,7 +80,7 @@ class MemoryEngine:
         return [(key, self._data[key]) for key in self.keys(prefix, after=after, limit=limit)]
 
     def count(self, start: bytes = b"") -> int:
-        return len(self._data) if not start else sum(k >= start for k in self._data)
+        return len(self._order) - bisect.bisect_left(self._order, start)
 
     def size_bytes(self) -> int:
         return self._bytes

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dynago.storage import (
     Engine,
@@ -291,3 +293,29 @@ def test_sqlite_store_made_with_a_without_rowid_table_still_works(tmp_path: Path
     finally:
         db.close()
     assert "WITHOUT ROWID" in schema.upper()
+
+
+_short_keys = st.binary(min_size=1, max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(_short_keys, st.none() | st.just(b"v")), max_size=8),
+                max_size=10),
+       st.binary(max_size=2), st.none() | _short_keys, st.integers(1, 5))
+def test_memory_engine_listings_match_a_sorted_model(
+        batches: list[list[tuple[bytes, bytes | None]]], prefix: bytes, after: bytes | None,
+        limit: int) -> None:
+    engine = MemoryEngine()
+    model: dict[bytes, bytes] = {}
+    for batch in batches:
+        engine.commit(batch)
+        for key, value in batch:
+            if value is None:
+                model.pop(key, None)
+            else:
+                model[key] = value
+        expected = [k for k in sorted(model)
+                    if k.startswith(prefix) and (after is None or k > after)][:limit]
+        assert engine.keys(prefix, after=after, limit=limit) == expected
+        assert engine.items(prefix, after=after, limit=limit) == [(k, model[k]) for k in expected]
+        assert engine.count(prefix) == sum(k >= prefix for k in model)
