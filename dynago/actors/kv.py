@@ -52,6 +52,7 @@ from dynago.actors.kv_messages import (
     MembersSeen,
     ReplicaDone,
     RingCheck,
+    Speculate,
 )
 from dynago.actors.kv_reads import key_names, live, merge_into
 from dynago.actors.messages import PeerMessage
@@ -172,6 +173,8 @@ class KvActor(kv_coordinate.Coordinator, HandoffReads, LoopActor):
                 self._replica_done(message)
             case Expire():
                 self.expire(message.request_id)
+            case Speculate():
+                self.speculate(message.request_id)
             case MembersSeen():
                 self.ring.seen(((m.name, m.incarnation, m.status, m.tags)
                                 for m in message.members), self.clock.monotonic())

@@ -91,6 +91,14 @@ class Expire:
 
 
 @dataclass(frozen=True, slots=True)
+class Speculate:
+    """Private: get ``request_id`` waited ``speculative_read_s`` for the replicas it
+    asked (``read_fanout = "quorum"``): ask the others too."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class RingCheck:
     """Private: a failed member may have passed the ring's grace time."""
 

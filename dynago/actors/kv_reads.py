@@ -1,5 +1,16 @@
 """The KvActor's reading half: client gets (any node coordinates them) and key
-listings over the cluster. Quorum counting is GetFsm's (kv/requests.py)."""
+listings over the cluster. Quorum counting is GetFsm's (kv/requests.py).
+
+Who a get asks (``KvConfig.read_fanout``): ``"all"`` (the default, as Riak and Dynamo)
+asks every replica of the key's sloppy list at once and read-repairs every one that
+answered behind. ``"quorum"`` (as Cassandra's coordinator) asks only R of them, this
+node first, and the others only if one of those fails or none answered within
+``speculative_read_s`` (a speculative read); once the get has its outcome, replicas not
+asked count as "not asked", read repair covers those that answered, and anti-entropy the
+rest. With R + W > N every read still meets every acknowledged write; what "quorum"
+gives up is the repair of the replicas it did not ask, for half the replica messages of
+a get (N=3, R=2: 2 instead of 4). A get with PR > 0 asks every replica either way.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +25,7 @@ from dynago.actors.kv_messages import (
     KeysCallback,
     LocalDone,
     LocalKeys,
+    Speculate,
 )
 from dynago.actors.kv_sloppy import sloppy_for
 from dynago.actors.refs import tell_quietly
@@ -42,6 +54,9 @@ class GetState:
     answered: bool = False
     timer: Timer | None = None
     hint_for: dict[str, str] = field(default_factory=dict)  # fallback -> the primary
+    held: list[str] = field(default_factory=list)
+    """Replicas not asked yet (``read_fanout = "quorum"``)."""
+    speculate: Timer | None = None
 
 
 @dataclass
@@ -61,6 +76,7 @@ class ReadCoordinator:
     storage: Any
     peers: Any
     clock: Any
+    scheduler: Any
     kv_config: Any
     config: Any
     stats: Any
@@ -101,18 +117,45 @@ class ReadCoordinator:
             self._end_get(rid, get)
             return
         get.timer = self._timer(rid, timeout_s)
-        ref = self.actor_ref
-        for node in (*sloppy.nodes, *(n for n in sloppy.uncovered if self.ring.reachable(n))):
-            owner = get.hint_for.get(node, "")
-            if node == self.name:
-                stored = hint_key(owner, request.key.storage_key()) if owner else \
-                    request.key.storage_key()
-                self.storage.tell(Read(stored,
-                                       reply=lambda data: tell_quietly(ref, LocalDone(rid, data))))
-            elif not self.peers.send(node, ReplicaGet(rid, request.key, owner)):
-                self._get_step(rid, get, get.fsm.failed(node, "unreachable", now))
-                if rid not in self._gets:
-                    return
+        targets = [*sloppy.nodes, *(n for n in sloppy.uncovered if self.ring.reachable(n))]
+        if self.kv_config.read_fanout == "quorum" and quorum.pr == 0 and len(targets) > r:
+            targets.sort(key=lambda n: n != self.name)  # this node first, then list order
+            targets, get.held = targets[:r], targets[r:]
+            ref = self.actor_ref
+            get.speculate = self.scheduler.call_later(
+                self.kv_config.speculative_read_s, lambda: tell_quietly(ref, Speculate(rid)))
+        for node in targets:
+            if not self._ask_replica(rid, get, node, now):
+                return
+
+    def _ask_replica(self, rid: int, get: GetState, node: str, now: float) -> bool:
+        """Ask ``node`` for the key of get ``rid``; False if that ended the get."""
+        owner = get.hint_for.get(node, "")
+        if node == self.name:
+            stored = hint_key(owner, get.key.storage_key()) if owner else get.key.storage_key()
+            ref = self.actor_ref
+            self.storage.tell(Read(stored,
+                                   reply=lambda data: tell_quietly(ref, LocalDone(rid, data))))
+        elif not self.peers.send(node, ReplicaGet(rid, get.key, owner)):
+            self._get_step(rid, get, get.fsm.failed(node, "unreachable", now))
+        return rid in self._gets
+
+    def speculate(self, rid: int) -> None:
+        """The speculative-read timer of get ``rid``: still waiting, ask the others."""
+        get = self._gets.get(rid)
+        if get is not None and get.held and not get.answered:
+            self.stats.count("kv_speculative_reads")
+            self._release(rid, get)
+
+    def _release(self, rid: int, get: GetState) -> None:
+        held, get.held = get.held, []
+        if get.speculate is not None:
+            get.speculate.cancel()
+            get.speculate = None
+        now = self.clock.monotonic()
+        for node in held:
+            if not self._ask_replica(rid, get, node, now):
+                return
 
     def replica_replied(self, sender: str, message: ReplicaGetReply) -> None:
         get = self._gets.get(message.request_id)
@@ -134,6 +177,21 @@ class ReadCoordinator:
         if outcome is not None and not get.answered:
             get.answered = True
             self._answer_get(get, outcome)
+        if get.held:
+            if get.answered:
+                # Settled without them: they were not asked, and the get completes with
+                # those that were (read repair among them; anti-entropy for the rest).
+                held, get.held = get.held, []
+                if get.speculate is not None:
+                    get.speculate.cancel()
+                    get.speculate = None
+                now = self.clock.monotonic()
+                for node in held:
+                    get.fsm.failed(node, "not asked", now)
+            elif get.fsm.failed_count:
+                self._release(rid, get)  # one asked replica failed: ask the others now
+                if rid not in self._gets:
+                    return
         if get.answered and get.fsm.complete:
             self._read_repair(get)
         if get.answered and (get.fsm.complete or outcome is not None and
@@ -181,6 +239,8 @@ class ReadCoordinator:
         self._gets.pop(rid, None)
         if get.timer is not None:
             get.timer.cancel()
+        if get.speculate is not None:
+            get.speculate.cancel()
 
     # ------------------------------------------------------------ key listings
 

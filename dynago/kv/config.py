@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from dynago.config import ConfigError
 from dynago.storage.engine import DEFAULT_ENGINE, ENGINES
 
+READ_FANOUTS = ("all", "quorum")
+"""The values of ``KvConfig.read_fanout``."""
+
 
 @dataclass(frozen=True, slots=True)
 class KvConfig:
@@ -23,6 +26,17 @@ class KvConfig:
     """Storage engine under ``data_dir``: ``sqlite`` (default: WAL mode, one fsync per
     commit; see dynago.storage.DEFAULT_ENGINE for the measurements) or ``lmdb`` (faster
     reads, two syncs per commit, keys with their bucket at most 511 bytes)."""
+
+    read_fanout: str = "all"
+    """Which replicas a get asks: ``all`` (default, as Riak: every replica at once, and
+    read repair of each that answered behind) or ``quorum`` (R of them, this node first;
+    the others on a failure or after ``speculative_read_s``; half the replica messages
+    of a get at N=3, R=2, and read repair only of the replicas asked). See
+    dynago.actors.kv_reads."""
+
+    speculative_read_s: float = 0.05
+    """With ``read_fanout = "quorum"``: how long a get waits for the replicas it asked
+    before it asks the others too (default 50 ms)."""
 
     request_timeout_s: float = 5.0
     """How long a coordinator waits for the R or W replies of one request before it
@@ -110,6 +124,13 @@ class KvConfig:
         """Return self if usable, else raise ConfigError saying what is wrong."""
         if self.engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.read_fanout not in READ_FANOUTS:
+            raise ConfigError(f"read_fanout must be one of {', '.join(READ_FANOUTS)}, "
+                              f"got {self.read_fanout!r}")
+        if not 0 < self.speculative_read_s < self.request_timeout_s:
+            raise ConfigError(f"speculative_read_s must be greater than 0 and less than "
+                              f"request_timeout_s ({self.request_timeout_s}), "
+                              f"got {self.speculative_read_s}")
         if not self.request_timeout_s > 0:
             raise ConfigError(f"request_timeout_s must be greater than 0, "
                               f"got {self.request_timeout_s}")

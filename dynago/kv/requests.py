@@ -263,6 +263,11 @@ class GetFsm:
         """Every replica has replied or failed: nothing more will come."""
         return all(self._tally.answered(name) for name in self._tally.replicas)
 
+    @property
+    def failed_count(self) -> int:
+        """Replicas that could not answer, so far."""
+        return len(self._tally.failures)
+
     def behind(self) -> tuple[str, ...]:
         """Replicas whose reply lacks something of ``merged`` (read repair targets), in
         preference-list order."""

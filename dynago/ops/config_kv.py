@@ -23,7 +23,8 @@ KV_ENV_PREFIX = "DYNAGO_KV_"
 _TOP_LEVEL = frozenset({"data_dir", "engine", "request_timeout_s", "max_key_bytes",
                         "max_value_bytes"})
 _CONVERTERS: dict[str, Callable[[object], Any]] = {
-    "int": values.as_int, "float": values.as_float, "bool": values.as_bool}
+    "int": values.as_int, "float": values.as_float, "bool": values.as_bool,
+    "str": values.as_text}
 
 KV_FIELDS: dict[str, Callable[[object], Any]] = {
     f.name: _CONVERTERS[str(f.type)] for f in dataclasses.fields(KvConfig)
