@@ -35,7 +35,7 @@ from typing import Any
 from bench.cluster import BenchCluster, stop_on_sigterm
 from bench.kv_gen import key_name
 from bench.kv_scale import dir_bytes
-from bench.procstat import cpu_seconds
+from bench.procstat import cpu_seconds, proc_status
 from dynago.kv import version
 from dynago.kv.model import Content, ObjectKey
 from dynago.launch import LaunchError, wait_until
@@ -74,16 +74,6 @@ def fill(data_dir: Path, keys: int, value_bytes: int) -> float:
     return time.monotonic() - began
 
 
-def _status(pid: int) -> dict[str, int]:
-    out: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0])
-    return out
-
-
 def one_start(root: Path, data_dir: Path, config: Path, life: str) -> dict[str, Any]:
     """Start the node on ``data_dir``, wait for its trees, sample it, stop it."""
     with BenchCluster(logdir=root / life,
@@ -103,7 +93,7 @@ def one_start(root: Path, data_dir: Path, config: Path, life: str) -> dict[str, 
         wait_until(built, timeout_s=READY_TIMEOUT_S, interval_s=0.2,
                    what=f"the {life} start's anti-entropy trees")
         trees_s = time.time() - spawned
-        status = _status(member.pid)
+        status = proc_status(member.pid, ("VmRSS", "VmHWM"))
         cpu = cpu_seconds(member.pid)
     return {"ready_s": round(ready_s, 2), "trees_s": round(trees_s, 2),
             "rss_kib": status.get("VmRSS", 0), "peak_rss_kib": status.get("VmHWM", 0),

@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from dynago.launch import NodeProcess
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    """``VmRSS`` (KiB) and ``Threads`` of process ``pid``."""
+def proc_status(pid: int, names: Sequence[str] = ("VmRSS", "Threads")) -> dict[str, int]:
+    """Fields ``names`` of process ``pid``'s /proc status (memory ones in KiB): by
+    default ``VmRSS`` and ``Threads``."""
     fields: dict[str, int] = {}
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "Threads"):
+            if key in names:
                 fields[key] = int(value.split()[0])
     return fields
 

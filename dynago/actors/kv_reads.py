@@ -148,12 +148,8 @@ class ReadCoordinator:
             self._release(rid, get)
 
     def _release(self, rid: int, get: GetState) -> None:
-        held, get.held = get.held, []
-        if get.speculate is not None:
-            get.speculate.cancel()
-            get.speculate = None
         now = self.clock.monotonic()
-        for node in held:
+        for node in _take_held(get):
             if not self._ask_replica(rid, get, node, now):
                 return
 
@@ -181,12 +177,8 @@ class ReadCoordinator:
             if get.answered:
                 # Settled without them: they were not asked, and the get completes with
                 # those that were (read repair among them; anti-entropy for the rest).
-                held, get.held = get.held, []
-                if get.speculate is not None:
-                    get.speculate.cancel()
-                    get.speculate = None
                 now = self.clock.monotonic()
-                for node in held:
+                for node in _take_held(get):
                     get.fsm.failed(node, "not asked", now)
             elif get.fsm.failed_count:
                 self._release(rid, get)  # one asked replica failed: ask the others now
@@ -278,6 +270,15 @@ class ReadCoordinator:
                 listing.timer.cancel()
             listing.client(sorted(listing.keys))
 
+
+
+def _take_held(get: GetState) -> list[str]:
+    """The replicas ``get`` has not asked yet, now none (its speculative timer cancelled)."""
+    held, get.held = get.held, []
+    if get.speculate is not None:
+        get.speculate.cancel()
+        get.speculate = None
+    return held
 
 
 def _ignore(_result: object) -> None:

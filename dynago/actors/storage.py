@@ -257,10 +257,7 @@ class StorageActor(pykka.ThreadingActor):
                 return
             self._call(message.reply, keys)
 
-        if self._deferred:
-            self._deferred.append((answer, lambda _error: answer()))
-        else:
-            answer()
+        self._after_batch(answer)
 
     def _list_items(self, message: ListItems) -> None:
         def answer() -> None:
@@ -277,6 +274,11 @@ class StorageActor(pykka.ThreadingActor):
                 return
             self._call(message.reply, found)
 
+        self._after_batch(answer)
+
+    def _after_batch(self, answer: Callable[[], None]) -> None:
+        """Run ``answer`` (a listing from the engine) now, or once the batch being
+        gathered is committed (or failed), so that it sees what was told before it."""
         if self._deferred:
             self._deferred.append((answer, lambda _error: answer()))
         else:
