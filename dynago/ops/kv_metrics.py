@@ -19,7 +19,8 @@ KV store. Counters end in ``_total``; no other family ends in ``_sum``, ``_count
   anti-entropy: ``dynago_kv_aae_lag_seconds`` (gauge), ``dynago_kv_aae_exchanges_total``,
   ``dynago_kv_aae_segments_differing_total``, ``dynago_kv_aae_keys_sent_total``,
   ``dynago_kv_aae_keys_received_total``, ``dynago_kv_aae_tombstones_reaped_total``,
-  ``dynago_kv_aae_messages_dropped_total``.
+  ``dynago_kv_aae_messages_dropped_total``, ``dynago_kv_aae_keys`` and
+  ``dynago_kv_aae_tombstones`` (gauges); ``dynago_kv_speculative_reads_total``.
 * The store: ``dynago_kv_store_keys``, ``dynago_kv_store_size_bytes`` (gauges),
   ``dynago_kv_store_writes_total``, ``dynago_kv_store_commits_total``,
   ``dynago_kv_store_fsyncs_total``, ``dynago_kv_store_errors_total``.
@@ -84,6 +85,9 @@ KV_COUNTERS: dict[str, tuple[str, str]] = {
                                  "Tombstones every replica confirmed, reaped to markers."),
     "kv_aae_messages_dropped": ("dynago_kv_aae_messages_dropped",
                                 "Anti-entropy messages dropped: malformed or unexpected."),
+    "kv_speculative_reads": ("dynago_kv_speculative_reads",
+                             "Gets (read_fanout quorum) that waited speculative_read_s "
+                             "and asked the replicas they had held back."),
     "kv_internal_errors": ("dynago_kv_internal_errors",
                            "Messages the KV actor failed to handle (a bug: see the log)."),
 }
@@ -119,6 +123,13 @@ def kv_families(snapshot: KvServiceSnapshot) -> Iterator[Metric]:
                                     "Most seconds since a partition this node replicates "
                                     "was last compared with a replica.",
                                     value=kv.counters["kv_aae_lag_s"])
+        for key, name, text in (
+                ("kv_aae_keys", "dynago_kv_aae_keys",
+                 "Objects in this node's anti-entropy trees (its index on disk)."),
+                ("kv_aae_tombstones", "dynago_kv_aae_tombstones",
+                 "Tombstones held here waiting for every replica to confirm them.")):
+            if key in kv.counters:
+                yield GaugeMetricFamily(name, text, value=kv.counters[key])
     store = snapshot.store
     if store is not None:
         yield GaugeMetricFamily("dynago_kv_store_keys",

@@ -68,6 +68,11 @@ def test_kv_metrics_count_a_put_and_a_get(nodes: Callable[..., Node]) -> None:
         return float(found[name].samples[0].value)
 
     assert gauge("dynago_kv_store_keys") == 1
+    assert found["dynago_kv_speculative_reads"].type == "counter"  # read_fanout "all": 0
+    # Anti-entropy's trees hold the object once its commit reached them.
+    wait_until(lambda: families(a)["dynago_kv_aae_keys"].samples[0].value == 1,
+               timeout_s=TIMEOUT_S, interval_s=0.05, what="the object in the AAE trees")
+    assert families(a)["dynago_kv_aae_tombstones"].samples[0].value == 0
     assert gauge("dynago_kv_store_size_bytes") > 0
     assert gauge("dynago_kv_ring_partitions") == 64
     assert gauge("dynago_kv_ring_partitions_owned") == 64  # alone: every partition
