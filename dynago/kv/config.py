@@ -127,9 +127,12 @@ class KvConfig:
         if self.read_fanout not in READ_FANOUTS:
             raise ConfigError(f"read_fanout must be one of {', '.join(READ_FANOUTS)}, "
                               f"got {self.read_fanout!r}")
-        if not 0 < self.speculative_read_s < self.request_timeout_s:
-            raise ConfigError(f"speculative_read_s must be greater than 0 and less than "
-                              f"request_timeout_s ({self.request_timeout_s}), "
+        if not self.speculative_read_s > 0:
+            raise ConfigError(f"speculative_read_s must be greater than 0, "
+                              f"got {self.speculative_read_s}")
+        if self.read_fanout == "quorum" and self.speculative_read_s >= self.request_timeout_s:
+            raise ConfigError(f"speculative_read_s must be less than request_timeout_s "
+                              f"({self.request_timeout_s}) with read_fanout quorum, "
                               f"got {self.speculative_read_s}")
         if not self.request_timeout_s > 0:
             raise ConfigError(f"request_timeout_s must be greater than 0, "

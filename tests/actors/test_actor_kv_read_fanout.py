@@ -127,4 +127,8 @@ def test_read_fanout_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="speculative_read_s"):
         KvConfig(read_fanout="quorum", speculative_read_s=5.0,
                  request_timeout_s=5.0).validate(1 << 24)
+    with pytest.raises(ConfigError, match="speculative_read_s"):
+        KvConfig(speculative_read_s=0.0).validate(1 << 24)
     assert KvConfig(read_fanout="quorum").validate(1 << 24).read_fanout == "quorum"
+    # A short request timeout does not trip over a knob only "quorum" uses.
+    assert KvConfig(request_timeout_s=0.01).validate(1 << 24).request_timeout_s == 0.01
