@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
 from typing import Any
 
 import pykka
@@ -47,19 +46,18 @@ from dynago.actors.kv_aae_messages import (
     Scanned,
     Tick,
 )
-from dynago.actors.kv_aae_serve import AaeServing, Reaped, SendRead, answer, failure
+from dynago.actors.kv_aae_serve import AaeServing, Reaped, SendRead
+from dynago.actors.kv_aae_trees import AaeTrees
 from dynago.actors.messages import PeerMessage
 from dynago.actors.refs import tell_quietly
-from dynago.actors.storage_messages import ListItems, Read, RebuildIndex, WatchIndex
+from dynago.actors.storage_messages import ListItems
 from dynago.actors.timers import Scheduler
 from dynago.clock import Clock
 from dynago.kv import aae_index
 from dynago.kv import aae_messages as aae
-from dynago.kv.aae_index import AaeIndexer, IndexChange, RebuildCursor
+from dynago.kv.aae_index import AaeIndexer
 from dynago.kv.config import KvConfig
 from dynago.kv.members import RingKeeper
-from dynago.kv.model import ObjectKey
-from dynago.kv.ring import partition_of
 from dynago.kv.tictac import (
     BRANCHES,
     PartitionTree,
@@ -71,13 +69,10 @@ from dynago.kv.tictac import (
 
 log = logging.getLogger(__name__)
 
-SCAN_PAGE = 5000
-"""Index records read per page while the trees are built."""
-
 KEYS_PER_EXCHANGE = 1000
 """Keys of this node's (about) whose segments one exchange compares key by key."""
 
-class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
+class AntiEntropyActor(AaeTrees, AaeServing, pykka.ThreadingActor):
     """Keeps the replicas of node ``name``'s partitions equal (``peers``: a sender of
     wire messages, ``storage``: the StorageActor, ``ring``: the KvActor's RingKeeper,
     read only: its ring is replaced whole)."""
@@ -122,16 +117,7 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
     # ------------------------------------------------------------ lifecycle
 
     def on_start(self) -> None:
-        ref = self.actor_ref
-
-        def listener(changes: list[IndexChange]) -> None:  # on the StorageActor's thread
-            tell_quietly(ref, IndexChanged(tuple(changes)))
-
-        # Watch first, then read: the store answers in order on one thread, so every
-        # commit after the watch is either in a page the scan reads or told after it.
-        self.storage.tell(WatchIndex(listener))
-        self.storage.tell(Read(aae_index.MARKER, reply=answer(ref, MarkerRead),
-                               on_error=failure(ref, MarkerRead)))
+        self.start_trees()
         self._schedule()
 
     def on_stop(self) -> None:
@@ -139,18 +125,6 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
             self._timer.cancel()
         if self._exchange is not None and self._exchange.timer is not None:
             self._exchange.timer.cancel()
-
-    def _rebuild(self, cursor: RebuildCursor | None) -> None:
-        ref = self.actor_ref
-        self.storage.tell(RebuildIndex(cursor, reply=answer(ref, Rebuilt),
-                                       on_error=failure(ref, Rebuilt, cursor, value=True)))
-
-    def _scan(self) -> None:
-        ref = self.actor_ref
-        self.storage.tell(ListItems(
-            (aae_index.RECORD_PREFIX,), limit=SCAN_PAGE, after=self._scanned,
-            reply=lambda items: tell_quietly(ref, Scanned(tuple(items))),
-            on_error=lambda _exc: tell_quietly(ref, Scanned((), failed=True))))
 
     def _schedule(self) -> None:
         mean = self.kv_config.aae_exchange_interval_s
@@ -174,23 +148,13 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
     def _dispatch(self, message: Any) -> Any:
         match message:
             case IndexChanged():
-                for change in message.changes:
-                    if self.built or (self._scanned is not None
-                                      and change.record_key <= self._scanned):
-                        self._changed(change)
+                self.index_changed(message)
             case MarkerRead():
-                self._marker(message.value)
+                self.marker_read(message.value)
             case Rebuilt():
-                if message.failed:
-                    log.error("aae: a step of the index rebuild failed; retried later")
-                    self._stalled = lambda c=message.cursor: self._rebuild(c)
-                elif message.cursor is None:
-                    log.info("aae: index rebuilt")
-                    self._scan()
-                else:
-                    self._rebuild(message.cursor)
+                self.rebuilt(message)
             case Scanned():
-                self._scanned_page(message)
+                self.scanned(message)
             case Held():
                 if message.for_ask is not None:
                     self.serve_keys(message)
@@ -228,60 +192,6 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
         return dict(self.counts) | {"kv_aae_lag_s": int(lag), "kv_aae_ready": int(self.built),
                                     "kv_aae_keys": sum(len(t) for t in self.trees.values()),
                                     "kv_aae_tombstones": sum(map(len, self.tombstones.values()))}
-
-    # ------------------------------------------------------------ the trees
-
-    def _marker(self, stored: bytes | None) -> None:
-        if self.indexer.is_current(stored):
-            self._scan()
-            return
-        self.counts["kv_aae_index_rebuilds"] += 1
-        log.info("aae: this store's index is %s: rebuilding it from the stored objects",
-                 "missing" if stored is None else "for another ring size")
-        self._rebuild(None)
-
-    def _scanned_page(self, message: Scanned) -> None:
-        if message.failed:
-            log.error("aae: reading the index failed; retried later")
-            self._stalled = self._scan
-            return
-        partitions = self.keeper.partitions
-        for raw_key, raw_value in message.items:
-            try:
-                record = aae_index.decode(raw_key, raw_value)
-                if record.partition >= partitions:
-                    raise ValueError("partition out of range")
-            except ValueError:
-                self.counts["kv_aae_records_dropped"] += 1
-                continue
-            self.trees.setdefault(record.partition, PartitionTree()).update(
-                record.key, None, record.obj_hash, record.segment)
-            if record.tombstone:
-                self.tombstones.setdefault(record.partition, {})[record.key] = record.obj_hash
-        if message.items:
-            self._scanned = message.items[-1][0]
-        if len(message.items) >= SCAN_PAGE:
-            self._scan()
-            return
-        self.built = True
-        log.info("aae: trees built, %d keys in %d partitions",
-                 sum(len(t) for t in self.trees.values()), len(self.trees))
-
-    def _partition(self, key: bytes) -> int | None:
-        try:
-            return partition_of(ObjectKey.from_storage_key(key), self.keeper.partitions)
-        except (ValueError, UnicodeDecodeError):
-            return None
-
-    def _changed(self, change: IndexChange) -> None:
-        self.trees.setdefault(change.partition, PartitionTree()).update(
-            change.key, change.old, change.new, change.segment)
-        self.confirmed.pop(change.key, None)  # a confirmation is of the object it replaced
-        held = self.tombstones.get(change.partition)
-        if held is not None:
-            held.pop(change.key, None)
-        if change.new is not None and change.tombstone:
-            self.tombstones.setdefault(change.partition, {})[change.key] = change.new
 
     def _replicated(self) -> list[int]:
         ring = self.keeper.ring
@@ -430,19 +340,6 @@ class AntiEntropyActor(AaeServing, pykka.ThreadingActor):
             self.counts["kv_aae_keys_received"] += len(wanted)
         self.send_keys(ex.peer, diff.send)
         self._end(True)
-
-    def records(self, items: Sequence[tuple[bytes, bytes]], partition: int) -> dict[bytes, int]:
-        """Storage key → object hash of the index records ``items`` of ``partition``."""
-        out: dict[bytes, int] = {}
-        for raw_key, raw_value in items:
-            try:
-                record = aae_index.decode(raw_key, raw_value)
-            except ValueError:
-                self.counts["kv_aae_records_dropped"] += 1
-                continue
-            if record.partition == partition:
-                out[record.key] = record.obj_hash
-        return out
 
     # ------------------------------------------------------------ responder
 
