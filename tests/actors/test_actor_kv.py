@@ -97,25 +97,31 @@ class Reply:
         return eventually(lambda: self.results, "a reply")[0]
 
 
-@pytest.fixture(params=["thread", "loop"])
-def harness(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """A KvActor on its own thread, and hosted on an asyncio loop as a node hosts it on
-    the transport's (actors/hosting.py): every test runs on both."""
+def kv_harness(kv_config: KvConfig, loop: asyncio.AbstractEventLoop | None = None
+               ) -> dict[str, Any]:
+    """A KvActor named ME over a memory store, a ManualScheduler and a Sent (peers);
+    stop it with ``pykka.ActorRegistry.stop_all``."""
     clock = ManualClock()
     scheduler = ManualScheduler(clock)
     sent = Sent()
     storage = StorageActor.start(MemoryEngine())
     config = Config.local()
+    kv = KvActor.start(name=ME, config=config, kv_config=kv_config, storage=storage,
+                       peers=sent, clock=clock, scheduler=scheduler, loop=loop)
+    return {"kv": kv, "sent": sent, "scheduler": scheduler, "storage": storage,
+            "config": config}
+
+
+@pytest.fixture(params=["thread", "loop"])
+def harness(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """A KvActor on its own thread, and hosted on an asyncio loop as a node hosts it on
+    the transport's (actors/hosting.py): every test runs on both."""
     loop = asyncio.new_event_loop() if request.param == "loop" else None
     runner = None
     if loop is not None:
         runner = threading.Thread(target=loop.run_forever, daemon=True)
         runner.start()
-    kv = KvActor.start(name=ME, config=config,
-                       kv_config=KvConfig(request_timeout_s=TIMEOUT_S), storage=storage,
-                       peers=sent, clock=clock, scheduler=scheduler, loop=loop)
-    yield {"kv": kv, "sent": sent, "scheduler": scheduler, "storage": storage,
-           "config": config}
+    yield kv_harness(KvConfig(request_timeout_s=TIMEOUT_S), loop)
     pykka.ActorRegistry.stop_all(timeout=5)
     if loop is not None and runner is not None:
         loop.call_soon_threadsafe(loop.stop)

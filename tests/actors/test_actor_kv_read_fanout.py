@@ -13,41 +13,27 @@ from test_actor_kv import (  # tests/actors is on sys.path under pytest
     ME,
     TIMEOUT_S,
     Reply,
-    Sent,
     eventually,
     key_where,
+    kv_harness,
     members,
     routed,
 )
 
-from dynago.actors.kv import KvActor
 from dynago.actors.kv_messages import ClientGet, GetKvStats
-from dynago.actors.storage import StorageActor
-from dynago.actors.timers import ManualScheduler
-from dynago.clock import ManualClock
-from dynago.config import Config, ConfigError
+from dynago.config import ConfigError
 from dynago.kv import version
 from dynago.kv.config import KvConfig
 from dynago.kv.messages import ReplicaGet, ReplicaGetReply, ReplicaPut
 from dynago.kv.model import Content, GetReply, Quorum
-from dynago.storage import MemoryEngine
 
 SPECULATIVE_S = 0.05
 
 
 @pytest.fixture
 def harness() -> Iterator[dict[str, Any]]:
-    clock = ManualClock()
-    scheduler = ManualScheduler(clock)
-    sent = Sent()
-    storage = StorageActor.start(MemoryEngine())
-    config = Config.local()
-    kv = KvActor.start(name=ME, config=config,
-                       kv_config=KvConfig(request_timeout_s=TIMEOUT_S, read_fanout="quorum",
-                                          speculative_read_s=SPECULATIVE_S),
-                       storage=storage, peers=sent, clock=clock, scheduler=scheduler)
-    yield {"kv": kv, "sent": sent, "scheduler": scheduler, "storage": storage,
-           "config": config}
+    yield kv_harness(KvConfig(request_timeout_s=TIMEOUT_S, read_fanout="quorum",
+                              speculative_read_s=SPECULATIVE_S))
     pykka.ActorRegistry.stop_all(timeout=5)
 
 
